@@ -1,0 +1,19 @@
+{#-
+  A PX-1.0 feed: the candidate rows of one dataset (int_px__<dataset>) less the rows the
+  quality gate quarantined, with the columns named and ordered exactly as the model's YAML
+  (generated from schemas/exchange/px-1.0/datasets.yaml) declares them.
+-#}
+{% macro px_feed(candidate, dataset) -%}
+    select
+    {%- for column in model.columns.values() %}
+        candidate.{{ column.name | lower }} as {{ adapter.quote(column.name) }}{{ "," if not loop.last }}
+    {%- endfor %}
+    from {{ candidate }} as candidate
+    where not exists (
+        select 1
+        from {{ ref('quarantine') }} as quarantine
+        where
+            quarantine.dataset = '{{ dataset }}'
+            and quarantine.record_key = candidate.record_key
+    )
+{%- endmacro %}

@@ -1,0 +1,23 @@
+select
+    staff_no as k_staff,
+    staff_no,
+    full_name,
+    gender_code,
+    birth_date,
+    ethnicity_code,
+    id_type_code,
+    id_number,
+    nationality_code,
+    political_status_code,
+    native_place_code,
+    org_id,
+    staff_category_code,
+    establishment_code,
+    education_code,
+    degree_code,
+    title_code,
+    hired_on,
+    staff_status_code,
+    modified_at,
+    batch_id
+from {{ ref('stg_hr__staff') }}

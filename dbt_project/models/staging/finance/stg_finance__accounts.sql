@@ -1,0 +1,19 @@
+with
+
+source as (
+    select * from {{ source('finance', 'gl_kmb') }}
+    {{ latest_version('kmdm', 'xgsj') }}
+),
+
+renamed as (
+    select
+        {{ clean_text('kmdm') }} as account_code,
+        {{ clean_text('kmmc') }} as account_name,
+        left({{ clean_text('kmdm') }}, 4) as gov_account_code,
+        {{ crosswalk('finance', 'direction', 'yefx') }} as balance_direction,
+        try_cast(xgsj as timestamp) as modified_at,
+        _batch_id as batch_id
+    from source
+)
+
+select * from renamed

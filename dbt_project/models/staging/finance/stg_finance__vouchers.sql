@@ -1,0 +1,19 @@
+with
+
+source as (
+    select * from {{ source('finance', 'gl_pz') }}
+    {{ latest_version('pzid', 'xgsj') }}
+),
+
+renamed as (
+    select
+        pzid as voucher_id,
+        {{ clean_text('kjnd') }} as fiscal_year,
+        {{ clean_text('kjqj') }} as fiscal_period,
+        try_cast(pzrq as date) as voucher_date,
+        try_cast(xgsj as timestamp) as modified_at,
+        _batch_id as batch_id
+    from source
+)
+
+select * from renamed

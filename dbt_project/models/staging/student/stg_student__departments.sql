@@ -1,0 +1,18 @@
+with
+
+source as (
+    select * from {{ source('student', 'xg_yx') }}
+    {{ latest_version('yxdm', 'gxsj') }}
+),
+
+renamed as (
+    select
+        {{ clean_text('yxdm') }} as student_dept_code,
+        {{ clean_text('yxmc') }} as dept_name,
+        {{ crosswalk('student', 'dept', 'yxdm') }} as org_id,
+        try_cast(gxsj as timestamp) as modified_at,
+        _batch_id as batch_id
+    from source
+)
+
+select * from renamed

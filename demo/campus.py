@@ -1,0 +1,516 @@
+"""The simulated campus: four source systems with their own local codes, generated from a seed.
+
+Each system is written the way its vendor would keep it: its own table and column names, its
+own codes for gender, status, department and major, dates as text. Normalising them to the
+national and school standards is therefore real work for the warehouse. A small, seeded share
+of rows carries injected dirt; every injected fault is recorded in ``dirt.json`` (kind, system,
+table, key, field) so tests can demand that the pipeline finds exactly these and nothing else.
+
+The same seed and scale always give byte-identical databases, so the demo can be re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from campusdx.idnumbers import check_character, is_valid_ric
+
+SYSTEMS = ("hr", "student", "finance", "asset")
+CLOCK = datetime(2026, 11, 1, 8, 0, 0)
+"""The simulated "now": every modification timestamp lies before it."""
+
+# Sizes at scale 1 (the real university); the demo default is DEMO_SIZES.
+FULL_SIZES = {"students": 35_000, "staff": 3_500, "assets": 150_000, "vouchers": 250_000}
+DEMO_SIZES = {"students": 2_000, "staff": 300, "assets": 3_000, "vouchers": 4_000}
+DIRT_RATE = 0.01
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华鹏辉玲婷雪琳晨宇浩然子涵欣怡梓轩博文思远嘉豪雨萱"
+# County codes that stdnum.cn.loc accepts for every birth year used here (1960-2008).
+REGIONS = (
+    "610322 610323 610324 610326 610327 610328 610329 610330 610331 110101 110102 110105 110106 "
+    "110108 140121 140122 422822 422823 510121 510122 510321 620121 620122 640121 640122 650121"
+).split()
+
+# 人事 (HR) keeps the organisation tree; its org_id is the school's 单位号.
+ORGS = [
+    # org_id, name, short, parent, kind (HR's own words), campus, founded
+    ("001", "西安科技大学", "西科大", None, "其他", "01", "1958-09-01"),
+    ("101", "党委办公室", "党办", "001", "党政", "01", "1958-09-01"),
+    ("102", "校长办公室", "校办", "001", "党政", "01", "1958-09-01"),
+    ("103", "人事处", "人事处", "001", "党政", "01", "1960-03-01"),
+    ("104", "财务处", "财务处", "001", "党政", "01", "1960-03-01"),
+    ("105", "国有资产管理处", "资产处", "001", "党政", "01", "1995-07-01"),
+    ("106", "教务处", "教务处", "001", "党政", "01", "1958-09-01"),
+    ("201", "能源学院", "能源", "001", "院系", "01", "1999-05-01"),
+    ("202", "安全科学与工程学院", "安全", "001", "院系", "01", "1999-05-01"),
+    ("203", "机械工程学院", "机械", "001", "院系", "02", "1999-05-01"),
+    ("204", "电气与控制工程学院", "电控", "001", "院系", "02", "1999-05-01"),
+    ("205", "计算机科学与技术学院", "计算机", "001", "院系", "01", "2003-06-01"),
+    ("206", "建筑与土木工程学院", "建工", "001", "院系", "01", "1999-05-01"),
+    ("207", "测绘科学与技术学院", "测绘", "001", "院系", "01", "1999-05-01"),
+    ("208", "管理学院", "管理", "001", "院系", "01", "1999-05-01"),
+    ("209", "理学院", "理学院", "001", "院系", "02", "2001-04-01"),
+    ("210", "外国语学院", "外语", "001", "院系", "02", "2001-04-01"),
+    ("301", "西部煤矿安全研究院", "煤安院", "001", "科研", "01", "2008-10-01"),
+    ("401", "图书馆", "图书馆", "001", "教辅", "01", "1958-09-01"),
+    ("402", "网络与信息技术中心", "网信中心", "001", "教辅", "01", "2005-01-01"),
+    ("501", "后勤保障处", "后勤", "001", "直属", "01", "1990-01-01"),
+]
+ORG_KIND_IN_USE = {o[0]: "Y" for o in ORGS}
+COLLEGES = [o[0] for o in ORGS if o[4] == "院系"]
+OFFICES = [o[0] for o in ORGS if o[0] != "001"]
+
+# 学工 (student affairs) has its own department codes: X + HR code, plus one legacy code.
+STUDENT_DEPTS = {f"X{c}": c for c in COLLEGES}
+
+# 学工's majors: 校内专业号 -> (name, college, national code per the 本科专业目录, years).
+MAJORS = {
+    "0101": ("采矿工程", "201", "081501", "4"),
+    "0102": ("矿物加工工程", "201", "081503", "4"),
+    "0201": ("安全工程", "202", "082901", "4"),
+    "0301": ("机械设计制造及其自动化", "203", "080202", "4"),
+    "0401": ("电气工程及其自动化", "204", "080601", "4"),
+    "0402": ("自动化", "204", "080801", "4"),
+    "0501": ("计算机科学与技术", "205", "080901", "4"),
+    "0502": ("数据科学与大数据技术", "205", "080910T", "4"),
+    "0601": ("土木工程", "206", "081001", "4"),
+    "0701": ("测绘工程", "207", "081201", "4"),
+    "0801": ("工商管理", "208", "120201K", "4"),
+    "0802": ("会计学", "208", "120203K", "4"),
+    "0901": ("数学与应用数学", "209", "070101", "4"),
+    "1001": ("英语", "210", "050201", "4"),
+}
+
+# Local codes of each system (the crosswalks in schemas/crosswalks/ map them to the standards).
+HR_GENDER = ("男", "女")
+STUDENT_GENDER = ("M", "F")
+NATIONS = ["汉族"] * 40 + ["回族", "满族", "蒙古族", "土家族", "苗族", "壮族"]
+HR_POLITICS = ["中共党员"] * 4 + ["群众"] * 3 + ["中共预备党员", "九三学社社员", "民盟盟员"]
+STUDENT_POLITICS = ["TY"] * 6 + ["QZ"] * 3 + ["DY", "YBDY"]
+HR_CATEGORY = ["专任教师"] * 6 + ["行政人员", "教辅人员", "工勤人员", "科研人员"]
+HR_ESTABLISHMENT = {"专任教师": "教学", "行政人员": "行政", "教辅人员": "教辅", "工勤人员": "工勤", "科研人员": "科研"}
+HR_EDUCATION = [("博士研究生毕业", "博士"), ("硕士研究生毕业", "硕士"), ("大学本科毕业", "学士")]
+HR_TITLES = {
+    "专任教师": ["教授", "副教授", "副教授", "讲师", "讲师", "助教"],
+    "科研人员": ["研究员", "副研究员"],
+    "教辅人员": ["高级实验师", "实验师", "高级工程师", "工程师"],
+    "行政人员": [None, None, "工程师"],
+    "工勤人员": [None],
+}
+HR_STATUS = ["在职"] * 18 + ["退休", "调出"]
+STUDENT_STATUS = ["ZD"] * 30 + ["XX", "FX", "TX"]
+STUDENT_LEVEL = "BK"
+ASSET_USE = ["在用"] * 8 + ["闲置", "待报废"]
+ASSET_CLASSES = {  # 资产处's local category -> (name pattern, value range)
+    "JSJ": ("台式计算机", (3_000, 9_000)),
+    "BJB": ("便携式计算机", (4_000, 12_000)),
+    "SYY": ("实验仪器", (5_000, 300_000)),
+    "JJ": ("办公家具", (300, 5_000)),
+    "TS": ("图书", (20, 300)),
+    "CL": ("公务用车", (80_000, 300_000)),
+}
+BUILDINGS = [
+    ("01001", "行政楼", "01"),
+    ("01002", "图书馆", "01"),
+    ("01003", "第一教学楼", "01"),
+    ("01004", "实验楼", "01"),
+    ("02001", "临潼校区综合楼", "02"),
+    ("02002", "临潼校区实训中心", "02"),
+]
+# 财务: school sub-accounts below the 政府会计制度 一级科目 (first four characters).
+ACCOUNTS = [
+    ("1001", "库存现金", "借"),
+    ("100201", "银行存款-工商银行", "借"),
+    ("100202", "银行存款-建设银行", "借"),
+    ("1212", "应收账款", "借"),
+    ("1601", "固定资产", "借"),
+    ("2201", "应付职工薪酬", "贷"),
+    ("2302", "应付账款", "贷"),
+    ("4001", "财政拨款收入", "贷"),
+    ("4101", "事业收入", "贷"),
+    ("500101", "业务活动费用-工资福利", "借"),
+    ("500102", "业务活动费用-商品和服务", "借"),
+    ("5101", "单位管理费用", "借"),
+]
+
+
+@dataclass
+class Dirt:
+    """One injected fault: tests expect the pipeline to find exactly these."""
+
+    kind: str
+    system: str
+    table: str
+    key: str
+    field: str
+
+
+@dataclass
+class Campus:
+    """What one generation wrote, for the summary and the tests."""
+
+    seed: int
+    sizes: dict[str, int]
+    rows: dict[str, int] = field(default_factory=dict)
+    dirt: list[Dirt] = field(default_factory=list)
+
+
+def sizes_for(scale: float | None) -> dict[str, int]:
+    """Row targets: the demo default when scale is None, else ``scale`` x the real university."""
+    if scale is None:
+        return dict(DEMO_SIZES)
+    if scale <= 0:
+        raise ValueError(f"--scale must be positive, got {scale}")
+    minimum = {"students": 40, "staff": 20, "assets": 40, "vouchers": 40}
+    return {k: max(minimum[k], round(v * scale)) for k, v in FULL_SIZES.items()}
+
+
+class _Gen:
+    """Seeded helpers shared by the four systems."""
+
+    def __init__(self, seed: int) -> None:
+        self.rnd = random.Random(seed)
+
+    def pick(self, seq):
+        return seq[self.rnd.randrange(len(seq))]
+
+    def name(self) -> str:
+        given = "".join(self.pick(GIVEN) for _ in range(self.rnd.choice((1, 2, 2))))
+        return self.pick(SURNAMES) + given
+
+    def day(self, start: date, end: date) -> date:
+        return start + timedelta(days=self.rnd.randrange((end - start).days + 1))
+
+    def stamp(self, start: date) -> str:
+        """A modification timestamp between ``start`` and the simulated clock."""
+        span = int((CLOCK - datetime.combine(start, datetime.min.time())).total_seconds())
+        moment = CLOCK - timedelta(seconds=self.rnd.randrange(max(span, 1)))
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+    def id_number(self, birth: date, male: bool) -> str:
+        """A valid 18-digit 公民身份号码 (GB 11643) for the birth date and sex."""
+        seq = self.rnd.randrange(0, 500) * 2 + (1 if male else 0)
+        for _ in range(100):  # a region code must have existed on the birth date (stdnum.cn.loc)
+            body = f"{self.pick(REGIONS)}{birth:%Y%m%d}{seq:03d}"
+            number = body + check_character(body)
+            if is_valid_ric(number):
+                return number
+        raise RuntimeError(f"no region in REGIONS was in use on {birth}")
+
+    def dirty(self) -> bool:
+        return self.rnd.random() < DIRT_RATE
+
+
+def _break_check_digit(id_no: str) -> str:
+    """The same number with a check character that does not verify."""
+    good = id_no[-1]
+    return id_no[:-1] + ("0" if good != "0" else "1")
+
+
+def _write(conn: sqlite3.Connection, table: str, columns: list[str], rows: list[tuple]) -> int:
+    marks = ",".join("?" * len(columns))
+    conn.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})", rows)
+    return len(rows)
+
+
+HR_DDL = """
+CREATE TABLE hr_org (            -- 组织机构
+  org_id TEXT PRIMARY KEY,       -- 单位号
+  org_name TEXT NOT NULL,        -- 单位名称
+  org_short TEXT,                -- 单位简称
+  parent_id TEXT,                -- 上级单位号
+  org_kind TEXT,                 -- 单位性质(人事系统自定义)
+  campus TEXT,                   -- 校区
+  founded TEXT,                  -- 成立日期
+  in_use TEXT,                   -- 是否启用 Y/N
+  modified_at TEXT NOT NULL      -- 修改时间
+);
+CREATE TABLE hr_staff (          -- 教职工
+  staff_no TEXT PRIMARY KEY,     -- 工号
+  name TEXT NOT NULL,            -- 姓名
+  gender TEXT,                   -- 性别 男/女
+  birth_date TEXT,               -- 出生日期
+  nation TEXT,                   -- 民族(名称)
+  id_type TEXT,                  -- 证件类型(名称)
+  id_no TEXT,                    -- 证件号码
+  nationality TEXT,              -- 国籍(名称)
+  politics TEXT,                 -- 政治面貌(名称)
+  native_place TEXT,             -- 籍贯(行政区划码)
+  org_id TEXT,                   -- 所在单位
+  category TEXT,                 -- 教职工类别(名称)
+  establishment TEXT,            -- 编制类别(名称)
+  education TEXT,                -- 最高学历(名称)
+  degree TEXT,                   -- 最高学位(名称)
+  title TEXT,                    -- 专业技术职务(名称)
+  hire_date TEXT,                -- 来校日期
+  status TEXT,                   -- 当前状态(名称)
+  modified_at TEXT NOT NULL      -- 修改时间
+);
+"""
+
+
+def _hr(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> list[tuple[str, str, str]]:
+    """人事: the org tree and the staff. Returns (工号, org, category) for the other systems."""
+    conn.executescript(HR_DDL)
+    org_rows = [(*o, ORG_KIND_IN_USE[o[0]], f"{o[6]} 09:00:00") for o in ORGS]
+    campus.rows["hr.hr_org"] = _write(
+        conn,
+        "hr_org",
+        ["org_id", "org_name", "org_short", "parent_id", "org_kind", "campus", "founded", "in_use",
+         "modified_at"],
+        org_rows,
+    )
+    staff, people = [], []
+    for i in range(campus.sizes["staff"]):
+        staff_no = f"{1990 + i % 36}{i:04d}"
+        male = g.rnd.random() < 0.6
+        birth = g.day(date(1962, 1, 1), date(1998, 12, 31))
+        category = g.pick(HR_CATEGORY)
+        education, degree = g.pick(HR_EDUCATION)
+        org = g.pick(COLLEGES) if category in ("专任教师", "科研人员") else g.pick(OFFICES)
+        hire = g.day(max(birth + timedelta(days=365 * 23), date(1985, 7, 1)), date(2026, 9, 1))
+        id_no = g.id_number(birth, male)
+        if g.dirty():
+            id_no = _break_check_digit(id_no)
+            campus.dirt.append(Dirt("invalid_id_check_digit", "hr", "hr_staff", staff_no, "id_no"))
+        staff.append((
+            staff_no, g.name(), HR_GENDER[0 if male else 1], birth.isoformat(), g.pick(NATIONS),
+            "居民身份证", id_no, "中国", g.pick(HR_POLITICS), g.pick(REGIONS), org, category,
+            HR_ESTABLISHMENT[category], education, degree, g.pick(HR_TITLES[category]),
+            hire.isoformat(), g.pick(HR_STATUS), g.stamp(hire),
+        ))
+        people.append((staff_no, org, category))
+    campus.rows["hr.hr_staff"] = _write(
+        conn,
+        "hr_staff",
+        ["staff_no", "name", "gender", "birth_date", "nation", "id_type", "id_no", "nationality",
+         "politics", "native_place", "org_id", "category", "establishment", "education", "degree",
+         "title", "hire_date", "status", "modified_at"],
+        staff,
+    )
+    return people
+
+
+STUDENT_DDL = """
+CREATE TABLE xg_yx (             -- 院系(学工系统编码)
+  yxdm TEXT PRIMARY KEY,         -- 院系代码
+  yxmc TEXT NOT NULL,            -- 院系名称
+  gxsj TEXT NOT NULL             -- 更新时间
+);
+CREATE TABLE xg_zy (             -- 专业
+  zyh TEXT PRIMARY KEY,          -- 校内专业号
+  zymc TEXT NOT NULL,            -- 专业名称
+  yxdm TEXT,                     -- 院系代码
+  xz TEXT,                       -- 学制(年)
+  cc TEXT,                       -- 层次 BK/SS/BS
+  zszt TEXT,                     -- 招生状态 1/0
+  gxsj TEXT NOT NULL             -- 更新时间
+);
+CREATE TABLE xg_xsxx (           -- 学生信息
+  xh TEXT PRIMARY KEY,           -- 学号
+  xm TEXT NOT NULL,              -- 姓名
+  xbdm TEXT,                     -- 性别 M/F
+  csrq TEXT,                     -- 出生日期
+  mz TEXT,                       -- 民族(名称)
+  zjlx TEXT,                     -- 证件类型 SFZ/HZ/GA
+  zjhm TEXT,                     -- 证件号码
+  gj TEXT,                       -- 国籍(三字母码)
+  zzmm TEXT,                     -- 政治面貌(学工编码)
+  syd TEXT,                      -- 生源地(行政区划码)
+  yxdm TEXT,                     -- 院系代码(学工)
+  zyh TEXT,                      -- 校内专业号
+  nj TEXT,                       -- 年级
+  bh TEXT,                       -- 班号
+  rxrq TEXT,                     -- 入学日期
+  xjzt TEXT,                     -- 学籍状态(学工编码)
+  gxsj TEXT NOT NULL             -- 更新时间
+);
+"""
+
+
+def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
+    """学工/学籍: departments and majors in the system's own codes, and the students."""
+    conn.executescript(STUDENT_DDL)
+    names = {o[0]: o[1] for o in ORGS}
+    campus.rows["student.xg_yx"] = _write(
+        conn, "xg_yx", ["yxdm", "yxmc", "gxsj"],
+        [(local, names[hr], "2020-06-01 10:00:00") for local, hr in STUDENT_DEPTS.items()],
+    )
+    campus.rows["student.xg_zy"] = _write(
+        conn, "xg_zy", ["zyh", "zymc", "yxdm", "xz", "cc", "zszt", "gxsj"],
+        [(zyh, m[0], f"X{m[1]}", m[3], STUDENT_LEVEL, "1", "2020-06-01 10:00:00") for zyh, m in MAJORS.items()],
+    )
+    rows = []
+    majors = sorted(MAJORS)
+    for i in range(campus.sizes["students"]):
+        year = 2022 + i % 4
+        zyh = g.pick(majors)
+        xh = f"{year % 100:02d}{zyh}{i:05d}"
+        male = g.rnd.random() < 0.7
+        birth = g.day(date(year - 20, 1, 1), date(year - 17, 12, 31))
+        id_no = g.id_number(birth, male)
+        if g.dirty():
+            id_no = _break_check_digit(id_no)
+            campus.dirt.append(Dirt("invalid_id_check_digit", "student", "xg_xsxx", xh, "zjhm"))
+        enrolled = date(year, 9, 1 + g.rnd.randrange(5))
+        rows.append((
+            xh, g.name(), STUDENT_GENDER[0 if male else 1], birth.isoformat(), g.pick(NATIONS), "SFZ",
+            id_no, "CHN", g.pick(STUDENT_POLITICS), g.pick(REGIONS), f"X{MAJORS[zyh][1]}", zyh,
+            str(year), f"{zyh}{year % 100:02d}{1 + i % 3:02d}", enrolled.isoformat(),
+            g.pick(STUDENT_STATUS), g.stamp(enrolled),
+        ))
+    campus.rows["student.xg_xsxx"] = _write(
+        conn, "xg_xsxx",
+        ["xh", "xm", "xbdm", "csrq", "mz", "zjlx", "zjhm", "gj", "zzmm", "syd", "yxdm", "zyh", "nj", "bh",
+         "rxrq", "xjzt", "gxsj"],
+        rows,
+    )
+
+
+FINANCE_DDL = """
+CREATE TABLE gl_kmb (            -- 会计科目表
+  kmdm TEXT PRIMARY KEY,         -- 科目代码
+  kmmc TEXT NOT NULL,            -- 科目名称
+  yefx TEXT,                     -- 余额方向 借/贷
+  xgsj TEXT NOT NULL             -- 修改时间
+);
+CREATE TABLE gl_pz (             -- 凭证
+  pzid INTEGER PRIMARY KEY,      -- 凭证ID
+  kjnd TEXT NOT NULL,            -- 会计年度
+  kjqj TEXT NOT NULL,            -- 会计期间
+  pzrq TEXT,                     -- 凭证日期
+  xgsj TEXT NOT NULL             -- 修改时间
+);
+CREATE TABLE gl_fl (             -- 凭证分录
+  flid INTEGER PRIMARY KEY,      -- 分录ID
+  pzid INTEGER NOT NULL,         -- 凭证ID
+  hh INTEGER NOT NULL,           -- 行号
+  kmdm TEXT NOT NULL,            -- 科目代码
+  bmdm TEXT,                     -- 部门(单位号)
+  jfje NUMERIC(18,2) NOT NULL,   -- 借方金额
+  dfje NUMERIC(18,2) NOT NULL,   -- 贷方金额
+  wldw TEXT,                     -- 往来单位/个人(工号)
+  xgsj TEXT NOT NULL             -- 修改时间
+);
+"""
+# Balanced voucher templates: (debit account, credit account).
+VOUCHER_TEMPLATES = [
+    ("500101", "2201"), ("2201", "100201"), ("500102", "100201"), ("1601", "2302"),
+    ("2302", "100202"), ("100201", "4001"), ("100202", "4101"), ("5101", "1001"), ("1212", "4101"),
+]
+
+
+def _finance(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tuple[str, str, str]]) -> None:
+    """财务: the account chart, vouchers and their balanced entry lines."""
+    conn.executescript(FINANCE_DDL)
+    campus.rows["finance.gl_kmb"] = _write(
+        conn, "gl_kmb", ["kmdm", "kmmc", "yefx", "xgsj"], [(*a, "2024-01-01 09:00:00") for a in ACCOUNTS]
+    )
+    vouchers, lines = [], []
+    line_id = 0
+    for pzid in range(1, campus.sizes["vouchers"] + 1):
+        year = 2024 + (pzid * 3) // (campus.sizes["vouchers"] + 1)
+        period = 1 + g.rnd.randrange(12)
+        day = date(year, period, 1 + g.rnd.randrange(28))
+        stamp = f"{min(day + timedelta(days=2), CLOCK.date() - timedelta(days=1))} 17:00:00"
+        vouchers.append((pzid, str(year), f"{period:02d}", day.isoformat(), stamp))
+        debit, credit = g.pick(VOUCHER_TEMPLATES)
+        payee = g.pick(staff)[0] if debit in ("500101", "2201") else None
+        dept = g.pick(OFFICES)
+        amounts = [round(g.rnd.uniform(100, 50_000), 2) for _ in range(1 + g.rnd.randrange(3))]
+        for hh, amount in enumerate(amounts, start=1):
+            line_id += 1
+            lines.append((line_id, pzid, hh, debit, dept, f"{amount:.2f}", "0.00", payee, stamp))
+        line_id += 1
+        total = f"{sum(round(a * 100) for a in amounts) / 100:.2f}"
+        lines.append((line_id, pzid, len(amounts) + 1, credit, dept, "0.00", total, None, stamp))
+    campus.rows["finance.gl_pz"] = _write(conn, "gl_pz", ["pzid", "kjnd", "kjqj", "pzrq", "xgsj"], vouchers)
+    campus.rows["finance.gl_fl"] = _write(
+        conn, "gl_fl", ["flid", "pzid", "hh", "kmdm", "bmdm", "jfje", "dfje", "wldw", "xgsj"], lines
+    )
+
+
+ASSET_DDL = """
+CREATE TABLE zc_ly (             -- 楼宇
+  lydm TEXT PRIMARY KEY,         -- 楼宇代码(校区+楼号)
+  lymc TEXT NOT NULL,            -- 楼宇名称
+  xqdm TEXT,                     -- 校区代码
+  xgsj TEXT NOT NULL             -- 修改时间
+);
+CREATE TABLE zc_kp (             -- 资产卡片
+  zcbh TEXT PRIMARY KEY,         -- 资产编号
+  zcmc TEXT NOT NULL,            -- 资产名称
+  flh TEXT,                      -- 分类号(资产处编码)
+  sydw TEXT,                     -- 使用单位(单位号)
+  syr TEXT,                      -- 使用人(工号)
+  cfdd TEXT,                     -- 存放地点(楼宇代码)
+  qdrq TEXT,                     -- 取得日期
+  jz NUMERIC(18,2),              -- 价值
+  sl INTEGER,                    -- 数量
+  syzk TEXT,                     -- 使用状况(名称)
+  zzzt TEXT,                     -- 在账状态(名称)
+  xgsj TEXT NOT NULL             -- 修改时间
+);
+"""
+
+
+def _asset(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tuple[str, str, str]]) -> None:
+    """资产: buildings and asset cards held by departments and custodians."""
+    conn.executescript(ASSET_DDL)
+    campus.rows["asset.zc_ly"] = _write(
+        conn, "zc_ly", ["lydm", "lymc", "xqdm", "xgsj"], [(*b, "2015-01-01 09:00:00") for b in BUILDINGS]
+    )
+    classes = sorted(ASSET_CLASSES)
+    cards = []
+    for i in range(campus.sizes["assets"]):
+        flh = g.pick(classes)
+        label, (low, high) = ASSET_CLASSES[flh]
+        staff_no, org, _ = g.pick(staff)
+        acquired = g.day(date(2005, 1, 1), date(2026, 10, 1))
+        quantity = 1 if flh != "TS" else 1 + g.rnd.randrange(50)
+        disposed = g.rnd.random() < 0.03
+        cards.append((
+            f"ZC{acquired.year}{i:07d}", label, flh, org, staff_no, g.pick(BUILDINGS)[0], acquired.isoformat(),
+            f"{g.rnd.uniform(low, high):.2f}", quantity, "待报废" if disposed else g.pick(ASSET_USE),
+            "已处置" if disposed else "在账", g.stamp(acquired),
+        ))
+    campus.rows["asset.zc_kp"] = _write(
+        conn, "zc_kp", ["zcbh", "zcmc", "flh", "sydw", "syr", "cfdd", "qdrq", "jz", "sl", "syzk", "zzzt", "xgsj"],
+        cards,
+    )
+
+
+def generate(out_dir: Path, *, seed: int = 20261122, scale: float | None = None) -> Campus:
+    """Write the four source systems as SQLite databases under ``out_dir``.
+
+    Existing databases are replaced (each written to a temporary name, then renamed), and the
+    ground truth of injected dirt is written to ``dirt.json`` beside them.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    campus = Campus(seed=seed, sizes=sizes_for(scale))
+    g = _Gen(seed)
+    staff: list[tuple[str, str, str]] = []
+    for system in SYSTEMS:
+        final = out_dir / f"{system}.sqlite"
+        tmp = final.with_suffix(".sqlite.tmp")
+        tmp.unlink(missing_ok=True)
+        with sqlite3.connect(tmp) as conn:
+            if system == "hr":
+                staff = _hr(conn, g, campus)
+            elif system == "student":
+                _student(conn, g, campus)
+            elif system == "finance":
+                _finance(conn, g, campus, staff)
+            else:
+                _asset(conn, g, campus, staff)
+        conn.close()
+        tmp.replace(final)
+    truth = {"seed": seed, "sizes": campus.sizes, "rows": campus.rows, "dirt": [asdict(d) for d in campus.dirt]}
+    (out_dir / "dirt.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return campus

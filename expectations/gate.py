@@ -1,0 +1,273 @@
+"""The quality gate: validate each PX dataset's candidate rows with Great Expectations.
+
+For every dataset the gate reads ``int_px__<dataset>`` from the warehouse (read-only, closed
+before validating: dbt is the writer), validates it through GX's pandas datasource (GX's SQL
+datasource does not work on DuckDB), and writes:
+
+- ``quality/findings/<DATASET>.parquet``: one row per failing row, rule and field. The dbt
+  model ``quarantine`` reads these; ``feed_px__<dataset>`` leaves those rows out.
+- ``quality/gate/<DATASET>.json``: the verdict (passed / blocked), counts per rule, and why.
+- GX Data Docs under ``quality/gx/``.
+
+Row-level error rules quarantine rows and the dataset still publishes; a dataset-level error
+rule, or more quarantined rows than the dataset's tolerated share, blocks its publish.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from campusdx.settings import Paths, paths as default_paths
+from connectors.exchange.profile import Dataset, load_profile
+from connectors.sources.landing import write_atomic
+from expectations.rules import Rule, RuleBook, load_rules
+
+log = logging.getLogger(__name__)
+
+KEY_COLUMN = "record_key"
+FINDINGS_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()), ("record_key", pa.string()), ("rule_id", pa.string()),
+        ("severity", pa.string()), ("field", pa.string()), ("value", pa.string()),
+        ("source_system", pa.string()), ("batch_id", pa.string()), ("run_id", pa.string()),
+        ("checked_at", pa.timestamp("us")),
+    ]
+)
+# Which source system each dataset's rows come from (一数一源), for the quarantine's lineage.
+SOURCE_SYSTEM = {"ZZJG": "hr", "JZGJBXX": "hr", "XSJBXX": "student", "ZY": "student", "XJYD": "student",
+                 "CWKMYE": "finance", "GDZC": "asset"}
+
+
+@dataclass
+class GateResult:
+    """The verdict for one dataset."""
+
+    dataset: str
+    run_id: str
+    status: str
+    rows_checked: int
+    rows_quarantined: int
+    failures: dict[str, int] = field(default_factory=dict)
+    blocking: list[str] = field(default_factory=list)
+    warnings: dict[str, int] = field(default_factory=dict)
+    checked_at: str = ""
+
+    @property
+    def blocked(self) -> bool:
+        return self.status == "blocked"
+
+
+def _meta(rule: Rule, px_field: str | None = None) -> dict:
+    return {"rule_id": rule.id, "severity": rule.severity, "scope": rule.scope, "field": px_field,
+            "px_rule": rule.px_rule, "what": rule.what, "why": rule.why, "fix": rule.fix}
+
+
+def build_suite(dataset: Dataset, book: RuleBook):
+    """The GX expectation suite of one dataset: generated families plus hand-written checks."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
+
+    from expectations import custom
+
+    suite = gx.ExpectationSuite(name=f"px_{dataset.code.lower()}")
+    add = suite.add_expectation
+    for f in dataset.fields:
+        if f.required:
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.code, meta=_meta(book.family("required"), f.code)))
+        if f.code_set:
+            add(custom.ExpectColumnValuesToBeInPxCodeSet(
+                column=f.code, code_set=f.code_set, meta=_meta(book.family("code_set"), f.code)))
+        if f.type.kind in ("date", "datetime", "decimal", "integer"):
+            add(custom.ExpectColumnValuesToMatchPxType(
+                column=f.code, px_type=_type_text(f.type), meta=_meta(book.family("format"), f.code)))
+        if f.type.length:
+            add(gxe.ExpectColumnValueLengthsToBeBetween(
+                column=f.code, max_value=f.type.length, meta=_meta(book.family("length"), f.code)))
+    key_rule = book.family("primary_key")
+    if len(dataset.primary_key) == 1:
+        add(gxe.ExpectColumnValuesToBeUnique(column=dataset.primary_key[0], meta=_meta(key_rule, dataset.primary_key[0])))
+    else:
+        add(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(dataset.primary_key), meta=_meta(key_rule)))
+    for rule in book.rules:
+        if not rule.check or not rule.applies_to(dataset.code):
+            continue
+        condition = None
+        for column, value in rule.when.items():
+            condition = Column(column) == value
+        if rule.check == "valid_cn_ric":
+            add(custom.ExpectColumnValuesToBeValidCnRic(
+                column=rule.field, row_condition=condition, meta=_meta(rule, rule.field)))
+        elif rule.check == "not_empty":
+            add(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=_meta(rule)))
+        else:
+            raise ValueError(f"rule {rule.id}: unknown check {rule.check!r}")
+    return suite
+
+
+def _type_text(kind) -> str:
+    if kind.kind == "decimal":
+        return f"decimal({kind.precision},{kind.scale})"
+    return kind.kind
+
+
+def read_candidates(warehouse: Path, dataset: Dataset) -> pd.DataFrame:
+    """The dataset's candidate rows, PX columns upper-cased, empty strings as missing values."""
+    columns = ", ".join([KEY_COLUMN, "batch_id", *[f.code.lower() for f in dataset.fields]])
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        frame = conn.execute(f"select {columns} from intermediate.int_px__{dataset.code.lower()}").df()
+    frame.columns = [KEY_COLUMN, "batch_id", *dataset.field_codes]
+    return frame.astype(object).replace({"": None}).where(frame.notna(), None)
+
+
+def _findings(result, dataset: str, frame: pd.DataFrame, run_id: str, now: datetime) -> list[dict]:
+    """Failing rows of one expectation result, one finding per row."""
+    meta = result.expectation_config.meta
+    if meta.get("scope") == "dataset":
+        return []
+    batches = dict(zip(frame[KEY_COLUMN], frame["batch_id"], strict=True))
+    px_field = meta.get("field")
+    rows = []
+    for entry in result.result.get("unexpected_index_list") or []:
+        key = entry.get(KEY_COLUMN)
+        value = entry.get(px_field) if px_field else None
+        rows.append({
+            "dataset": dataset, "record_key": None if key is None else str(key), "rule_id": meta["rule_id"],
+            "severity": meta["severity"], "field": px_field, "value": None if value is None else str(value),
+            "source_system": SOURCE_SYSTEM.get(dataset), "batch_id": batches.get(key), "run_id": run_id,
+            "checked_at": now.replace(tzinfo=None),
+        })
+    return rows
+
+
+class Gate:
+    """One GX data context and the per-dataset validation around it."""
+
+    def __init__(self, paths: Paths | None = None, book: RuleBook | None = None) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.paths = paths or default_paths()
+        self.book = book or load_rules()
+        self.profile = load_profile()
+        (self.paths.quality / "gx").mkdir(parents=True, exist_ok=True)
+        self.context = gx.get_context(mode="file", project_root_dir=str(self.paths.quality))
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        try:
+            self.source = self.context.data_sources.get("warehouse")
+        except KeyError:
+            self.source = self.context.data_sources.add_pandas(name="warehouse")
+
+    def _checkpoint(self, dataset: Dataset):
+        import great_expectations as gx
+        from great_expectations.checkpoint import UpdateDataDocsAction
+
+        name = f"px_{dataset.code.lower()}"
+        try:
+            asset = self.source.get_asset(name)
+        except LookupError:
+            asset = self.source.add_dataframe_asset(name=name)
+        try:
+            batch = asset.get_batch_definition("whole")
+        except KeyError:
+            batch = asset.add_batch_definition_whole_dataframe("whole")
+        suite = self.context.suites.add_or_update(build_suite(dataset, self.book))
+        validation = self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
+        return self.context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[validation],
+                actions=[UpdateDataDocsAction(name="data_docs")],
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [KEY_COLUMN],
+                               "include_unexpected_rows": False, "return_unexpected_index_query": False},
+            )
+        )
+
+    def check(self, dataset_code: str, *, run_id: str | None = None, now: datetime | None = None) -> GateResult:
+        """Validate one dataset, write its findings and verdict, and return the verdict."""
+        dataset = self.profile.dataset(dataset_code)
+        run_id = run_id or uuid.uuid4().hex[:12]
+        now = now or datetime.now(UTC)
+        frame = read_candidates(self.paths.warehouse, dataset)
+        outcome = self._checkpoint(dataset).run(batch_parameters={"dataframe": frame})
+        validation = next(iter(outcome.run_results.values()))
+        findings: list[dict] = []
+        dataset_failures: list[str] = []
+        for result in validation.results:
+            if result.exception_info and result.exception_info.get("raised_exception"):
+                raise RuntimeError(
+                    f"{dataset_code}: rule {result.expectation_config.meta.get('rule_id')} could not run: "
+                    f"{result.exception_info.get('exception_message')}"
+                )
+            if result.success:
+                continue
+            if result.expectation_config.meta.get("scope") == "dataset":
+                dataset_failures.append(result.expectation_config.meta["rule_id"])
+            findings.extend(_findings(result, dataset_code, frame, run_id, now))
+        verdict = self._verdict(dataset_code, run_id, now, len(frame), findings, dataset_failures)
+        self._write(dataset_code, findings, verdict)
+        return verdict
+
+    def _verdict(self, dataset, run_id, now, rows, findings, dataset_failures) -> GateResult:
+        errors = [f for f in findings if f["severity"] == "error"]
+        quarantined = len({f["record_key"] for f in errors})
+        result = GateResult(
+            dataset=dataset, run_id=run_id, status="passed", rows_checked=rows, rows_quarantined=quarantined,
+            failures=dict(Counter(f["rule_id"] for f in errors)),
+            warnings=dict(Counter(f["rule_id"] for f in findings if f["severity"] == "warning")),
+            checked_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        blocking = [rule for rule in dataset_failures if self.book.by_id(rule).severity == "error"]
+        share = self.book.max_quarantine_share(dataset)
+        if rows and quarantined / rows > share:
+            blocking.append(f"quarantined {quarantined} of {rows} rows, more than the tolerated {share:.1%}")
+        if blocking:
+            result.status, result.blocking = "blocked", blocking
+        return result
+
+    def _write(self, dataset: str, findings: list[dict], verdict: GateResult) -> None:
+        findings_dir = self.paths.quality / "findings"
+        gate_dir = self.paths.quality / "gate"
+        findings_dir.mkdir(parents=True, exist_ok=True)
+        gate_dir.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pylist(findings, schema=FINDINGS_SCHEMA)
+        tmp = findings_dir / f"{dataset}.parquet.tmp"
+        pq.write_table(table, tmp)
+        tmp.replace(findings_dir / f"{dataset}.parquet")
+        write_atomic(gate_dir / f"{dataset}.json",
+                     (json.dumps(asdict(verdict), ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+        log.info("gate %s: %s, %d rows checked, %d quarantined, failures %s", dataset, verdict.status,
+                 verdict.rows_checked, verdict.rows_quarantined, verdict.failures)
+
+    def docs_index(self) -> Path | None:
+        """The local Data Docs index page, once built."""
+        index = self.paths.quality / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        return index if index.exists() else None
+
+
+def read_verdict(dataset: str, paths: Paths | None = None) -> GateResult | None:
+    """The latest verdict for a dataset, or None if the gate has not judged it."""
+    path = (paths or default_paths()).quality / "gate" / f"{dataset}.json"
+    if not path.exists():
+        return None
+    return GateResult(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def run_gate(datasets: list[str], *, paths: Paths | None = None) -> list[GateResult]:
+    """Judge several datasets in one GX context (one run id)."""
+    gate = Gate(paths)
+    run_id = uuid.uuid4().hex[:12]
+    return [gate.check(code, run_id=run_id) for code in datasets]
