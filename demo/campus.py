@@ -29,13 +29,40 @@ FULL_SIZES = {"students": 35_000, "staff": 3_500, "assets": 150_000, "vouchers":
 DEMO_SIZES = {"students": 2_000, "staff": 300, "assets": 3_000, "vouchers": 4_000}
 DIRT_RATE = 0.01
 
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
-GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华鹏辉玲婷雪琳晨宇浩然子涵欣怡梓轩博文思远嘉豪雨萱"
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+)
+GIVEN = (
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华鹏辉玲婷雪琳晨宇浩然子涵欣怡梓轩博文思远嘉豪雨萱"
+)
 # County codes that stdnum.cn.loc accepts for every birth year used here (1960-2008).
-REGIONS = (
-    "610322 610323 610324 610326 610327 610328 610329 610330 610331 110101 110102 110105 110106 "
-    "110108 140121 140122 422822 422823 510121 510122 510321 620121 620122 640121 640122 650121"
-).split()
+REGIONS = [
+    "610322",
+    "610323",
+    "610324",
+    "610326",
+    "610327",
+    "610328",
+    "610329",
+    "610330",
+    "610331",
+    "110101",
+    "110102",
+    "110105",
+    "110106",
+    "110108",
+    "140121",
+    "140122",
+    "422822",
+    "422823",
+    "510121",
+    "510321",
+    "620121",
+    "620122",
+    "640121",
+    "640122",
+    "650121",
+]
 
 # 人事 (HR) keeps the organisation tree; its org_id is the school's 单位号.
 ORGS = [
@@ -94,7 +121,13 @@ NATIONS = ["汉族"] * 40 + ["回族", "满族", "蒙古族", "土家族", "苗�
 HR_POLITICS = ["中共党员"] * 4 + ["群众"] * 3 + ["中共预备党员", "九三学社社员", "民盟盟员"]
 STUDENT_POLITICS = ["TY"] * 6 + ["QZ"] * 3 + ["DY", "YBDY"]
 HR_CATEGORY = ["专任教师"] * 6 + ["行政人员", "教辅人员", "工勤人员", "科研人员"]
-HR_ESTABLISHMENT = {"专任教师": "教学", "行政人员": "行政", "教辅人员": "教辅", "工勤人员": "工勤", "科研人员": "科研"}
+HR_ESTABLISHMENT = {
+    "专任教师": "教学",
+    "行政人员": "行政",
+    "教辅人员": "教辅",
+    "工勤人员": "工勤",
+    "科研人员": "科研",
+}
 HR_EDUCATION = [("博士研究生毕业", "博士"), ("硕士研究生毕业", "硕士"), ("大学本科毕业", "学士")]
 HR_TITLES = {
     "专任教师": ["教授", "副教授", "副教授", "讲师", "讲师", "助教"],
@@ -167,7 +200,7 @@ def sizes_for(scale: float | None) -> dict[str, int]:
         return dict(DEMO_SIZES)
     if scale <= 0:
         raise ValueError(f"--scale must be positive, got {scale}")
-    minimum = {"students": 40, "staff": 20, "assets": 40, "vouchers": 40}
+    minimum = {"students": 60, "staff": 50, "assets": 60, "vouchers": 60}
     return {k: max(minimum[k], round(v * scale)) for k, v in FULL_SIZES.items()}
 
 
@@ -203,8 +236,10 @@ class _Gen:
                 return number
         raise RuntimeError(f"no region in REGIONS was in use on {birth}")
 
-    def dirty(self) -> bool:
-        return self.rnd.random() < DIRT_RATE
+    def dirty(self, index: int) -> bool:
+        """Inject a fault into this row? At the seeded rate, and always in row 3 of a table, so a
+        tiny campus still carries every kind of fault."""
+        return self.rnd.random() < DIRT_RATE or index == 3
 
 
 def _break_check_digit(id_no: str) -> str:
@@ -262,8 +297,17 @@ def _hr(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> list[tuple[str, st
     campus.rows["hr.hr_org"] = _write(
         conn,
         "hr_org",
-        ["org_id", "org_name", "org_short", "parent_id", "org_kind", "campus", "founded", "in_use",
-         "modified_at"],
+        [
+            "org_id",
+            "org_name",
+            "org_short",
+            "parent_id",
+            "org_kind",
+            "campus",
+            "founded",
+            "in_use",
+            "modified_at",
+        ],
         org_rows,
     )
     staff, people = [], []
@@ -276,22 +320,57 @@ def _hr(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> list[tuple[str, st
         org = g.pick(COLLEGES) if category in ("专任教师", "科研人员") else g.pick(OFFICES)
         hire = g.day(max(birth + timedelta(days=365 * 23), date(1985, 7, 1)), date(2026, 9, 1))
         id_no = g.id_number(birth, male)
-        if g.dirty():
+        if g.dirty(i):
             id_no = _break_check_digit(id_no)
             campus.dirt.append(Dirt("invalid_id_check_digit", "hr", "hr_staff", staff_no, "id_no"))
-        staff.append((
-            staff_no, g.name(), HR_GENDER[0 if male else 1], birth.isoformat(), g.pick(NATIONS),
-            "居民身份证", id_no, "中国", g.pick(HR_POLITICS), g.pick(REGIONS), org, category,
-            HR_ESTABLISHMENT[category], education, degree, g.pick(HR_TITLES[category]),
-            hire.isoformat(), g.pick(HR_STATUS), g.stamp(hire),
-        ))
+        staff.append(
+            (
+                staff_no,
+                g.name(),
+                HR_GENDER[0 if male else 1],
+                birth.isoformat(),
+                g.pick(NATIONS),
+                "居民身份证",
+                id_no,
+                "中国",
+                g.pick(HR_POLITICS),
+                g.pick(REGIONS),
+                org,
+                category,
+                HR_ESTABLISHMENT[category],
+                education,
+                degree,
+                g.pick(HR_TITLES[category]),
+                hire.isoformat(),
+                g.pick(HR_STATUS),
+                g.stamp(hire),
+            )
+        )
         people.append((staff_no, org, category))
     campus.rows["hr.hr_staff"] = _write(
         conn,
         "hr_staff",
-        ["staff_no", "name", "gender", "birth_date", "nation", "id_type", "id_no", "nationality",
-         "politics", "native_place", "org_id", "category", "establishment", "education", "degree",
-         "title", "hire_date", "status", "modified_at"],
+        [
+            "staff_no",
+            "name",
+            "gender",
+            "birth_date",
+            "nation",
+            "id_type",
+            "id_no",
+            "nationality",
+            "politics",
+            "native_place",
+            "org_id",
+            "category",
+            "establishment",
+            "education",
+            "degree",
+            "title",
+            "hire_date",
+            "status",
+            "modified_at",
+        ],
         staff,
     )
     return people
@@ -339,12 +418,19 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
     conn.executescript(STUDENT_DDL)
     names = {o[0]: o[1] for o in ORGS}
     campus.rows["student.xg_yx"] = _write(
-        conn, "xg_yx", ["yxdm", "yxmc", "gxsj"],
+        conn,
+        "xg_yx",
+        ["yxdm", "yxmc", "gxsj"],
         [(local, names[hr], "2020-06-01 10:00:00") for local, hr in STUDENT_DEPTS.items()],
     )
     campus.rows["student.xg_zy"] = _write(
-        conn, "xg_zy", ["zyh", "zymc", "yxdm", "xz", "cc", "zszt", "gxsj"],
-        [(zyh, m[0], f"X{m[1]}", m[3], STUDENT_LEVEL, "1", "2020-06-01 10:00:00") for zyh, m in MAJORS.items()],
+        conn,
+        "xg_zy",
+        ["zyh", "zymc", "yxdm", "xz", "cc", "zszt", "gxsj"],
+        [
+            (zyh, m[0], f"X{m[1]}", m[3], STUDENT_LEVEL, "1", "2020-06-01 10:00:00")
+            for zyh, m in MAJORS.items()
+        ],
     )
     rows = []
     majors = sorted(MAJORS)
@@ -355,20 +441,53 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
         male = g.rnd.random() < 0.7
         birth = g.day(date(year - 20, 1, 1), date(year - 17, 12, 31))
         id_no = g.id_number(birth, male)
-        if g.dirty():
+        if g.dirty(i):
             id_no = _break_check_digit(id_no)
             campus.dirt.append(Dirt("invalid_id_check_digit", "student", "xg_xsxx", xh, "zjhm"))
         enrolled = date(year, 9, 1 + g.rnd.randrange(5))
-        rows.append((
-            xh, g.name(), STUDENT_GENDER[0 if male else 1], birth.isoformat(), g.pick(NATIONS), "SFZ",
-            id_no, "CHN", g.pick(STUDENT_POLITICS), g.pick(REGIONS), f"X{MAJORS[zyh][1]}", zyh,
-            str(year), f"{zyh}{year % 100:02d}{1 + i % 3:02d}", enrolled.isoformat(),
-            g.pick(STUDENT_STATUS), g.stamp(enrolled),
-        ))
+        rows.append(
+            (
+                xh,
+                g.name(),
+                STUDENT_GENDER[0 if male else 1],
+                birth.isoformat(),
+                g.pick(NATIONS),
+                "SFZ",
+                id_no,
+                "CHN",
+                g.pick(STUDENT_POLITICS),
+                g.pick(REGIONS),
+                f"X{MAJORS[zyh][1]}",
+                zyh,
+                str(year),
+                f"{zyh}{year % 100:02d}{1 + i % 3:02d}",
+                enrolled.isoformat(),
+                g.pick(STUDENT_STATUS),
+                g.stamp(enrolled),
+            )
+        )
     campus.rows["student.xg_xsxx"] = _write(
-        conn, "xg_xsxx",
-        ["xh", "xm", "xbdm", "csrq", "mz", "zjlx", "zjhm", "gj", "zzmm", "syd", "yxdm", "zyh", "nj", "bh",
-         "rxrq", "xjzt", "gxsj"],
+        conn,
+        "xg_xsxx",
+        [
+            "xh",
+            "xm",
+            "xbdm",
+            "csrq",
+            "mz",
+            "zjlx",
+            "zjhm",
+            "gj",
+            "zzmm",
+            "syd",
+            "yxdm",
+            "zyh",
+            "nj",
+            "bh",
+            "rxrq",
+            "xjzt",
+            "gxsj",
+        ],
         rows,
     )
 
@@ -401,8 +520,15 @@ CREATE TABLE gl_fl (             -- 凭证分录
 """
 # Balanced voucher templates: (debit account, credit account).
 VOUCHER_TEMPLATES = [
-    ("500101", "2201"), ("2201", "100201"), ("500102", "100201"), ("1601", "2302"),
-    ("2302", "100202"), ("100201", "4001"), ("100202", "4101"), ("5101", "1001"), ("1212", "4101"),
+    ("500101", "2201"),
+    ("2201", "100201"),
+    ("500102", "100201"),
+    ("1601", "2302"),
+    ("2302", "100202"),
+    ("100201", "4001"),
+    ("100202", "4101"),
+    ("5101", "1001"),
+    ("1212", "4101"),
 ]
 
 
@@ -475,13 +601,26 @@ def _asset(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tuple[
         acquired = g.day(date(2005, 1, 1), date(2026, 10, 1))
         quantity = 1 if flh != "TS" else 1 + g.rnd.randrange(50)
         disposed = g.rnd.random() < 0.03
-        cards.append((
-            f"ZC{acquired.year}{i:07d}", label, flh, org, staff_no, g.pick(BUILDINGS)[0], acquired.isoformat(),
-            f"{g.rnd.uniform(low, high):.2f}", quantity, "待报废" if disposed else g.pick(ASSET_USE),
-            "已处置" if disposed else "在账", g.stamp(acquired),
-        ))
+        cards.append(
+            (
+                f"ZC{acquired.year}{i:07d}",
+                label,
+                flh,
+                org,
+                staff_no,
+                g.pick(BUILDINGS)[0],
+                acquired.isoformat(),
+                f"{g.rnd.uniform(low, high):.2f}",
+                quantity,
+                "待报废" if disposed else g.pick(ASSET_USE),
+                "已处置" if disposed else "在账",
+                g.stamp(acquired),
+            )
+        )
     campus.rows["asset.zc_kp"] = _write(
-        conn, "zc_kp", ["zcbh", "zcmc", "flh", "sydw", "syr", "cfdd", "qdrq", "jz", "sl", "syzk", "zzzt", "xgsj"],
+        conn,
+        "zc_kp",
+        ["zcbh", "zcmc", "flh", "sydw", "syr", "cfdd", "qdrq", "jz", "sl", "syzk", "zzzt", "xgsj"],
         cards,
     )
 
@@ -511,6 +650,13 @@ def generate(out_dir: Path, *, seed: int = 20261122, scale: float | None = None)
                 _asset(conn, g, campus, staff)
         conn.close()
         tmp.replace(final)
-    truth = {"seed": seed, "sizes": campus.sizes, "rows": campus.rows, "dirt": [asdict(d) for d in campus.dirt]}
-    (out_dir / "dirt.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    truth = {
+        "seed": seed,
+        "sizes": campus.sizes,
+        "rows": campus.rows,
+        "dirt": [asdict(d) for d in campus.dirt],
+    }
+    (out_dir / "dirt.json").write_text(
+        json.dumps(truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     return campus

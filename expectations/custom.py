@@ -48,7 +48,11 @@ class ExpectColumnValuesToBeValidCnRic(ColumnMapExpectation):
 
     map_metric: ClassVar[str] = "column_values.valid_cn_ric"
     success_keys: ClassVar[tuple[str, ...]] = ("mostly",)
-    library_metadata: ClassVar[dict] = {"maturity": "production", "tags": ["campusdx", "pii"], "contributors": []}
+    library_metadata: ClassVar[dict] = {
+        "maturity": "production",
+        "tags": ["campusdx", "pii"],
+        "contributors": [],
+    }
 
 
 class ColumnValuesInPxCodeSet(ColumnMapMetricProvider):
@@ -58,7 +62,7 @@ class ColumnValuesInPxCodeSet(ColumnMapMetricProvider):
     condition_value_keys = ("code_set",)
 
     @column_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column, code_set, **kwargs):  # noqa: F811 - GX passes the kwarg by name
+    def _pandas(cls, column, code_set, **kwargs):
         spec, codes = globals()["code_set"](code_set)
         return column.astype(str).map(lambda v: spec.matches(v, codes)).astype(bool)
 

@@ -28,7 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from campusdx.settings import Paths, paths as default_paths
+from campusdx.settings import Paths
+from campusdx.settings import paths as default_paths
 from connectors.exchange.profile import Dataset, load_profile
 from connectors.sources.landing import write_atomic
 from expectations.rules import Rule, RuleBook, load_rules
@@ -38,15 +39,28 @@ log = logging.getLogger(__name__)
 KEY_COLUMN = "record_key"
 FINDINGS_SCHEMA = pa.schema(
     [
-        ("dataset", pa.string()), ("record_key", pa.string()), ("rule_id", pa.string()),
-        ("severity", pa.string()), ("field", pa.string()), ("value", pa.string()),
-        ("source_system", pa.string()), ("batch_id", pa.string()), ("run_id", pa.string()),
+        ("dataset", pa.string()),
+        ("record_key", pa.string()),
+        ("rule_id", pa.string()),
+        ("severity", pa.string()),
+        ("field", pa.string()),
+        ("value", pa.string()),
+        ("source_system", pa.string()),
+        ("batch_id", pa.string()),
+        ("run_id", pa.string()),
         ("checked_at", pa.timestamp("us")),
     ]
 )
 # Which source system each dataset's rows come from (一数一源), for the quarantine's lineage.
-SOURCE_SYSTEM = {"ZZJG": "hr", "JZGJBXX": "hr", "XSJBXX": "student", "ZY": "student", "XJYD": "student",
-                 "CWKMYE": "finance", "GDZC": "asset"}
+SOURCE_SYSTEM = {
+    "ZZJG": "hr",
+    "JZGJBXX": "hr",
+    "XSJBXX": "student",
+    "ZY": "student",
+    "XJYD": "student",
+    "CWKMYE": "finance",
+    "GDZC": "asset",
+}
 
 
 @dataclass
@@ -69,8 +83,16 @@ class GateResult:
 
 
 def _meta(rule: Rule, px_field: str | None = None) -> dict:
-    return {"rule_id": rule.id, "severity": rule.severity, "scope": rule.scope, "field": px_field,
-            "px_rule": rule.px_rule, "what": rule.what, "why": rule.why, "fix": rule.fix}
+    return {
+        "rule_id": rule.id,
+        "severity": rule.severity,
+        "scope": rule.scope,
+        "field": px_field,
+        "px_rule": rule.px_rule,
+        "what": rule.what,
+        "why": rule.why,
+        "fix": rule.fix,
+    }
 
 
 def build_suite(dataset: Dataset, book: RuleBook):
@@ -87,17 +109,30 @@ def build_suite(dataset: Dataset, book: RuleBook):
         if f.required:
             add(gxe.ExpectColumnValuesToNotBeNull(column=f.code, meta=_meta(book.family("required"), f.code)))
         if f.code_set:
-            add(custom.ExpectColumnValuesToBeInPxCodeSet(
-                column=f.code, code_set=f.code_set, meta=_meta(book.family("code_set"), f.code)))
+            add(
+                custom.ExpectColumnValuesToBeInPxCodeSet(
+                    column=f.code, code_set=f.code_set, meta=_meta(book.family("code_set"), f.code)
+                )
+            )
         if f.type.kind in ("date", "datetime", "decimal", "integer"):
-            add(custom.ExpectColumnValuesToMatchPxType(
-                column=f.code, px_type=_type_text(f.type), meta=_meta(book.family("format"), f.code)))
+            add(
+                custom.ExpectColumnValuesToMatchPxType(
+                    column=f.code, px_type=_type_text(f.type), meta=_meta(book.family("format"), f.code)
+                )
+            )
         if f.type.length:
-            add(gxe.ExpectColumnValueLengthsToBeBetween(
-                column=f.code, max_value=f.type.length, meta=_meta(book.family("length"), f.code)))
+            add(
+                gxe.ExpectColumnValueLengthsToBeBetween(
+                    column=f.code, max_value=f.type.length, meta=_meta(book.family("length"), f.code)
+                )
+            )
     key_rule = book.family("primary_key")
     if len(dataset.primary_key) == 1:
-        add(gxe.ExpectColumnValuesToBeUnique(column=dataset.primary_key[0], meta=_meta(key_rule, dataset.primary_key[0])))
+        add(
+            gxe.ExpectColumnValuesToBeUnique(
+                column=dataset.primary_key[0], meta=_meta(key_rule, dataset.primary_key[0])
+            )
+        )
     else:
         add(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(dataset.primary_key), meta=_meta(key_rule)))
     for rule in book.rules:
@@ -107,8 +142,11 @@ def build_suite(dataset: Dataset, book: RuleBook):
         for column, value in rule.when.items():
             condition = Column(column) == value
         if rule.check == "valid_cn_ric":
-            add(custom.ExpectColumnValuesToBeValidCnRic(
-                column=rule.field, row_condition=condition, meta=_meta(rule, rule.field)))
+            add(
+                custom.ExpectColumnValuesToBeValidCnRic(
+                    column=rule.field, row_condition=condition, meta=_meta(rule, rule.field)
+                )
+            )
         elif rule.check == "not_empty":
             add(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=_meta(rule)))
         else:
@@ -142,12 +180,20 @@ def _findings(result, dataset: str, frame: pd.DataFrame, run_id: str, now: datet
     for entry in result.result.get("unexpected_index_list") or []:
         key = entry.get(KEY_COLUMN)
         value = entry.get(px_field) if px_field else None
-        rows.append({
-            "dataset": dataset, "record_key": None if key is None else str(key), "rule_id": meta["rule_id"],
-            "severity": meta["severity"], "field": px_field, "value": None if value is None else str(value),
-            "source_system": SOURCE_SYSTEM.get(dataset), "batch_id": batches.get(key), "run_id": run_id,
-            "checked_at": now.replace(tzinfo=None),
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "record_key": None if key is None else str(key),
+                "rule_id": meta["rule_id"],
+                "severity": meta["severity"],
+                "field": px_field,
+                "value": None if value is None else str(value),
+                "source_system": SOURCE_SYSTEM.get(dataset),
+                "batch_id": batches.get(key),
+                "run_id": run_id,
+                "checked_at": now.replace(tzinfo=None),
+            }
+        )
     return rows
 
 
@@ -191,12 +237,18 @@ class Gate:
                 name=name,
                 validation_definitions=[validation],
                 actions=[UpdateDataDocsAction(name="data_docs")],
-                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [KEY_COLUMN],
-                               "include_unexpected_rows": False, "return_unexpected_index_query": False},
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": [KEY_COLUMN],
+                    "include_unexpected_rows": False,
+                    "return_unexpected_index_query": False,
+                },
             )
         )
 
-    def check(self, dataset_code: str, *, run_id: str | None = None, now: datetime | None = None) -> GateResult:
+    def check(
+        self, dataset_code: str, *, run_id: str | None = None, now: datetime | None = None
+    ) -> GateResult:
         """Validate one dataset, write its findings and verdict, and return the verdict."""
         dataset = self.profile.dataset(dataset_code)
         run_id = run_id or uuid.uuid4().hex[:12]
@@ -225,7 +277,11 @@ class Gate:
         errors = [f for f in findings if f["severity"] == "error"]
         quarantined = len({f["record_key"] for f in errors})
         result = GateResult(
-            dataset=dataset, run_id=run_id, status="passed", rows_checked=rows, rows_quarantined=quarantined,
+            dataset=dataset,
+            run_id=run_id,
+            status="passed",
+            rows_checked=rows,
+            rows_quarantined=quarantined,
             failures=dict(Counter(f["rule_id"] for f in errors)),
             warnings=dict(Counter(f["rule_id"] for f in findings if f["severity"] == "warning")),
             checked_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -247,10 +303,18 @@ class Gate:
         tmp = findings_dir / f"{dataset}.parquet.tmp"
         pq.write_table(table, tmp)
         tmp.replace(findings_dir / f"{dataset}.parquet")
-        write_atomic(gate_dir / f"{dataset}.json",
-                     (json.dumps(asdict(verdict), ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
-        log.info("gate %s: %s, %d rows checked, %d quarantined, failures %s", dataset, verdict.status,
-                 verdict.rows_checked, verdict.rows_quarantined, verdict.failures)
+        write_atomic(
+            gate_dir / f"{dataset}.json",
+            (json.dumps(asdict(verdict), ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
+        )
+        log.info(
+            "gate %s: %s, %d rows checked, %d quarantined, failures %s",
+            dataset,
+            verdict.status,
+            verdict.rows_checked,
+            verdict.rows_quarantined,
+            verdict.failures,
+        )
 
     def docs_index(self) -> Path | None:
         """The local Data Docs index page, once built."""

@@ -124,7 +124,9 @@ def extract_table(
         schema = pa.schema(
             [pa.field(c.name, arrow_type(c.type)) for c in columns] + [pa.field(BATCH_COLUMN, pa.string())]
         )
-        query = sa.select(*[sa.literal_column(engine.dialect.identifier_preparer.quote(c.name)) for c in columns])
+        query = sa.select(
+            *[sa.literal_column(engine.dialect.identifier_preparer.quote(c.name)) for c in columns]
+        )
         query = query.select_from(sa.table(table.name))
         if table.cursor:
             cursor_col = sa.literal_column(engine.dialect.identifier_preparer.quote(table.cursor))

@@ -5,9 +5,13 @@
 -#}
 {% macro px_feed(candidate, dataset) -%}
     select
-    {%- for column in model.columns.values() %}
+    {%- if model is defined %}
+        {%- for column in model.columns.values() %}
         candidate.{{ column.name | lower }} as {{ adapter.quote(column.name) }}{{ "," if not loop.last }}
-    {%- endfor %}
+        {%- endfor %}
+    {%- else %}
+        candidate.*  {#- only when rendered outside dbt, e.g. by sqlfluff #}
+    {%- endif %}
     from {{ candidate }} as candidate
     where not exists (
         select 1

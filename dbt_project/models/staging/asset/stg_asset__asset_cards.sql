@@ -1,8 +1,7 @@
 with
 
 source as (
-    select * from {{ source('asset', 'zc_kp') }}
-    {{ latest_version('zcbh', 'xgsj') }}
+    {{ latest_version(source('asset', 'zc_kp'), 'zcbh', 'xgsj') }}
 ),
 
 renamed as (

@@ -1,8 +1,7 @@
 with
 
 source as (
-    select * from {{ source('asset', 'zc_ly') }}
-    {{ latest_version('lydm', 'xgsj') }}
+    {{ latest_version(source('asset', 'zc_ly'), 'lydm', 'xgsj') }}
 ),
 
 renamed as (

@@ -1,8 +1,7 @@
 with
 
 source as (
-    select * from {{ source('finance', 'gl_kmb') }}
-    {{ latest_version('kmdm', 'xgsj') }}
+    {{ latest_version(source('finance', 'gl_kmb'), 'kmdm', 'xgsj') }}
 ),
 
 renamed as (

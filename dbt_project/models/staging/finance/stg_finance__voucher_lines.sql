@@ -1,8 +1,7 @@
 with
 
 source as (
-    select * from {{ source('finance', 'gl_fl') }}
-    {{ latest_version('flid', 'xgsj') }}
+    {{ latest_version(source('finance', 'gl_fl'), 'flid', 'xgsj') }}
 ),
 
 renamed as (

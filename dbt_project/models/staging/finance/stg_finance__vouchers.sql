@@ -1,8 +1,7 @@
 with
 
 source as (
-    select * from {{ source('finance', 'gl_pz') }}
-    {{ latest_version('pzid', 'xgsj') }}
+    {{ latest_version(source('finance', 'gl_pz'), 'pzid', 'xgsj') }}
 ),
 
 renamed as (

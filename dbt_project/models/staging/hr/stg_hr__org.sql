@@ -1,8 +1,7 @@
 with
 
 source as (
-    select * from {{ source('hr', 'hr_org') }}
-    {{ latest_version('org_id', 'modified_at') }}
+    {{ latest_version(source('hr', 'hr_org'), 'org_id', 'modified_at') }}
 ),
 
 renamed as (

@@ -1,8 +1,7 @@
 with
 
 source as (
-    select * from {{ source('hr', 'hr_staff') }}
-    {{ latest_version('staff_no', 'modified_at') }}
+    {{ latest_version(source('hr', 'hr_staff'), 'staff_no', 'modified_at') }}
 ),
 
 renamed as (

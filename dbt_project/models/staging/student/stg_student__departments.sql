@@ -1,8 +1,7 @@
 with
 
 source as (
-    select * from {{ source('student', 'xg_yx') }}
-    {{ latest_version('yxdm', 'gxsj') }}
+    {{ latest_version(source('student', 'xg_yx'), 'yxdm', 'gxsj') }}
 ),
 
 renamed as (

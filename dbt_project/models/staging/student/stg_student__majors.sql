@@ -1,8 +1,7 @@
 with
 
 source as (
-    select * from {{ source('student', 'xg_zy') }}
-    {{ latest_version('zyh', 'gxsj') }}
+    {{ latest_version(source('student', 'xg_zy'), 'zyh', 'gxsj') }}
 ),
 
 renamed as (

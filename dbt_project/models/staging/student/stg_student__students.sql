@@ -1,8 +1,7 @@
 with
 
 source as (
-    select * from {{ source('student', 'xg_xsxx') }}
-    {{ latest_version('xh', 'gxsj') }}
+    {{ latest_version(source('student', 'xg_xsxx'), 'xh', 'gxsj') }}
 ),
 
 renamed as (

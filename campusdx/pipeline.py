@@ -1,0 +1,176 @@
+"""The steps the DAGs run, one function each, so DAG files stay thin and steps stay testable.
+
+Each function takes plain arguments, does one stage's work through the stage's own module
+(connectors.sources, expectations, connectors.exchange) and returns a small JSON-able dict
+for XCom and the run summary. No function here imports Airflow at module level.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from campusdx.settings import Paths
+from campusdx.settings import paths as default_paths
+
+log = logging.getLogger(__name__)
+
+LANDING_ASSET = "campusdx://landing/{system}"
+WAREHOUSE_ASSET = "campusdx://warehouse"
+
+
+def _airflow_uri(conn_id: str | None) -> str | None:
+    """The SQLAlchemy URI of an Airflow connection, or None when there is no such connection."""
+    if not conn_id:
+        return None
+    try:
+        from airflow.sdk import Connection
+
+        conn = Connection.get(conn_id)
+    except Exception:
+        return None
+    uri = conn.get_uri()
+    return uri.replace("postgres://", "postgresql://", 1) if uri.startswith("postgres://") else uri
+
+
+def source_url(system: str, paths: Paths | None = None) -> tuple[str, str]:
+    """(url, where it came from): Airflow connection, environment variable, or embedded default."""
+    from connectors.sources.declarations import load_systems
+
+    paths = paths or default_paths()
+    decl = next((d for d in load_systems() if d.system == system), None)
+    if decl is None:
+        raise KeyError(f"no source system {system!r} under schemas/sources/")
+    uri = _airflow_uri(decl.airflow_conn_id)
+    if uri:
+        return uri, f"Airflow connection {decl.airflow_conn_id}"
+    url = decl.url(paths.home)
+    import os
+
+    origin = decl.env_url_var() if os.environ.get(decl.env_url_var()) else "embedded default"
+    return url, origin
+
+
+def extract(system: str, table: str, *, full_refresh: bool = False, paths: Paths | None = None) -> dict:
+    """Land one table's new rows; returns the batch's counts."""
+    from connectors.sources.declarations import load_systems
+    from connectors.sources.landing import Landing
+    from connectors.sources.sql import extract_table, redact
+
+    paths = paths or default_paths()
+    decl = next(d for d in load_systems() if d.system == system)
+    url, origin = source_url(system, paths)
+    log.info("extracting %s.%s from %s (%s)", system, table, redact(url), origin)
+    result = extract_table(decl, decl.table(table), url, Landing(paths.landing), full_refresh=full_refresh)
+    return {
+        "system": system,
+        "table": table,
+        "batch_id": result.batch_id,
+        "rows": result.rows,
+        "mode": result.mode,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def gate(dataset: str, *, paths: Paths | None = None) -> dict:
+    """Judge one dataset's candidate rows; returns the verdict."""
+    from dataclasses import asdict
+
+    from expectations.gate import Gate
+
+    verdict = Gate(paths).check(dataset)
+    return asdict(verdict)
+
+
+class Blocked(RuntimeError):
+    """The quality gate blocked a dataset; the message lists the rules and counts."""
+
+
+def read_feed(dataset: str, paths: Paths | None = None):
+    """The dataset's feed rows as an Arrow table of strings, columns in profile order."""
+    import duckdb
+
+    from connectors.exchange.profile import load_profile
+
+    paths = paths or default_paths()
+    fields = load_profile().dataset(dataset).field_codes
+    columns = ", ".join(f'"{f}"' for f in fields)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
+        return conn.execute(
+            f"select {columns} from feeds.feed_px__{dataset.lower()} order by 1"
+        ).to_arrow_table()
+
+
+def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = None) -> dict:
+    """Send the dataset's feed as a FULL package, unless the gate blocked it or nothing changed."""
+    from dataclasses import asdict
+
+    from connectors.exchange.publisher import publish_dataset
+    from expectations.gate import read_verdict
+
+    paths = paths or default_paths()
+    verdict = read_verdict(dataset, paths)
+    if verdict is None:
+        raise Blocked(f"{dataset}: the quality gate has not judged this dataset; run the warehouse DAG first")
+    if verdict.blocked:
+        rules = ", ".join(f"{rule} x{count}" for rule, count in sorted(verdict.failures.items()))
+        raise Blocked(
+            f"{dataset}: blocked by the quality gate ({'; '.join(verdict.blocking)}); failures: {rules}"
+        )
+    table = read_feed(dataset, paths)
+    result = publish_dataset(dataset, table, paths=paths, as_of=as_of or datetime.now().date().isoformat())
+    log.info("%s: %s %s", dataset, result.action, result.package_id or "")
+    return asdict(result)
+
+
+def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
+    """One look for the receipts of the dataset's sent packages; None while still waiting."""
+    from dataclasses import asdict
+
+    from connectors.exchange.profile import load_profile
+    from connectors.exchange.publisher import collect_receipts, open_ledger
+
+    paths = paths or default_paths()
+    profile = load_profile()
+    results = collect_receipts(paths, timeout_s=0, poll_s=0, datasets=[dataset])
+    done = [r for r in results if r.action == "receipt"]
+    if done:
+        return asdict(done[-1])
+    with open_ledger(paths, profile) as ledger:
+        if not ledger.pending(dataset):
+            last = ledger.last_delivered(dataset)
+            return {
+                "dataset": dataset,
+                "action": "nothing_pending",
+                "status": last.status if last else None,
+                "package_id": last.package_id if last else None,
+            }
+    return None
+
+
+def publish_order(datasets: list[str]) -> list[tuple[str, list[str]]]:
+    """Each dataset with the datasets it must wait for (those it references), from the profile."""
+    from connectors.exchange.profile import load_profile
+
+    profile = load_profile()
+    order = []
+    for code in [c for c in profile.dataset_order if c in datasets]:
+        refs = {r.dataset for r in profile.dataset(code).references.values()} - {code}
+        order.append((code, sorted(r for r in refs if r in datasets)))
+    return order
+
+
+def published_datasets() -> list[str]:
+    """Datasets that have a feed model, in the profile's send order."""
+    from campusdx.feedgen import feed_datasets
+    from connectors.exchange.profile import load_profile
+
+    present = set(feed_datasets())
+    return [c for c in load_profile().dataset_order if c in present]
+
+
+def dbt_project_dir() -> Path:
+    from campusdx.settings import DBT_PROJECT
+
+    return DBT_PROJECT

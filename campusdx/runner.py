@@ -1,0 +1,209 @@
+"""The main job on the embedded default: simulated campus -> warehouse -> gate -> packages -> receipts.
+
+Runs the real Airflow DAGs with ``airflow dags test`` (one process per DAG run, SQLite metadata
+database under ``<home>/airflow``) in dependency order: every extract DAG, the warehouse DAG,
+the publish DAG. The simulated provincial platform runs beside them as its own process,
+answering packages in the gateway directory as the real one would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from campusdx.settings import DBT_PROJECT, REPO_ROOT, Paths
+from campusdx.settings import paths as default_paths
+
+log = logging.getLogger(__name__)
+
+
+class StepFailed(RuntimeError):
+    """A pipeline step exited non-zero; the message says which and where its log is."""
+
+
+def _bin(name: str) -> str:
+    """An executable of this virtualenv (dbt, airflow), falling back to PATH."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def airflow_env(paths: Paths) -> dict[str, str]:
+    """Environment for Airflow, dbt and GX on the embedded default; nothing leaves the machine."""
+    env = dict(os.environ)
+    airflow_home = paths.airflow
+    env.update(
+        {
+            "CAMPUSDX_HOME": str(paths.home),
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+            "GX_ANALYTICS_ENABLED": "False",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+            "DO_NOT_TRACK": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}".rstrip(os.pathsep),
+        }
+    )
+    return env
+
+
+def _run(step: str, argv: list[str], env: dict[str, str], log_dir: Path, cwd: Path | None = None) -> float:
+    """Run one step, its output to ``<log_dir>/<step>.log``; raise StepFailed on a non-zero exit."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"{step}.log"
+    started = time.monotonic()
+    print(f"  - {step} ...", end="", flush=True)
+    with open(log_file, "wb") as out:
+        code = subprocess.call(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - started
+    print(f" {'ok' if code == 0 else 'FAILED'} ({seconds:.0f}s)")
+    if code != 0:
+        tail = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
+        raise StepFailed(f"{step} failed (exit {code}); full log: {log_file}\n" + "\n".join(tail))
+    return seconds
+
+
+def prepare(
+    paths: Paths, *, scale: float | None = None, seed: int | None = None, regenerate: bool = False
+) -> None:
+    """Simulated campus (when missing), demo exchange key, Airflow metadata DB and pool, dbt manifest."""
+    from connectors.exchange.signing import ensure_demo_key
+    from demo.campus import generate
+
+    paths.home.mkdir(parents=True, exist_ok=True)
+    if regenerate or not (paths.sources / "dirt.json").exists():
+        campus = generate(paths.sources, scale=scale, **({"seed": seed} if seed is not None else {}))
+        print(f"  - simulated campus written to {paths.sources} ({sum(campus.rows.values())} rows)")
+    ensure_demo_key(paths.secrets / "px-hmac.key")
+    env = airflow_env(paths)
+    logs = paths.home / "logs"
+    _run("airflow-db-migrate", [_bin("airflow"), "db", "migrate"], env, logs)
+    _run("airflow-pool", [_bin("airflow"), "pools", "set", "campusdx_dbt", "1", "dbt: one writer"], env, logs)
+    _run("dbt-parse", [_bin("dbt"), "parse", "--profiles-dir", str(DBT_PROJECT)], env, logs, cwd=DBT_PROJECT)
+
+
+def run_dags(paths: Paths) -> None:
+    """Every extract DAG, then the warehouse DAG, then the publish DAG, with the province running."""
+    from connectors.sources.declarations import load_systems
+
+    env = airflow_env(paths)
+    logs = paths.home / "logs"
+    province_log = open(logs / "province.log", "ab")  # noqa: SIM115 - closed in finally
+    province = subprocess.Popen(
+        [sys.executable, "-m", "demo.province", "serve", "--home", str(paths.home)],
+        env=env,
+        stdout=province_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for decl in load_systems():
+            _run(
+                f"dag-extract_{decl.system}",
+                [_bin("airflow"), "dags", "test", f"extract_{decl.system}"],
+                env,
+                logs,
+            )
+        _run("dag-warehouse", [_bin("airflow"), "dags", "test", "warehouse"], env, logs)
+        _run("dag-publish", [_bin("airflow"), "dags", "test", "publish"], env, logs)
+    finally:
+        province.terminate()
+        try:
+            province.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            province.kill()
+        province_log.close()
+
+
+def summary(paths: Paths) -> dict:
+    """Rows per stage, gate verdicts, packages and receipts, and where to look."""
+    import duckdb
+
+    from connectors.exchange.profile import load_profile
+    from connectors.exchange.publisher import open_ledger
+    from connectors.sources.declarations import load_systems
+    from connectors.sources.landing import Landing
+
+    landing = Landing(paths.landing)
+    landed = {}
+    for decl in load_systems():
+        for t in decl.enabled_tables:
+            manifests = list(landing.manifests(decl.system, t.name))
+            landed[f"{decl.system}.{t.name}"] = {
+                "batches": len(manifests),
+                "rows_last_batch": manifests[-1]["rows"] if manifests else 0,
+            }
+    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('staging', 'marts', 'feeds', 'quality') order by 1, 2"
+        ).fetchall()
+        counts = {
+            f"{s}.{t}": conn.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0] for s, t in tables
+        }
+    verdicts = {}
+    for path in sorted((paths.quality / "gate").glob("*.json")):
+        verdict = json.loads(path.read_text(encoding="utf-8"))
+        verdicts[verdict["dataset"]] = verdict
+    profile = load_profile()
+    with open_ledger(paths, profile) as ledger:
+        packages = [
+            {"package_id": e.package_id, "status": e.status, "rows": e.rows, "batch_id": e.batch_id}
+            for e in ledger.packages()
+        ]
+    return {"landed": landed, "warehouse": counts, "gate": verdicts, "packages": packages}
+
+
+def print_summary(paths: Paths, report: dict) -> None:
+    print("\nLanding zone (rows in the latest batch / batches so far)")
+    for name, info in report["landed"].items():
+        print(f"  {name:<24} {info['rows_last_batch']:>8} / {info['batches']}")
+    print("\nWarehouse (rows)")
+    for name, rows in report["warehouse"].items():
+        print(f"  {name:<40} {rows:>8}")
+    print("\nQuality gate")
+    for dataset, v in report["gate"].items():
+        rules = ", ".join(f"{r} x{n}" for r, n in sorted(v["failures"].items())) or "no failures"
+        print(
+            f"  {dataset:<8} {v['status']:<8} {v['rows_checked']:>6} checked, "
+            f"{v['rows_quarantined']:>4} quarantined ({rules})"
+        )
+    print("\nPackages and receipts")
+    for p in report["packages"]:
+        print(
+            f"  {p['package_id']:<32} {p['status']:<10} {p['rows'] if p['rows'] is not None else '':>8} rows"
+        )
+    docs = paths.quality / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    print(
+        f"\nWhere to look\n  warehouse   {paths.warehouse}"
+        "  (open read-only: duckdb.connect(path, read_only=True))"
+        f"\n  data docs   {docs}\n  gateway     {paths.gateway}/inbox and /receipts"
+        f"\n  ledger      {paths.exchange / 'ledger.sqlite'}\n  logs        {paths.home / 'logs'}"
+    )
+
+
+def demo(
+    paths: Paths | None = None,
+    *,
+    scale: float | None = None,
+    seed: int | None = None,
+    regenerate: bool = False,
+) -> dict:
+    """The whole main job; returns the summary."""
+    paths = paths or default_paths()
+    print(f"campusdx demo in {paths.home}")
+    prepare(paths, scale=scale, seed=seed, regenerate=regenerate)
+    run_dags(paths)
+    report = summary(paths)
+    print_summary(paths, report)
+    return report

@@ -1,0 +1,106 @@
+"""Delivery to the provincial gateway: a small interface and its directory implementation.
+
+The gateway has ``inbox/`` (the school writes) and ``receipts/`` (the platform writes), PX-1.0 §3.
+:class:`DirectoryGateway` serves a gateway on the same host (the embedded default); an SFTP
+gateway will implement the same :class:`Gateway` protocol. Uploads are atomic (``.part``
+directory renamed when complete) and safe to repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Protocol
+
+from connectors.exchange.package import fsync_dir, write_file_durably
+from connectors.exchange.profile import GatewayLayout, load_profile
+
+log = logging.getLogger(__name__)
+
+
+class Gateway(Protocol):
+    """Where packages go and receipts come from."""
+
+    def upload(self, package_path: Path) -> None:
+        """Publish the package directory atomically; repeating an upload changes nothing."""
+
+    def receipt(self, package_id: str) -> dict[str, Any] | None:
+        """The platform's receipt for ``package_id``, or None while there is none."""
+
+
+class DirectoryGateway:
+    """A gateway that is a directory on a (shared) file system."""
+
+    def __init__(self, root: Path | str, layout: GatewayLayout | None = None) -> None:
+        self.root = Path(root)
+        self.layout = layout or load_profile().gateway
+        self.inbox = self.root / self.layout.inbox
+        self.receipts = self.root / self.layout.receipts
+
+    def upload(self, package_path: Path | str) -> None:
+        """Copy the package to ``inbox/{id}.part/``, fsync, rename to ``inbox/{id}/``.
+
+        The same package already there makes this a no-op (a re-send); a
+        different package under the same id (one rebuilt after a rejection) replaces it.
+        A ``.part`` left by a crashed upload is removed and the copy redone.
+        """
+        source = Path(package_path)
+        package_id = source.name
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        final = self.inbox / package_id
+        if final.is_dir() and _same_package(final, source):
+            log.info("gateway: %s already in the inbox, nothing to upload", package_id)
+            return
+        part = self.inbox / f"{package_id}{self.layout.part_suffix}"
+        if part.exists():
+            log.warning("gateway: removing stale %s from an interrupted upload", part.name)
+            shutil.rmtree(part)
+        _copy_durably(source, part)
+        if final.exists():
+            self._replace(final, part)
+        else:
+            os.rename(part, final)
+        fsync_dir(self.inbox)
+        log.info("gateway: uploaded %s", package_id)
+
+    def _replace(self, final: Path, part: Path) -> None:
+        """Swap a different package of the same id for the new one (the old is unprocessable)."""
+        stale = self.inbox / f"{final.name}.replaced{self.layout.part_suffix}"
+        shutil.rmtree(stale, ignore_errors=True)
+        os.rename(final, stale)
+        os.rename(part, final)
+        shutil.rmtree(stale)
+        log.info("gateway: replaced an older package under the id %s", final.name)
+
+    def receipt(self, package_id: str) -> dict[str, Any] | None:
+        """``receipts/{package_id}.json`` parsed, or None when absent or not yet readable."""
+        path = self.receipts / f"{package_id}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            log.warning("gateway: receipt %s is not valid JSON; ignoring it for now", path.name)
+            return None
+
+
+def _same_package(a: Path, b: Path) -> bool:
+    """True when two package directories hold the same files with the same bytes."""
+    try:
+        files_a = sorted(p.name for p in a.iterdir() if p.is_file())
+        files_b = sorted(p.name for p in b.iterdir() if p.is_file())
+        return files_a == files_b and all((a / n).read_bytes() == (b / n).read_bytes() for n in files_a)
+    except OSError:
+        return False
+
+
+def _copy_durably(source: Path, target: Path) -> None:
+    """Copy the regular files of ``source`` into a new directory ``target``, fsyncing each."""
+    target.mkdir(parents=True)
+    for item in sorted(source.iterdir()):
+        if item.is_file():
+            write_file_durably(target / item.name, item.read_bytes())
+    fsync_dir(target)

@@ -1,0 +1,220 @@
+"""The publisher's durable memory: every package built, sent and answered.
+
+One SQLite file (WAL, synchronous=FULL); every state change is one transaction. A package is
+identified by its ``batch_id``: a ``package_id`` can recur, because a REJECTED package does not
+consume its sequence number and the rebuilt package gets the same id. Sequences come from
+what the province confirmed, never from memory: the next sequence of a dataset is the last
+*delivered* one (receipt ACCEPTED, PARTIAL or DUPLICATE) plus one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connectors.exchange.package import Package
+
+BUILT = "BUILT"
+SENT = "SENT"
+UNANSWERED = (BUILT, SENT)
+"""Statuses of a package the province has not answered yet."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS packages (
+    id              INTEGER PRIMARY KEY,
+    package_id      TEXT NOT NULL,
+    dataset         TEXT NOT NULL,
+    mode            TEXT NOT NULL,
+    sequence        INTEGER NOT NULL,
+    batch_id        TEXT NOT NULL UNIQUE,
+    fingerprint     TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    files           TEXT NOT NULL,
+    rows            INTEGER NOT NULL,
+    built_at        TEXT NOT NULL,
+    as_of           TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    sent_at         TEXT,
+    receipt         TEXT,
+    receipt_at      TEXT
+);
+CREATE INDEX IF NOT EXISTS packages_dataset ON packages (dataset, sequence);
+"""
+
+
+class LedgerError(RuntimeError):
+    """A state change the ledger cannot make (unknown batch, wrong state)."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One package as the ledger knows it."""
+
+    package_id: str
+    dataset: str
+    mode: str
+    sequence: int
+    batch_id: str
+    fingerprint: str
+    manifest_sha256: str
+    files: list[dict[str, Any]]
+    rows: int
+    built_at: str
+    as_of: str
+    status: str
+    attempts: int
+    sent_at: str | None
+    receipt: dict[str, Any] | None
+    receipt_at: str | None
+
+
+class Ledger:
+    """The SQLite ledger at ``path``; ``delivered`` = receipt statuses that count as delivered."""
+
+    def __init__(
+        self, path: Path | str, *, delivered: Collection[str] = ("ACCEPTED", "PARTIAL", "DUPLICATE")
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.delivered = tuple(delivered)
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)  # idempotent DDL
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed when the block ends, rolled back on error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ----------------------------------------------------------------------- changes
+
+    def record_built(self, package: Package, fingerprint: str, built_at: str) -> LedgerEntry:
+        """A package now in the outbox, not yet sent."""
+        m = package.manifest
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO packages (package_id, dataset, mode, sequence, batch_id, fingerprint,"
+                " manifest_sha256, files, rows, built_at, as_of, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    package.package_id,
+                    m["dataset"],
+                    m["mode"],
+                    m["sequence"],
+                    m["batch_id"],
+                    fingerprint,
+                    package.manifest_sha256,
+                    json.dumps(m["files"]),
+                    m["total_rows"],
+                    built_at,
+                    m["as_of"],
+                    BUILT,
+                ),
+            )
+        return self.entry(m["batch_id"])
+
+    def record_sent(self, batch_id: str, sent_at: str) -> LedgerEntry:
+        """The package was uploaded (again): status SENT, one more attempt."""
+        self._update(
+            batch_id,
+            "status = ?, attempts = attempts + 1, sent_at = ?",
+            (SENT, sent_at),
+            allowed=UNANSWERED,
+        )
+        return self.entry(batch_id)
+
+    def record_receipt(self, batch_id: str, receipt: dict[str, Any], received_at: str) -> LedgerEntry:
+        """The province answered: the package takes the receipt's status."""
+        self._update(
+            batch_id,
+            "status = ?, receipt = ?, receipt_at = ?",
+            (str(receipt["status"]), json.dumps(receipt, ensure_ascii=False), received_at),
+            allowed=UNANSWERED,
+        )
+        return self.entry(batch_id)
+
+    def _update(self, batch_id: str, assignments: str, values: tuple, *, allowed: tuple[str, ...]) -> None:
+        marks = ", ".join("?" * len(allowed))
+        with self._tx() as db:
+            cur = db.execute(
+                f"UPDATE packages SET {assignments} WHERE batch_id = ? AND status IN ({marks})",
+                (*values, batch_id, *allowed),
+            )
+            if cur.rowcount != 1:
+                raise LedgerError(f"no package with batch {batch_id} in state {'/'.join(allowed)}")
+
+    # ----------------------------------------------------------------------- queries
+
+    def entry(self, batch_id: str) -> LedgerEntry:
+        """The package with ``batch_id``."""
+        row = self._db.execute("SELECT * FROM packages WHERE batch_id = ?", (batch_id,)).fetchone()
+        if row is None:
+            raise LedgerError(f"no package with batch {batch_id}")
+        return _entry(row)
+
+    def next_sequence(self, dataset: str) -> int:
+        """Last delivered sequence of ``dataset`` + 1 (a REJECTED package does not count)."""
+        marks = ", ".join("?" * len(self.delivered))
+        row = self._db.execute(
+            f"SELECT MAX(sequence) FROM packages WHERE dataset = ? AND status IN ({marks})",
+            (dataset, *self.delivered),
+        ).fetchone()
+        return (row[0] or 0) + 1
+
+    def pending(self, dataset: str) -> list[LedgerEntry]:
+        """Packages of ``dataset`` built or sent but not answered, in sequence order."""
+        return self._select("dataset = ? AND status IN (?, ?)", (dataset, *UNANSWERED))
+
+    def awaiting_receipt(self) -> list[LedgerEntry]:
+        """Packages of every dataset that were sent and have no receipt yet."""
+        return self._select("status = ?", (SENT,))
+
+    def last_delivered(self, dataset: str) -> LedgerEntry | None:
+        """The delivered package of ``dataset`` with the highest sequence."""
+        marks = ", ".join("?" * len(self.delivered))
+        found = self._select(f"dataset = ? AND status IN ({marks})", (dataset, *self.delivered))
+        return found[-1] if found else None
+
+    def packages(self, dataset: str | None = None) -> list[LedgerEntry]:
+        """Every package (of ``dataset``), by dataset and sequence."""
+        if dataset is None:
+            return self._select("1 = 1", ())
+        return self._select("dataset = ?", (dataset,))
+
+    def _select(self, where: str, params: tuple) -> list[LedgerEntry]:
+        rows = self._db.execute(
+            f"SELECT * FROM packages WHERE {where} ORDER BY dataset, sequence, id", params
+        ).fetchall()
+        return [_entry(r) for r in rows]
+
+
+def _entry(row: sqlite3.Row) -> LedgerEntry:
+    data = dict(row)
+    data.pop("id")
+    data["files"] = json.loads(data["files"])
+    data["receipt"] = json.loads(data["receipt"]) if data["receipt"] else None
+    return LedgerEntry(**data)

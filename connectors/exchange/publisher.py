@@ -1,0 +1,317 @@
+"""Publish PX datasets: build, check, send, and collect the province's receipts.
+
+The ledger decides what happens, so running a publish again is always safe:
+
+- a package of the dataset still unanswered is re-delivered, byte for byte, from the outbox
+  (``<home>/exchange/outbox/``) instead of building a new one;
+- a FULL whose data equals the last delivered FULL is not sent at all ("unchanged");
+- otherwise a package is built with the next sequence (last *delivered* + 1) and a fresh
+  batch id, checked with :func:`verify_package`, uploaded and recorded as SENT.
+
+Nothing counts as delivered before a receipt says ACCEPTED, PARTIAL or DUPLICATE; a REJECTED
+package gives its sequence number back and is moved to ``outbox/retired/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from campusdx import settings
+from connectors.exchange.gateway import DirectoryGateway, Gateway
+from connectors.exchange.ledger import Ledger, LedgerEntry
+from connectors.exchange.package import (
+    BEIJING,
+    build_package,
+    content_fingerprint,
+    px_datetime,
+    verify_package,
+)
+from connectors.exchange.profile import Profile, load_profile
+from connectors.exchange.signing import ensure_demo_key, load_key
+
+log = logging.getLogger(__name__)
+
+KEY_FILE_ENV = "CAMPUSDX_PX_KEY_FILE"
+"""Environment variable naming the file with the province-issued key (hex)."""
+
+
+class PublishError(RuntimeError):
+    """A package cannot be sent; the message names the package and the PX rules it breaks."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What one publish or receipt step did for one dataset.
+
+    ``action``: ``sent`` (new package), ``resent`` (pending package delivered again),
+    ``unchanged`` (nothing sent; ``package_id``/``sequence`` name the delivered package it
+    matches), ``receipt`` (a receipt was recorded) or ``no_receipt`` (none before the timeout).
+    """
+
+    dataset: str
+    action: str
+    status: str | None
+    package_id: str | None = None
+    sequence: int | None = None
+    batch_id: str | None = None
+    rows: int | None = None
+    receipt: dict[str, Any] | None = None
+    message: str = ""
+
+
+def exchange_key(paths: settings.Paths) -> bytes:
+    """The key from ``$CAMPUSDX_PX_KEY_FILE``, else the demo key under ``<home>/secrets``."""
+    key_file = os.environ.get(KEY_FILE_ENV)
+    if key_file:
+        return load_key(key_file)
+    return ensure_demo_key(paths.secrets / "px-hmac.key")
+
+
+def outbox_dir(paths: settings.Paths) -> Path:
+    """Where built packages wait until the province has answered them."""
+    return paths.exchange / "outbox"
+
+
+def open_ledger(paths: settings.Paths, profile: Profile) -> Ledger:
+    """The publisher's ledger under ``<home>/exchange``."""
+    return Ledger(paths.exchange / "ledger.sqlite", delivered=profile.delivered_statuses)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every step of one publish needs."""
+
+    paths: settings.Paths
+    profile: Profile
+    gateway: Gateway
+    ledger: Ledger
+    key: bytes
+    stamp: str
+
+    @property
+    def outbox(self) -> Path:
+        return outbox_dir(self.paths)
+
+
+def publish_dataset(
+    dataset_code: str,
+    table: pa.Table,
+    *,
+    paths: settings.Paths | None = None,
+    gateway: Gateway | None = None,
+    as_of: date | str,
+    mode: str = "FULL",
+    now: datetime | None = None,
+    profile: Profile | None = None,
+) -> PublishResult:
+    """Send ``table`` as a PX package of ``dataset_code`` unless the ledger says otherwise.
+
+    ``table`` is shaped as :func:`build_package` expects. ``now`` stamps ``generated_at`` and
+    the ledger (default: the current Beijing time).
+    """
+    paths = paths or settings.paths()
+    profile = profile or load_profile()
+    profile.dataset(dataset_code)
+    gateway = gateway or DirectoryGateway(paths.gateway, profile.gateway)
+    key = exchange_key(paths)
+    stamp = px_datetime(now or datetime.now(BEIJING))
+    with open_ledger(paths, profile) as ledger:
+        run = _Run(paths, profile, gateway, ledger, key, stamp)
+        pending = ledger.pending(dataset_code)
+        if pending:
+            return _redeliver(run, pending[0])
+        fingerprint = content_fingerprint(table)
+        unchanged = _unchanged(ledger, dataset_code, mode, table, fingerprint)
+        if unchanged:
+            return unchanged
+        return _build_and_send(run, dataset_code, table, mode, as_of, fingerprint)
+
+
+def _unchanged(
+    ledger: Ledger, dataset_code: str, mode: str, table: pa.Table, fingerprint: str
+) -> PublishResult | None:
+    """A result when there is nothing to send: a FULL equal to the last delivered FULL, an empty DELTA."""
+    if mode == "DELTA":
+        if table.num_rows:
+            return None
+        log.info("%s: empty DELTA, nothing to publish", dataset_code)
+        return PublishResult(dataset_code, "unchanged", None, message="empty DELTA: nothing to send")
+    last = ledger.last_delivered(dataset_code)
+    if last is None or last.mode != "FULL" or last.fingerprint != fingerprint:
+        return None
+    log.info("%s: data unchanged since %s, nothing to publish", dataset_code, last.package_id)
+    return PublishResult(
+        dataset_code,
+        "unchanged",
+        last.status,
+        package_id=last.package_id,
+        sequence=last.sequence,
+        batch_id=last.batch_id,
+        rows=last.rows,
+        message=f"same data as delivered package {last.package_id} (sequence {last.sequence})",
+    )
+
+
+def _redeliver(run: _Run, entry: LedgerEntry) -> PublishResult:
+    """Upload an unanswered package again, exactly as built (same batch id, same bytes)."""
+    path = run.outbox / entry.package_id
+    manifest = path / run.profile.manifest_file
+    if not manifest.is_file() or hashlib.sha256(manifest.read_bytes()).hexdigest() != entry.manifest_sha256:
+        raise PublishError(
+            f"{entry.package_id}: the outbox copy of pending batch {entry.batch_id} is missing or changed; "
+            "it must be re-sent byte-identical"
+        )
+    _refuse_if_problems(path, run.profile, run.key)
+    run.gateway.upload(path)
+    entry = run.ledger.record_sent(entry.batch_id, run.stamp)
+    log.info("%s: re-delivered pending %s (attempt %d)", entry.dataset, entry.package_id, entry.attempts)
+    return _result(entry, "resent", message=f"pending package re-delivered (attempt {entry.attempts})")
+
+
+def _build_and_send(
+    run: _Run, dataset_code: str, table: pa.Table, mode: str, as_of: date | str, fingerprint: str
+) -> PublishResult:
+    """Build the next package of the dataset, check it, send it and record each step."""
+    profile = run.profile
+    sequence = run.ledger.next_sequence(dataset_code)
+    _retire(run.outbox / profile.package_id(profile.school_code, dataset_code, mode, sequence), run.outbox)
+    package = build_package(
+        profile,
+        dataset_code,
+        mode,
+        table,
+        school_code=profile.school_code,
+        sequence=sequence,
+        batch_id=str(uuid.uuid4()),
+        as_of=as_of,
+        generated_at=run.stamp,
+        key=run.key,
+        key_id=profile.key_id,
+        alg=profile.default_signature,
+        encoding=profile.default_encoding,
+        out_dir=run.outbox,
+    )
+    try:
+        _refuse_if_problems(package.path, profile, run.key)
+    except PublishError:
+        _retire(package.path, run.outbox)
+        raise
+    entry = run.ledger.record_built(package, fingerprint, run.stamp)
+    run.gateway.upload(package.path)
+    entry = run.ledger.record_sent(entry.batch_id, run.stamp)
+    log.info("%s: sent %s (%d rows, %s)", dataset_code, entry.package_id, entry.rows, mode)
+    return _result(entry, "sent")
+
+
+def _refuse_if_problems(path: Path, profile: Profile, key: bytes) -> None:
+    problems = verify_package(path, profile, key)
+    if problems:
+        listed = "; ".join(str(p) for p in problems[:10])
+        raise PublishError(
+            f"{path.name}: not sent, the pre-send check found {len(problems)} problem(s): {listed}"
+        )
+
+
+def _retire(path: Path, outbox: Path) -> None:
+    """Move a package that will never be (re)sent out of the way, to ``outbox/retired/``."""
+    if not path.exists():
+        return
+    target = outbox / "retired" / f"{path.name}.{uuid.uuid4().hex[:12]}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(path, target)
+    log.info("retired %s from the outbox to %s", path.name, target.name)
+
+
+def _result(entry: LedgerEntry, action: str, message: str = "") -> PublishResult:
+    return PublishResult(
+        entry.dataset,
+        action,
+        entry.status,
+        package_id=entry.package_id,
+        sequence=entry.sequence,
+        batch_id=entry.batch_id,
+        rows=entry.rows,
+        receipt=entry.receipt,
+        message=message,
+    )
+
+
+def collect_receipts(
+    paths: settings.Paths | None = None,
+    gateway: Gateway | None = None,
+    *,
+    timeout_s: float = 60.0,
+    poll_s: float = 1.0,
+    datasets: Collection[str] | None = None,
+    profile: Profile | None = None,
+) -> list[PublishResult]:
+    """Wait for the receipts of every SENT package (of ``datasets``) and record them in the ledger.
+
+    Returns one result per package: ``receipt`` with the receipt's status, or ``no_receipt``
+    when none came before ``timeout_s`` (reported, not raised: it stays pending).
+    """
+    paths = paths or settings.paths()
+    profile = profile or load_profile()
+    gateway = gateway or DirectoryGateway(paths.gateway, profile.gateway)
+    results: list[PublishResult] = []
+    with open_ledger(paths, profile) as ledger:
+        waiting = {
+            e.batch_id: e for e in ledger.awaiting_receipt() if datasets is None or e.dataset in datasets
+        }
+        deadline = time.monotonic() + timeout_s
+        while waiting:
+            for batch_id, entry in list(waiting.items()):
+                receipt = _matching_receipt(gateway, entry, profile)
+                if receipt is not None:
+                    results.append(_record_receipt(ledger, entry, receipt, paths))
+                    del waiting[batch_id]
+            remaining = deadline - time.monotonic()
+            if not waiting or remaining <= 0:
+                break
+            time.sleep(min(poll_s, remaining))
+        for entry in waiting.values():
+            log.warning("%s: no receipt after %g s; it stays pending", entry.package_id, timeout_s)
+            results.append(_result(entry, "no_receipt", message=f"no receipt after {timeout_s:g} s"))
+    return results
+
+
+def _matching_receipt(gateway: Gateway, entry: LedgerEntry, profile: Profile) -> dict[str, Any] | None:
+    """The receipt for this very batch (an older receipt under a reused package id is ignored)."""
+    receipt = gateway.receipt(entry.package_id)
+    if receipt is None or receipt.get("batch_id") != entry.batch_id:
+        return None
+    if receipt.get("status") not in profile.receipt_statuses:
+        log.warning("%s: receipt has unknown status %r; ignored", entry.package_id, receipt.get("status"))
+        return None
+    return receipt
+
+
+def _record_receipt(
+    ledger: Ledger, entry: LedgerEntry, receipt: dict[str, Any], paths: settings.Paths
+) -> PublishResult:
+    entry = ledger.record_receipt(entry.batch_id, receipt, px_datetime(datetime.now(BEIJING)))
+    rules = Counter(e.get("rule") for e in receipt.get("errors") or [])
+    log.info(
+        "%s: receipt %s, %s of %s rows accepted%s",
+        entry.package_id,
+        entry.status,
+        receipt.get("rows_accepted"),
+        receipt.get("rows_received"),
+        f", findings by rule: {dict(rules)}" if rules else "",
+    )
+    if entry.status not in ledger.delivered:
+        _retire(outbox_dir(paths) / entry.package_id, outbox_dir(paths))
+    return _result(entry, "receipt")

@@ -1,0 +1,36 @@
+"""Extract DAGs: one per source system declared in schemas/sources/, a mapped task per table.
+
+Each run lands the new rows of every enabled table in the landing zone and updates the
+system's landing Asset, which schedules the warehouse DAG.
+"""
+
+from airflow.sdk import dag, task
+
+from campusdx import pipeline
+from campusdx.orchestration import DEFAULT_ARGS, START, landing_asset
+from connectors.sources.declarations import SystemDecl, load_systems
+
+
+def build(decl: SystemDecl):
+    @dag(
+        dag_id=f"extract_{decl.system}",
+        description=f"Land {decl.title} tables in the landing zone",
+        schedule="@daily",
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["campusdx", "extract", decl.system],
+    )
+    def extract_dag():
+        @task(outlets=[landing_asset(decl.system)], retries=2, retry_exponential_backoff=True)
+        def extract(table: str) -> dict:
+            return pipeline.extract(decl.system, table)
+
+        extract.expand(table=[t.name for t in decl.enabled_tables])
+
+    return extract_dag()
+
+
+for _decl in load_systems():
+    globals()[f"extract_{_decl.system}"] = build(_decl)

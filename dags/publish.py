@@ -1,0 +1,48 @@
+"""Publish DAG: a PX-1.0 package per dataset, then its receipt. Scheduled on the warehouse Asset.
+
+A dataset waits for the receipts of the datasets it references (ZZJG before the rest), so the
+province can resolve its references. A dataset the quality gate blocked fails its publish
+task with the rule IDs; the datasets that do not depend on it go on.
+"""
+
+from airflow.sdk import PokeReturnValue, dag, task
+
+from campusdx import pipeline
+from campusdx.orchestration import DEFAULT_ARGS, START, warehouse_asset
+
+RECEIPT_TIMEOUT_S = 600
+
+
+@dag(
+    dag_id="publish",
+    description="Build, sign and send PX-1.0 packages; collect the province's receipts",
+    schedule=[warehouse_asset()],
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["campusdx", "exchange"],
+)
+def publish():
+    receipts = {}
+    for dataset, waits_for in pipeline.publish_order(pipeline.published_datasets()):
+
+        @task(task_id=f"publish_{dataset.lower()}")
+        def send(code: str = dataset) -> dict:
+            return pipeline.publish(code)
+
+        @task.sensor(
+            task_id=f"receipt_{dataset.lower()}", poke_interval=1, timeout=RECEIPT_TIMEOUT_S, mode="poke"
+        )
+        def wait(code: str = dataset) -> PokeReturnValue:
+            answer = pipeline.receipt(code)
+            return PokeReturnValue(is_done=answer is not None, xcom_value=answer)
+
+        sent, received = send(), wait()
+        sent >> received
+        for upstream in waits_for:
+            receipts[upstream] >> sent
+        receipts[dataset] = received
+
+
+publish()

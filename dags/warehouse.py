@@ -1,0 +1,39 @@
+"""Warehouse DAG: dbt builds the warehouse, the quality gate judges each PX dataset, dbt builds
+the feeds without the quarantined rows. Scheduled on every source system's landing Asset.
+"""
+
+from airflow.sdk import dag, task
+
+from campusdx import pipeline
+from campusdx.orchestration import DEFAULT_ARGS, START, dbt_task_group, landing_asset, warehouse_asset
+from connectors.sources.declarations import load_systems
+
+
+@dag(
+    dag_id="warehouse",
+    description="dbt build -> quality gate -> feeds",
+    schedule=[landing_asset(d.system) for d in load_systems()],
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["campusdx", "warehouse"],
+)
+def warehouse():
+    transform = dbt_task_group("transform", exclude=["tag:gated"])
+
+    @task
+    def quality_gate(dataset: str) -> dict:
+        return pipeline.gate(dataset)
+
+    verdicts = quality_gate.expand(dataset=pipeline.published_datasets())
+    feeds = dbt_task_group("feeds", select=["tag:gated"])
+
+    @task(outlets=[warehouse_asset()])
+    def warehouse_ready() -> None:
+        """Marks the warehouse Asset updated: the publish DAG runs next."""
+
+    transform >> verdicts >> feeds >> warehouse_ready()
+
+
+warehouse()

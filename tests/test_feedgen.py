@@ -1,0 +1,22 @@
+"""The committed feed contracts are exactly what the profile's datasets.yaml generates."""
+
+from campusdx.feedgen import FEEDS_FILE, render
+
+
+def test_feed_contracts_are_up_to_date():
+    assert FEEDS_FILE.read_text(encoding="utf-8") == render(), (
+        "run `campusdx gen-feeds` and commit the result"
+    )
+
+
+def test_contract_lists_profile_fields_in_order():
+    import yaml
+
+    from connectors.exchange.profile import load_profile
+
+    models = {m["name"]: m for m in yaml.safe_load(render())["models"]}
+    profile = load_profile()
+    for code in ("ZZJG", "JZGJBXX", "XSJBXX"):
+        model = models[f"feed_px__{code.lower()}"]
+        assert [c["name"] for c in model["columns"]] == list(profile.dataset(code).field_codes)
+        assert model["config"]["contract"]["enforced"] is True
