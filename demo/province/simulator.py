@@ -33,6 +33,7 @@ from typing import Any
 from stdnum.cn import ric
 
 from campusdx import settings
+from campusdx.idnumbers import is_valid_ric
 from connectors.exchange.package import (
     BEIJING,
     Inspection,
@@ -66,7 +67,7 @@ def _resident_id_ok(number: str) -> bool:
 
     A lower-case final x is the same number; separators that stdnum would strip are not allowed.
     """
-    return _RESIDENT_ID.fullmatch(number) is not None and ric.is_valid(number)
+    return _RESIDENT_ID.fullmatch(number) is not None and is_valid_ric(number)
 
 
 def _lxrq_not_before_csrq(row: Row) -> tuple[str, str] | None:
