@@ -175,9 +175,11 @@ def print_summary(paths: Paths, report: dict) -> None:
     for dataset, v in report["gate"].items():
         rules = ", ".join(f"{r} x{n}" for r, n in sorted(v["failures"].items())) or "no failures"
         print(
-            f"  {dataset:<8} {v['status']:<8} {v['rows_checked']:>6} checked, "
-            f"{v['rows_quarantined']:>4} quarantined ({rules})"
+            f"  {dataset:<8} {v['status']:<8} checks {v['checks_passed']} passed / {v['checks_failed']} "
+            f"failed; {v['rows_checked']} rows, {v['rows_quarantined']} quarantined ({rules})"
         )
+        for reason in v["blocking"]:
+            print(f"           blocked: {reason}")
     print("\nPackages and receipts")
     for p in report["packages"]:
         print(

@@ -139,6 +139,9 @@ HR_TITLES = {
 HR_STATUS = ["在职"] * 18 + ["退休", "调出"]
 STUDENT_STATUS = ["ZD"] * 30 + ["XX", "FX", "TX"]
 STUDENT_LEVEL = "BK"
+# 学籍异动 the student system records for a student's current status (local category, reason).
+STATUS_CHANGES = {"XX": ("休学", "疾病"), "FX": ("复学", None), "TX": ("退学", "个人原因")}
+MAJOR_CHANGE_RATE = 0.02
 ASSET_USE = ["在用"] * 8 + ["闲置", "待报废"]
 ASSET_CLASSES = {  # 资产处's local category -> (name pattern, value range)
     "JSJ": ("台式计算机", (3_000, 9_000)),
@@ -391,6 +394,19 @@ CREATE TABLE xg_zy (             -- 专业
   zszt TEXT,                     -- 招生状态 1/0
   gxsj TEXT NOT NULL             -- 更新时间
 );
+CREATE TABLE xg_xjyd (           -- 学籍异动
+  ydbh TEXT PRIMARY KEY,         -- 异动编号
+  xh TEXT NOT NULL,              -- 学号
+  ydlb TEXT,                     -- 异动类别(名称)
+  ydyy TEXT,                     -- 异动原因(名称)
+  ydrq TEXT,                     -- 异动日期
+  ydqyx TEXT,                    -- 异动前院系(学工编码)
+  ydhyx TEXT,                    -- 异动后院系(学工编码)
+  ydqzy TEXT,                    -- 异动前校内专业号
+  ydhzy TEXT,                    -- 异动后校内专业号
+  spwh TEXT,                     -- 审批文号
+  gxsj TEXT NOT NULL             -- 更新时间
+);
 CREATE TABLE xg_xsxx (           -- 学生信息
   xh TEXT PRIMARY KEY,           -- 学号
   xm TEXT NOT NULL,              -- 姓名
@@ -466,6 +482,12 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
                 g.stamp(enrolled),
             )
         )
+    campus.rows["student.xg_xjyd"] = _write(
+        conn,
+        "xg_xjyd",
+        ["ydbh", "xh", "ydlb", "ydyy", "ydrq", "ydqyx", "ydhyx", "ydqzy", "ydhzy", "spwh", "gxsj"],
+        _status_changes(g, rows),
+    )
     campus.rows["student.xg_xsxx"] = _write(
         conn,
         "xg_xsxx",
@@ -490,6 +512,43 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
         ],
         rows,
     )
+
+
+def _status_changes(g: _Gen, students: list[tuple]) -> list[tuple]:
+    """学籍异动 behind each student's status, plus 转专业 for a few (from another major)."""
+    changes = []
+    for row in students:
+        xh, yxdm, zyh, enrolled, status = row[0], row[10], row[11], date.fromisoformat(row[14]), row[15]
+        events = []
+        last = CLOCK.date() - timedelta(days=30)
+        middle = enrolled + (last - enrolled) / 2
+        if status == "FX":
+            events.append(("休学", "疾病", g.day(enrolled + timedelta(days=30), middle)))
+        if status in STATUS_CHANGES:
+            kind, reason = STATUS_CHANGES[status]
+            events.append((kind, reason, g.day(middle + timedelta(days=1), last)))
+        if g.rnd.random() < MAJOR_CHANGE_RATE:
+            before = g.pick([m for m in sorted(MAJORS) if m != zyh])
+            events.append(("转专业", "个人原因", enrolled + timedelta(days=20)))
+        for kind, reason, when in events:
+            n = len(changes) + 1
+            is_major = kind == "转专业"
+            changes.append(
+                (
+                    f"YD{when.year}{n:06d}",
+                    xh,
+                    kind,
+                    reason,
+                    when.isoformat(),
+                    f"X{MAJORS[before][1]}" if is_major else yxdm,
+                    yxdm,
+                    before if is_major else zyh,
+                    zyh,
+                    f"西科大学字〔{when.year}〕{n}号",
+                    f"{when.isoformat()} 16:00:00",
+                )
+            )
+    return changes
 
 
 FINANCE_DDL = """

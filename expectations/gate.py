@@ -76,6 +76,8 @@ class GateResult:
     blocking: list[str] = field(default_factory=list)
     warnings: dict[str, int] = field(default_factory=dict)
     checked_at: str = ""
+    checks_passed: int = 0
+    checks_failed: int = 0
 
     @property
     def blocked(self) -> bool:
@@ -270,6 +272,8 @@ class Gate:
                 dataset_failures.append(result.expectation_config.meta["rule_id"])
             findings.extend(_findings(result, dataset_code, frame, run_id, now))
         verdict = self._verdict(dataset_code, run_id, now, len(frame), findings, dataset_failures)
+        verdict.checks_passed = validation.statistics["successful_expectations"]
+        verdict.checks_failed = validation.statistics["unsuccessful_expectations"]
         self._write(dataset_code, findings, verdict)
         return verdict
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import dbt_executable
 
 from campusdx.orchestration import dbt_manifest_path
 from campusdx.settings import DBT_PROJECT, REPO_ROOT
@@ -16,7 +17,7 @@ def dagbag():
     if not dbt_manifest_path().exists():  # Cosmos renders the dbt graph from dbt's manifest
         subprocess.run(
             [
-                str(REPO_ROOT / ".venv" / "bin" / "dbt") if (REPO_ROOT / ".venv").exists() else "dbt",
+                dbt_executable(),
                 "parse",
                 "--profiles-dir",
                 str(DBT_PROJECT),

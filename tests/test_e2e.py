@@ -19,6 +19,7 @@ import sys
 
 import duckdb
 import pytest
+from conftest import dbt_executable
 
 from campusdx.settings import DBT_PROJECT, REPO_ROOT, SCHEMAS
 
@@ -161,7 +162,7 @@ def test_dbt_build_passes_on_the_demo_data(runs):
     env = {**os.environ, "CAMPUSDX_HOME": str(home)}
     result = subprocess.run(
         [
-            str(REPO_ROOT / ".venv" / "bin" / "dbt") if (REPO_ROOT / ".venv").exists() else "dbt",
+            dbt_executable(),
             "build",
             "--profiles-dir",
             str(DBT_PROJECT),

@@ -101,3 +101,6 @@ def test_declarations_load_and_reject_bad_files(tmp_path):
     bad.write_text("system: x\nconnection: {default_url: 'sqlite://'}\ntables:\n  - {name: t}\n")
     with pytest.raises(DeclarationError, match="lacks 'primary_key'"):
         load_system(bad)
+    bad.write_text("system: x\ntables:\n  - description: a: b\n")
+    with pytest.raises(DeclarationError, match=r"bad\.yml: not valid YAML"):
+        load_system(bad)

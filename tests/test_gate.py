@@ -92,6 +92,8 @@ def test_findings_name_field_value_and_lineage(judged):
 def test_verdict_is_written_and_tolerance_applies(judged):
     paths, verdict, _ = judged
     assert verdict.rows_checked == 48 and verdict.rows_quarantined == 7
+    # one failing expectation per family at fault: required, code set, format, ID number, length, key
+    assert verdict.checks_failed == 6 and verdict.checks_passed > 0
     # 7 of 48 rows is above the default 5 % tolerance: the dataset is blocked, the message says why
     assert verdict.status == "blocked" and "7 of 48" in verdict.blocking[0]
     assert read_verdict("XSJBXX", paths).failures == verdict.failures

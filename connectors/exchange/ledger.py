@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from campusdx.sqlitedb import open_durable, transaction
 from connectors.exchange.package import Package
 
 BUILT = "BUILT"
@@ -81,13 +81,8 @@ class Ledger:
         self, path: Path | str, *, delivered: Collection[str] = ("ACCEPTED", "PARTIAL", "DUPLICATE")
     ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.delivered = tuple(delivered)
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)  # idempotent DDL
+        self._db = open_durable(self.path, _SCHEMA)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -99,16 +94,9 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self):
         """One transaction: committed when the block ends, rolled back on error."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        return transaction(self._db)
 
     # ----------------------------------------------------------------------- changes
 

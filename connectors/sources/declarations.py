@@ -77,7 +77,10 @@ def _table(path: Path, raw: dict) -> TableDecl:
 
 def load_system(path: Path) -> SystemDecl:
     """Read one declaration file."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DeclarationError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
     for required in ("system", "connection", "tables"):
         if required not in raw:
             raise DeclarationError(f"{path}: missing top-level key {required!r}")

@@ -18,12 +18,10 @@ import hashlib
 import json
 import logging
 import re
-import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -34,6 +32,7 @@ from stdnum.cn import ric
 
 from campusdx import settings
 from campusdx.idnumbers import is_valid_ric
+from campusdx.sqlitedb import open_durable, transaction
 from connectors.exchange.package import (
     BEIJING,
     Inspection,
@@ -180,24 +179,13 @@ class _Store:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(self._SCHEMA)
+        self._db = open_durable(path, self._SCHEMA, threads=True)
 
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _tx(self):
+        return transaction(self._db)
 
     def last_sequence(self, dataset: str) -> int:
         row = self._db.execute("SELECT last_sequence FROM sequences WHERE dataset = ?", (dataset,)).fetchone()
