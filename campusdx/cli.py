@@ -25,8 +25,27 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--seed", type=int, default=None, help="generator seed (default: fixed)")
     demo.add_argument("--regenerate", action="store_true", help="rewrite the simulated campus first")
+    adv = sub.add_parser("advance", help="apply N simulated days to every source system")
+    adv.add_argument("--days", type=int, required=True)
+    adv.add_argument("--seed", type=int, default=20261122)
+    load = sub.add_parser("load-sources", help="copy a generated system into PostgreSQL/MariaDB")
+    load.add_argument("--system", required=True, choices=["hr", "student", "finance", "asset"])
+    load.add_argument("--url", required=True, help="SQLAlchemy URL of the target database")
+    ext = sub.add_parser("extract", help="land tables now (what the extract DAGs run)")
+    ext.add_argument("--system", action="append", help="only this system (repeatable)")
+    ext.add_argument("--table", action="append", help="only this table (repeatable)")
+    ext.add_argument("--full-refresh", action="store_true", help="read whole tables, not only changes")
     sub.add_parser("gen-feeds", help="regenerate dbt feed contracts from schemas/exchange/px-1.0")
     return parser
+
+
+def _systems(only: list[str] | None):
+    from connectors.sources.declarations import load_systems
+
+    systems = [d for d in load_systems() if not only or d.system in only]
+    if only and len(systems) != len(set(only)):
+        raise SystemExit(f"unknown system in {only}; declared: {[d.system for d in load_systems()]}")
+    return systems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +64,30 @@ def main(argv: list[str] | None = None) -> int:
 
         campus = generate(paths().sources, scale=args.scale, **({"seed": args.seed} if args.seed else {}))
         print(f"wrote {paths().sources}: {campus.rows}; {len(campus.dirt)} injected faults in dirt.json")
+    elif args.command == "advance":
+        from campusdx.pipeline import source_url
+        from demo.life import advance
+
+        urls = {d.system: source_url(d.system)[0] for d in _systems(None)}
+        counts = advance(urls, args.days, paths().sources / "clock.json", seed=args.seed)
+        for what, n in sorted(counts.items()):
+            print(f"  {what:<32} {n:>6}")
+    elif args.command == "load-sources":
+        from connectors.sources.sql import redact
+        from demo.targets import copy_system
+
+        copied = copy_system(paths().sources / f"{args.system}.sqlite", args.system, args.url)
+        print(f"copied {args.system} to {redact(args.url)}: {copied}")
+        print(f"point the pipeline at it: export CAMPUSDX_SOURCE_{args.system.upper()}_URL='<that url>'")
+    elif args.command == "extract":
+        from campusdx.pipeline import extract
+
+        logging.getLogger().setLevel(logging.INFO)
+        for decl in _systems(args.system):
+            for table in decl.enabled_tables:
+                if not args.table or table.name in args.table:
+                    done = extract(decl.system, table.name, full_refresh=args.full_refresh)
+                    print(f"  {decl.system}.{table.name:<12} {done['rows']:>8} rows  {done['mode']}")
     elif args.command == "gen-feeds":
         from campusdx.feedgen import write
 

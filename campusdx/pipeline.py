@@ -68,6 +68,8 @@ def extract(system: str, table: str, *, full_refresh: bool = False, paths: Paths
         "table": table,
         "batch_id": result.batch_id,
         "rows": result.rows,
+        "tombstones": result.tombstones,
+        "added_columns": list(result.added_columns),
         "mode": result.mode,
         "seconds": round(result.seconds, 3),
     }

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from campusdx.settings import DBT_PROJECT, REPO_ROOT, Paths
+from campusdx.settings import DBT_PROJECT, REPO_ROOT, Paths, executable
 from campusdx.settings import paths as default_paths
 
 log = logging.getLogger(__name__)
@@ -25,12 +24,6 @@ log = logging.getLogger(__name__)
 
 class StepFailed(RuntimeError):
     """A pipeline step exited non-zero; the message says which and where its log is."""
-
-
-def _bin(name: str) -> str:
-    """An executable of this virtualenv (dbt, airflow), falling back to PATH."""
-    candidate = Path(sys.executable).with_name(name)
-    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
 
 
 def airflow_env(paths: Paths) -> dict[str, str]:
@@ -88,9 +81,20 @@ def prepare(
     ensure_demo_key(paths.secrets / "px-hmac.key")
     env = airflow_env(paths)
     logs = paths.home / "logs"
-    _run("airflow-db-migrate", [_bin("airflow"), "db", "migrate"], env, logs)
-    _run("airflow-pool", [_bin("airflow"), "pools", "set", "campusdx_dbt", "1", "dbt: one writer"], env, logs)
-    _run("dbt-parse", [_bin("dbt"), "parse", "--profiles-dir", str(DBT_PROJECT)], env, logs, cwd=DBT_PROJECT)
+    _run("airflow-db-migrate", [executable("airflow"), "db", "migrate"], env, logs)
+    _run(
+        "airflow-pool",
+        [executable("airflow"), "pools", "set", "campusdx_dbt", "1", "dbt: one writer"],
+        env,
+        logs,
+    )
+    _run(
+        "dbt-parse",
+        [executable("dbt"), "parse", "--profiles-dir", str(DBT_PROJECT)],
+        env,
+        logs,
+        cwd=DBT_PROJECT,
+    )
 
 
 def run_dags(paths: Paths) -> None:
@@ -110,12 +114,12 @@ def run_dags(paths: Paths) -> None:
         for decl in load_systems():
             _run(
                 f"dag-extract_{decl.system}",
-                [_bin("airflow"), "dags", "test", f"extract_{decl.system}"],
+                [executable("airflow"), "dags", "test", f"extract_{decl.system}"],
                 env,
                 logs,
             )
-        _run("dag-warehouse", [_bin("airflow"), "dags", "test", "warehouse"], env, logs)
-        _run("dag-publish", [_bin("airflow"), "dags", "test", "publish"], env, logs)
+        _run("dag-warehouse", [executable("airflow"), "dags", "test", "warehouse"], env, logs)
+        _run("dag-publish", [executable("airflow"), "dags", "test", "publish"], env, logs)
     finally:
         province.terminate()
         try:

@@ -9,6 +9,8 @@ they need.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,3 +80,9 @@ def home() -> Path:
 def paths() -> Paths:
     """Paths under the current home (read from the environment on every call)."""
     return Paths(home())
+
+
+def executable(name: str) -> str:
+    """A command of this virtualenv (``dbt``, ``airflow``), falling back to the one on PATH."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)

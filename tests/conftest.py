@@ -21,11 +21,3 @@ os.environ.update(
     }
 )
 os.environ.pop("CAMPUSDX_PX_KEY_FILE", None)
-
-
-def dbt_executable() -> str:
-    """dbt of the project's virtualenv (what `make test` installed), else the one on PATH."""
-    from campusdx.settings import REPO_ROOT
-
-    candidate = REPO_ROOT / ".venv" / "bin" / "dbt"
-    return str(candidate) if candidate.exists() else "dbt"

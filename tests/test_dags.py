@@ -4,10 +4,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import dbt_executable
 
 from campusdx.orchestration import dbt_manifest_path
-from campusdx.settings import DBT_PROJECT, REPO_ROOT
+from campusdx.settings import DBT_PROJECT, REPO_ROOT, executable
 
 DAGS = REPO_ROOT / "dags"
 
@@ -17,7 +16,7 @@ def dagbag():
     if not dbt_manifest_path().exists():  # Cosmos renders the dbt graph from dbt's manifest
         subprocess.run(
             [
-                dbt_executable(),
+                executable("dbt"),
                 "parse",
                 "--profiles-dir",
                 str(DBT_PROJECT),

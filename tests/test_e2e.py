@@ -19,9 +19,8 @@ import sys
 
 import duckdb
 import pytest
-from conftest import dbt_executable
 
-from campusdx.settings import DBT_PROJECT, REPO_ROOT, SCHEMAS
+from campusdx.settings import DBT_PROJECT, REPO_ROOT, SCHEMAS, executable
 
 pytestmark = pytest.mark.e2e
 SCALE = "0.002"
@@ -162,7 +161,7 @@ def test_dbt_build_passes_on_the_demo_data(runs):
     env = {**os.environ, "CAMPUSDX_HOME": str(home)}
     result = subprocess.run(
         [
-            dbt_executable(),
+            executable("dbt"),
             "build",
             "--profiles-dir",
             str(DBT_PROJECT),

@@ -10,6 +10,8 @@ import yaml
 
 from campusdx.settings import SCHEMAS
 
+DELETE_MODES = ("none", "key_snapshot")
+
 
 class DeclarationError(ValueError):
     """A source declaration is malformed; the message names the file and the entry."""
@@ -24,6 +26,10 @@ class TableDecl:
     cursor: str | None = None
     description: str = ""
     enabled: bool = True
+    lookback: float = 0
+    """How far behind the watermark to read again (seconds for a time cursor, units for an id)."""
+    deletes: str = "none"
+    """How deleted rows are found: ``key_snapshot`` (compare all keys with the previous run) or ``none``."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,23 @@ def _table(path: Path, raw: dict) -> TableDecl:
         key = [key]
     if not key:
         raise DeclarationError(f"{path}: table {name!r} has an empty primary_key")
+    deletes = raw.get("deletes", "none")
+    if deletes not in DELETE_MODES:
+        raise DeclarationError(
+            f"{path}: table {name!r}: deletes must be one of {DELETE_MODES}, not {deletes!r}"
+        )
+    try:
+        lookback = float(raw.get("lookback", 0))
+    except (TypeError, ValueError):
+        raise DeclarationError(f"{path}: table {name!r}: lookback must be a number") from None
     return TableDecl(
         name=name,
         primary_key=tuple(key),
         cursor=raw.get("cursor"),
         description=raw.get("description", ""),
         enabled=bool(raw.get("enabled", True)),
+        lookback=lookback,
+        deletes=deletes,
     )
 
 

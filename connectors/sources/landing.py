@@ -22,6 +22,8 @@ from pathlib import Path
 
 BATCH_COLUMN = "_batch_id"
 """Column added to every landed row: the batch it came in, for lineage and deduplication."""
+DELETED_COLUMN = "_deleted"
+"""True on a tombstone: the key was deleted at the source (found by a key snapshot)."""
 
 
 def new_batch_id(now: datetime | None = None) -> str:
@@ -61,9 +63,13 @@ class Landing:
         (folder / "_manifests").mkdir(parents=True, exist_ok=True)
         for leftover in folder.glob("*.tmp"):
             leftover.unlink()
+        (folder / "_keys").mkdir(exist_ok=True)
         for manifest in (folder / "_manifests").glob("*.json"):
             if not self.data_path(system, table, manifest.stem).exists():
                 manifest.unlink()  # written before a crash; its data never committed
+        for keys in (folder / "_keys").glob("*"):
+            if not self.data_path(system, table, keys.name.split(".")[0]).exists():
+                keys.unlink()  # snapshot of a batch that never committed
         return folder
 
     def manifests(self, system: str, table: str) -> Iterator[dict]:
@@ -72,6 +78,17 @@ class Landing:
         for path in sorted(folder.glob("*.json")):
             if self.data_path(system, table, path.stem).exists():
                 yield json.loads(path.read_text(encoding="utf-8"))
+
+    def last_manifest(self, system: str, table: str) -> dict | None:
+        """The newest committed batch's manifest, or None."""
+        last = None
+        for manifest in self.manifests(system, table):
+            last = manifest
+        return last
+
+    def keys_path(self, system: str, table: str, batch_id: str) -> Path:
+        """The key snapshot taken with a batch (for delete detection)."""
+        return self.table_dir(system, table) / "_keys" / f"{batch_id}.parquet"
 
     def watermark(self, system: str, table: str) -> str | None:
         """Highest cursor value landed so far (as text), or None when nothing landed."""

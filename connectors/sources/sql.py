@@ -3,9 +3,19 @@
 Rows are streamed from the server in chunks (server-side cursor where the driver has one)
 and written as Arrow record batches, so memory stays flat whatever the table size. The Arrow
 schema comes from the database's own column types, so every batch of a table has the same
-schema. Incremental tables read ``cursor >= watermark`` (the watermark row is read again on
-purpose: rows committed late with the same timestamp are not lost; the repeats are removed
-downstream by key and cursor).
+schema.
+
+- Incremental: ``cursor >= watermark - lookback``. The watermark row is read again on purpose
+  (rows committed late with the same timestamp are not lost); the repeats are removed
+  downstream by key and content.
+- Deletes (``deletes: key_snapshot``): every run also lands the table's keys; a key present in
+  the previous snapshot and missing now is landed as a tombstone (``_deleted`` true, key
+  columns only) in the same batch.
+- Schema drift: a new source column is landed and reported in the manifest; a column that
+  earlier batches had and the source lost, or a changed type, fails this table (others go on)
+  with a message naming system, table and column.
+- An unreachable source is retried with back-off; the error names the connection, never its
+  password.
 """
 
 from __future__ import annotations
@@ -14,24 +24,33 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from connectors.sources.declarations import SystemDecl, TableDecl
-from connectors.sources.landing import BATCH_COLUMN, Landing, new_batch_id
+from connectors.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 50_000
+RETRIES = 3
+BACKOFF_S = 1.0
 
 
 class ExtractError(RuntimeError):
     """Extraction of one table failed; the message names system, table and column."""
+
+
+class SourceUnreachable(ExtractError):
+    """The source did not answer after the retries; the message names the connection."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,8 @@ class BatchResult:
     rows: int
     mode: str
     seconds: float
+    tombstones: int = 0
+    added_columns: tuple[str, ...] = ()
 
 
 def redact(url: str) -> str:
@@ -58,11 +79,9 @@ def arrow_type(column_type: sa.types.TypeEngine) -> pa.DataType:
     if isinstance(column_type, sa.Integer):
         return pa.int64()
     if isinstance(column_type, sa.Numeric) and not isinstance(column_type, sa.Float):
-        precision = column_type.precision or 38
-        scale = column_type.scale if column_type.scale is not None else 0
         if column_type.scale is None:  # unconstrained numeric: keep its text exactly
             return pa.string()
-        return pa.decimal128(min(precision, 38), scale)
+        return pa.decimal128(min(column_type.precision or 38, 38), column_type.scale)
     if isinstance(column_type, sa.Float):
         return pa.float64()
     if isinstance(column_type, sa.DateTime):
@@ -82,24 +101,221 @@ def _to_array(values: list, target: pa.DataType, where: str) -> pa.Array:
         raise ExtractError(f"{where}: values do not convert to {target}: {exc}") from exc
 
 
-def _reflect(engine: sa.Engine, decl: SystemDecl, table: TableDecl) -> sa.Table:
-    try:
-        reflected = sa.Table(table.name, sa.MetaData(), autoload_with=engine)
-    except sa.exc.NoSuchTableError:
-        raise ExtractError(f"{decl.system}.{table.name}: the source has no such table") from None
-    names = set(reflected.columns.keys())
-    for needed in (*table.primary_key, *([table.cursor] if table.cursor else [])):
-        if needed not in names:
-            raise ExtractError(
-                f"{decl.system}.{table.name}: declared column {needed!r} is missing in the source"
-            )
-    return reflected
-
-
 def schema_fingerprint(schema: pa.Schema) -> str:
     """Short hash of column names and types, to notice schema drift between batches."""
     text = ";".join(f"{f.name}:{f.type}" for f in schema)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _reflect(engine: sa.Engine, where: str, table: TableDecl) -> list[sa.Column]:
+    try:
+        reflected = sa.Table(table.name, sa.MetaData(), autoload_with=engine)
+    except sa.exc.NoSuchTableError:
+        raise ExtractError(f"{where}: the source has no such table") from None
+    names = set(reflected.columns.keys())
+    for needed in (*table.primary_key, *([table.cursor] if table.cursor else [])):
+        if needed not in names:
+            raise ExtractError(f"{where}: declared column {needed!r} is missing in the source")
+    return list(reflected.columns)
+
+
+def _check_drift(where: str, previous: dict | None, schema: pa.Schema) -> tuple[str, ...]:
+    """New columns (reported), or an ExtractError for a lost column or a changed type."""
+    if previous is None:
+        return ()
+    before = {c["name"]: c["type"] for c in previous.get("columns", []) if not c["name"].startswith("_")}
+    now = {f.name: str(f.type) for f in schema if not f.name.startswith("_")}
+    for name, kind in before.items():
+        if name not in now:
+            raise ExtractError(f"{where}: column {name!r} was landed before and is missing in the source now")
+        if now[name] != kind:
+            raise ExtractError(f"{where}: column {name!r} changed type from {kind} to {now[name]}")
+    added = tuple(name for name in now if name not in before)
+    if added:
+        log.warning("%s: new source columns landed: %s", where, ", ".join(added))
+    return added
+
+
+def _quoted(engine: sa.Engine, name: str):
+    return sa.literal_column(engine.dialect.identifier_preparer.quote(name))
+
+
+def _lower_bound(watermark: str, lookback: float) -> str:
+    """The watermark less the look-back: seconds for a timestamp cursor, units for a number."""
+    if not lookback:
+        return watermark
+    try:
+        return str(int(watermark) - int(lookback))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(watermark)
+    except ValueError:
+        return watermark  # a cursor we cannot do arithmetic on: no look-back
+    return (moment - timedelta(seconds=lookback)).isoformat(sep=" ")
+
+
+def _typed_bound(value: str, column_type: sa.types.TypeEngine) -> object:
+    """The watermark as the cursor column's own type (PostgreSQL compares no timestamp with text)."""
+    if isinstance(column_type, sa.DateTime):
+        return datetime.fromisoformat(value)
+    if isinstance(column_type, sa.Date):
+        return datetime.fromisoformat(value).date()
+    if isinstance(column_type, sa.Integer):
+        return int(value)
+    return value
+
+
+def _stream(engine: sa.Engine, query, chunk_rows: int) -> Iterator[list]:
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
+        yield from result.partitions(chunk_rows)
+
+
+def _snapshot_keys(engine, table: TableDecl, schema: pa.Schema, path: Path, chunk_rows: int) -> int:
+    """Land every key of the table (key columns only) for delete detection."""
+    key_schema = pa.schema([schema.field(k) for k in table.primary_key])
+    query = sa.select(*[_quoted(engine, k) for k in table.primary_key]).select_from(sa.table(table.name))
+    count = 0
+    tmp = path.with_name(path.name + ".tmp")
+    with pq.ParquetWriter(tmp, key_schema) as writer:
+        for chunk in _stream(engine, query, chunk_rows):
+            cols = list(zip(*chunk, strict=True))
+            arrays = [
+                _to_array(list(cols[i]), key_schema.field(i).type, table.name) for i in range(len(cols))
+            ]
+            writer.write_batch(pa.record_batch(arrays, schema=key_schema))
+            count += len(chunk)
+    tmp.replace(path)
+    return count
+
+
+def _deleted_keys(previous: Path, current: Path, key: tuple[str, ...]) -> pa.Table:
+    """Keys in the previous snapshot and not in the current one."""
+    columns = ", ".join(f'"{k}"' for k in key)
+    with duckdb.connect() as conn:
+        return conn.execute(
+            f"select {columns} from read_parquet(?) except select {columns} from read_parquet(?)",
+            [str(previous), str(current)],
+        ).to_arrow_table()
+
+
+def _tombstones(deleted: pa.Table, schema: pa.Schema, batch_id: str) -> pa.RecordBatch:
+    arrays = []
+    for f in schema:
+        if f.name in deleted.column_names:
+            arrays.append(deleted.column(f.name).combine_chunks().cast(f.type))
+        elif f.name == BATCH_COLUMN:
+            arrays.append(pa.array([batch_id] * deleted.num_rows, type=pa.string()))
+        elif f.name == DELETED_COLUMN:
+            arrays.append(pa.array([True] * deleted.num_rows, type=pa.bool_()))
+        else:
+            arrays.append(pa.nulls(deleted.num_rows, type=f.type))
+    return pa.record_batch(arrays, schema=schema)
+
+
+def _extract_once(
+    decl: SystemDecl, table: TableDecl, url: str, landing: Landing, *, full_refresh: bool, chunk_rows: int
+) -> BatchResult:
+    started = time.monotonic()
+    where = f"{decl.system}.{table.name}"
+    folder = landing.prepare(decl.system, table.name)
+    previous = landing.last_manifest(decl.system, table.name)
+    watermark = None if full_refresh or not table.cursor else landing.watermark(decl.system, table.name)
+    lower = None if watermark is None else _lower_bound(watermark, table.lookback)
+    mode = "full_refresh" if full_refresh else ("incremental" if watermark is not None else "full")
+    engine = sa.create_engine(url)
+    try:
+        columns = _reflect(engine, where, table)
+        schema = pa.schema(
+            [pa.field(c.name, arrow_type(c.type)) for c in columns]
+            + [pa.field(BATCH_COLUMN, pa.string()), pa.field(DELETED_COLUMN, pa.bool_())]
+        )
+        added = _check_drift(where, previous, schema)
+        query = sa.select(*[_quoted(engine, c.name) for c in columns]).select_from(sa.table(table.name))
+        if table.cursor:
+            if lower is not None:
+                cursor_type = next(c.type for c in columns if c.name == table.cursor)
+                bound = sa.bindparam("watermark", _typed_bound(lower, cursor_type), type_=cursor_type)
+                query = query.where(_quoted(engine, table.cursor) >= bound)
+            query = query.order_by(_quoted(engine, table.cursor))
+        batch_id = new_batch_id()
+        tmp = folder / f"{batch_id}.parquet.tmp"
+        rows, low, high, tombstones = 0, None, None, 0
+        cursor_index = [c.name for c in columns].index(table.cursor) if table.cursor else None
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for chunk in _stream(engine, query, chunk_rows):
+                cols = list(zip(*chunk, strict=True))
+                arrays = [
+                    _to_array(list(cols[i]), schema.field(i).type, f"{where}.{c.name}")
+                    for i, c in enumerate(columns)
+                ]
+                arrays.append(pa.array([batch_id] * len(chunk), type=pa.string()))
+                arrays.append(pa.array([False] * len(chunk), type=pa.bool_()))
+                writer.write_batch(pa.record_batch(arrays, schema=schema))
+                rows += len(chunk)
+                if cursor_index is not None:
+                    values = [v for v in cols[cursor_index] if v is not None]
+                    if values:
+                        low = min(low, min(values)) if low is not None else min(values)
+                        high = max(high, max(values)) if high is not None else max(values)
+            keys = None
+            if table.deletes == "key_snapshot":
+                keys_path = landing.keys_path(decl.system, table.name, batch_id)
+                keys = _snapshot_keys(engine, table, schema, keys_path, chunk_rows)
+                before = previous and previous.get("key_snapshot")
+                if before and landing.keys_path(decl.system, table.name, before).exists():
+                    deleted = _deleted_keys(
+                        landing.keys_path(decl.system, table.name, before), keys_path, table.primary_key
+                    )
+                    if deleted.num_rows:
+                        writer.write_batch(_tombstones(deleted, schema, batch_id))
+                        tombstones = deleted.num_rows
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise SourceUnreachable(f"{where}: cannot read from {redact(url)}: {_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+    manifest = {
+        "system": decl.system,
+        "table": table.name,
+        "batch_id": batch_id,
+        "mode": mode,
+        "rows": rows,
+        "tombstones": tombstones,
+        "primary_key": list(table.primary_key),
+        "cursor": {
+            "column": table.cursor,
+            "from": lower,
+            "watermark": watermark,
+            "min": None if low is None else str(low),
+            "max": str(high) if high is not None else (watermark if rows == 0 else None),
+        },
+        "key_snapshot": batch_id if keys is not None else (previous or {}).get("key_snapshot"),
+        "keys": keys,
+        "added_columns": list(added),
+        "source": {"url": redact(url), "schema_fingerprint": schema_fingerprint(schema)},
+        "columns": [{"name": f.name, "type": str(f.type)} for f in schema],
+        "extracted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    landing.commit(decl.system, table.name, batch_id, tmp, manifest)
+    seconds = time.monotonic() - started
+    log.info(
+        "landed %s: %d rows, %d tombstones (%s) in batch %s, %.2fs",
+        where,
+        rows,
+        tombstones,
+        mode,
+        batch_id,
+        seconds,
+    )
+    return BatchResult(decl.system, table.name, batch_id, rows, mode, seconds, tombstones, added)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def extract_table(
@@ -110,76 +326,25 @@ def extract_table(
     *,
     full_refresh: bool = False,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    retries: int = RETRIES,
+    backoff_s: float = BACKOFF_S,
 ) -> BatchResult:
-    """Land one batch of ``table``: everything, or what changed since the watermark."""
-    started = time.monotonic()
-    where = f"{decl.system}.{table.name}"
-    folder = landing.prepare(decl.system, table.name)
-    watermark = None if full_refresh or not table.cursor else landing.watermark(decl.system, table.name)
-    mode = "incremental" if watermark is not None else "full"
-    engine = sa.create_engine(url)
-    try:
-        source = _reflect(engine, decl, table)
-        columns = list(source.columns)
-        schema = pa.schema(
-            [pa.field(c.name, arrow_type(c.type)) for c in columns] + [pa.field(BATCH_COLUMN, pa.string())]
-        )
-        query = sa.select(
-            *[sa.literal_column(engine.dialect.identifier_preparer.quote(c.name)) for c in columns]
-        )
-        query = query.select_from(sa.table(table.name))
-        if table.cursor:
-            cursor_col = sa.literal_column(engine.dialect.identifier_preparer.quote(table.cursor))
-            if watermark is not None:
-                query = query.where(cursor_col >= sa.literal(watermark))
-            query = query.order_by(cursor_col)
-        batch_id = new_batch_id()
-        tmp = folder / f"{batch_id}.parquet.tmp"
-        rows, low, high = 0, None, None
-        cursor_index = [c.name for c in columns].index(table.cursor) if table.cursor else None
-        with engine.connect() as conn, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
-            for chunk in result.partitions(chunk_rows):
-                cols = list(zip(*chunk, strict=True))
-                arrays = [
-                    _to_array(list(cols[i]), schema.field(i).type, f"{where}.{c.name}")
-                    for i, c in enumerate(columns)
-                ]
-                arrays.append(pa.array([batch_id] * len(chunk), type=pa.string()))
-                writer.write_batch(pa.record_batch(arrays, schema=schema))
-                rows += len(chunk)
-                if cursor_index is not None:
-                    values = [v for v in cols[cursor_index] if v is not None]
-                    if values:
-                        low = min(low, min(values)) if low is not None else min(values)
-                        high = max(high, max(values)) if high is not None else max(values)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-    except sa.exc.OperationalError as exc:
-        raise ExtractError(f"{where}: cannot read from {redact(url)}: {exc.orig}") from None
-    finally:
-        engine.dispose()
-    manifest = {
-        "system": decl.system,
-        "table": table.name,
-        "batch_id": batch_id,
-        "mode": mode,
-        "rows": rows,
-        "primary_key": list(table.primary_key),
-        "cursor": {
-            "column": table.cursor,
-            "from": watermark,
-            "min": None if low is None else str(low),
-            "max": None if high is None else str(high),
-        },
-        "source": {"url": redact(url), "schema_fingerprint": schema_fingerprint(schema)},
-        "columns": [{"name": f.name, "type": str(f.type)} for f in schema],
-        "extracted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    landing.commit(decl.system, table.name, batch_id, tmp, manifest)
-    seconds = time.monotonic() - started
-    log.info("landed %s: %d rows (%s) in batch %s, %.2fs", where, rows, mode, batch_id, seconds)
-    return BatchResult(decl.system, table.name, batch_id, rows, mode, seconds)
+    """Land one batch of ``table``: everything, or what changed since the watermark.
+
+    Nothing is visible until the batch commits, so a failed attempt is simply tried again
+    (``retries`` times, waiting ``backoff_s``, then twice as long, ...) when the source is
+    unreachable; other errors fail at once.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return _extract_once(decl, table, url, landing, full_refresh=full_refresh, chunk_rows=chunk_rows)
+        except SourceUnreachable as exc:
+            if attempt == retries:
+                raise SourceUnreachable(f"{exc} (gave up after {retries + 1} attempts)") from None
+            wait = backoff_s * 2**attempt
+            log.warning("%s; retrying in %.1fs (attempt %d of %d)", exc, wait, attempt + 2, retries + 1)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def extract_system(decl: SystemDecl, url: str, landing: Landing, **kwargs) -> list[BatchResult]:

@@ -1,0 +1,284 @@
+"""Simulated daily life on the campus: what the source systems see day after day.
+
+``advance(urls, days)`` moves each system's clock forward one day at a time and applies what a
+university's systems record in a day: new hires and leavers (人事), 学籍异动 and the student
+record changes they cause (学工/学籍), new vouchers and voided ones (财务), purchases, disposals
+and mistaken cards removed (资产). Changes are inserts, updates stamped with the system's own
+modification time, and physical deletes, through SQLAlchemy, so the same code drives the
+SQLite files of the embedded default and real PostgreSQL or MariaDB databases.
+
+Each system's simulated date is kept in ``clock.json`` beside the simulated campus (the day
+after its newest modification timestamp the first time), so advancing twice by 15 days is the
+same as advancing once by 30, and the same database and seed give the same changes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from demo.campus import (
+    HR_CATEGORY,
+    HR_EDUCATION,
+    HR_ESTABLISHMENT,
+    HR_GENDER,
+    HR_POLITICS,
+    HR_TITLES,
+    MAJORS,
+    NATIONS,
+    REGIONS,
+    VOUCHER_TEMPLATES,
+    _Gen,
+)
+
+STAMP = {"hr": "modified_at", "student": "gxsj", "finance": "xgsj", "asset": "xgsj"}
+
+
+class _Day:
+    """One system's connection on one simulated day, with typed timestamps."""
+
+    def __init__(self, conn: sa.Connection, today: date, g: _Gen, counts: Counter, system: str) -> None:
+        self.conn, self.today, self.g, self.counts, self.system = conn, today, g, counts, system
+        self._types: dict[tuple[str, str], sa.types.TypeEngine] = {}
+
+    def stamp(self, table: str, column: str, hour: int | None = None) -> object:
+        """A moment of today, as the column wants it (text in SQLite, a timestamp elsewhere)."""
+        moment = datetime.combine(self.today, datetime.min.time()) + timedelta(
+            hours=hour if hour is not None else 8 + self.g.rnd.randrange(10),
+            minutes=self.g.rnd.randrange(60),
+            seconds=self.g.rnd.randrange(60),
+        )
+        kind = self._type(table, column)
+        return moment if isinstance(kind, sa.DateTime) else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+    def _type(self, table: str, column: str):
+        if (table, column) not in self._types:
+            for col in sa.inspect(self.conn).get_columns(table):
+                self._types[(table, col["name"])] = col["type"]
+        return self._types[(table, column)]
+
+    def run(self, sql: str, **params) -> sa.CursorResult:
+        return self.conn.execute(sa.text(sql), params)
+
+    def keys(self, sql: str, **params) -> list:
+        return [r[0] for r in self.run(sql, **params)]
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[f"{self.system}.{what}"] += n
+
+
+def _clock(conn: sa.Connection, table: str, column: str) -> date:
+    newest = conn.execute(sa.text(f"select max({column}) from {table}")).scalar()
+    newest = newest if isinstance(newest, datetime) else datetime.fromisoformat(str(newest))
+    return newest.date() + timedelta(days=1)
+
+
+def _hr_day(d: _Day) -> None:
+    staff = d.keys("select staff_no from hr_staff order by staff_no")
+    if d.g.rnd.random() < 0.3:  # a new hire
+        number = f"{d.today:%y%m%d}01"  # at most one hire a day: unique by date
+        category = d.g.pick(HR_CATEGORY)
+        education, degree = d.g.pick(HR_EDUCATION)
+        birth = d.g.day(date(1975, 1, 1), date(1998, 12, 31))
+        male = d.g.rnd.random() < 0.6
+        d.run(
+            "insert into hr_staff (staff_no, name, gender, birth_date, nation, id_type, id_no, nationality, "
+            "politics, native_place, org_id, category, establishment, education, degree, title, hire_date, "
+            "status, modified_at) values (:no, :name, :gender, :birth, :nation, '居民身份证', :id_no, "
+            "'中国', :politics, :place, :org, :category, :est, :edu, :degree, :title, :hired, "
+            "'在职', :stamp)",
+            no=number,
+            name=d.g.name(),
+            gender=HR_GENDER[0 if male else 1],
+            birth=birth.isoformat(),
+            nation=d.g.pick(NATIONS),
+            id_no=d.g.id_number(birth, male),
+            politics=d.g.pick(HR_POLITICS),
+            place=d.g.pick(REGIONS),
+            org=d.g.pick(["201", "202", "205", "103"]),
+            category=category,
+            est=HR_ESTABLISHMENT[category],
+            edu=education,
+            degree=degree,
+            title=d.g.pick(HR_TITLES[category]),
+            hired=d.today.isoformat(),
+            stamp=d.stamp("hr_staff", "modified_at"),
+        )
+        d.count("hr_staff inserted")
+    if staff and d.g.rnd.random() < 0.4:  # a promotion or a leaver
+        who = d.g.pick(staff)
+        if d.g.rnd.random() < 0.5:
+            d.run(
+                "update hr_staff set title = '副教授', modified_at = :s where staff_no = :k",
+                s=d.stamp("hr_staff", "modified_at"),
+                k=who,
+            )
+        else:
+            d.run(
+                "update hr_staff set status = '调出', modified_at = :s where staff_no = :k",
+                s=d.stamp("hr_staff", "modified_at"),
+                k=who,
+            )
+        d.count("hr_staff updated")
+    if staff and d.g.rnd.random() < 0.05:  # a record entered by mistake, removed
+        d.run("delete from hr_staff where staff_no = :k", k=d.g.pick(staff))
+        d.count("hr_staff deleted")
+
+
+def _student_day(d: _Day) -> None:
+    students = d.keys("select xh from xg_xsxx where xjzt = 'ZD' order by xh")
+    for changes in range(1, 2 + d.g.rnd.randrange(3)):  # 学籍异动: 休学 or 转专业; the record follows
+        if not students:
+            break
+        xh = d.g.pick(students)
+        row = d.run("select yxdm, zyh from xg_xsxx where xh = :k", k=xh).one()
+        stamp = d.stamp("xg_xsxx", "gxsj")
+        if d.g.rnd.random() < 0.6:
+            kind, reason, after_dept, after_major = "休学", "疾病", row.yxdm, row.zyh
+            d.run("update xg_xsxx set xjzt = 'XX', gxsj = :s where xh = :k", s=stamp, k=xh)
+        else:
+            after_major = d.g.pick([m for m in sorted(MAJORS) if m != row.zyh])
+            kind, reason, after_dept = "转专业", "个人原因", f"X{MAJORS[after_major][1]}"
+            d.run(
+                "update xg_xsxx set zyh = :m, yxdm = :y, gxsj = :s where xh = :k",
+                m=after_major,
+                y=after_dept,
+                s=stamp,
+                k=xh,
+            )
+        d.run(
+            "insert into xg_xjyd (ydbh, xh, ydlb, ydyy, ydrq, ydqyx, ydhyx, ydqzy, ydhzy, spwh, gxsj) "
+            "values (:no, :xh, :kind, :reason, :day, :bd, :ad, :bm, :am, :ref, :s)",
+            no=f"YD{d.today:%Y%m%d}{changes:03d}",
+            xh=xh,
+            kind=kind,
+            reason=reason,
+            day=d.today.isoformat(),
+            bd=row.yxdm,
+            ad=after_dept,
+            bm=row.zyh,
+            am=after_major,
+            ref=f"西科大学字〔{d.today.year}〕{changes}号",
+            s=stamp,
+        )
+        d.count("xg_xsxx updated")
+        d.count("xg_xjyd inserted")
+    if d.g.rnd.random() < 0.1:  # a 学籍异动 recorded twice by mistake, removed
+        newest = d.keys("select ydbh from xg_xjyd order by ydbh desc limit 1")
+        if newest:
+            d.run("delete from xg_xjyd where ydbh = :k", k=newest[0])
+            d.count("xg_xjyd deleted")
+
+
+def _finance_day(d: _Day) -> None:
+    next_voucher = (d.keys("select max(pzid) from gl_pz")[0] or 0) + 1
+    next_line = (d.keys("select max(flid) from gl_fl")[0] or 0) + 1
+    staff = d.keys("select distinct wldw from gl_fl where wldw is not null order by 1 limit 200")
+    for _ in range(3 + d.g.rnd.randrange(5)):
+        stamp = d.stamp("gl_pz", "xgsj")
+        d.run(
+            "insert into gl_pz (pzid, kjnd, kjqj, pzrq, xgsj) values (:id, :y, :p, :d, :s)",
+            id=next_voucher,
+            y=str(d.today.year),
+            p=f"{d.today.month:02d}",
+            d=d.today.isoformat(),
+            s=stamp,
+        )
+        debit, credit = d.g.pick(VOUCHER_TEMPLATES)
+        amount = round(d.g.rnd.uniform(100, 20_000), 2)
+        payee = d.g.pick(staff) if staff and debit in ("500101", "2201") else None
+        for hh, (account, dr, cr, who) in enumerate(
+            [(debit, amount, 0, payee), (credit, 0, amount, None)], start=1
+        ):
+            d.run(
+                "insert into gl_fl (flid, pzid, hh, kmdm, bmdm, jfje, dfje, wldw, xgsj) "
+                "values (:id, :v, :hh, :k, '104', :dr, :cr, :w, :s)",
+                id=next_line,
+                v=next_voucher,
+                hh=hh,
+                k=account,
+                dr=f"{dr:.2f}",
+                cr=f"{cr:.2f}",
+                w=who,
+                s=stamp,
+            )
+            next_line += 1
+        d.count("gl_pz inserted")
+        d.count("gl_fl inserted", 2)
+        next_voucher += 1
+    if d.g.rnd.random() < 0.2:  # a voucher voided: header and lines deleted
+        recent = d.keys("select pzid from gl_pz order by pzid desc limit 20")
+        victim = d.g.pick(recent)
+        d.run("delete from gl_fl where pzid = :v", v=victim)
+        d.run("delete from gl_pz where pzid = :v", v=victim)
+        d.count("gl_pz deleted")
+
+
+def _asset_day(d: _Day) -> None:
+    cards = d.keys("select zcbh from zc_kp where zzzt = '在账' order by zcbh")
+    staff = d.keys("select distinct syr from zc_kp where syr is not null order by 1 limit 200")
+    for _ in range(d.g.rnd.randrange(6)):  # purchases
+        number = f"ZC{d.today.year}{d.g.rnd.randrange(10_000_000):07d}"
+        if d.keys("select count(*) from zc_kp where zcbh = :k", k=number)[0]:
+            continue
+        d.run(
+            "insert into zc_kp (zcbh, zcmc, flh, sydw, syr, cfdd, qdrq, jz, sl, syzk, zzzt, xgsj) "
+            "values (:k, '台式计算机', 'JSJ', '205', :who, '01003', :d, :v, 1, '在用', '在账', :s)",
+            k=number,
+            who=d.g.pick(staff) if staff else None,
+            d=d.today.isoformat(),
+            v=f"{d.g.rnd.uniform(3000, 9000):.2f}",
+            s=d.stamp("zc_kp", "xgsj"),
+        )
+        d.count("zc_kp inserted")
+    if cards and d.g.rnd.random() < 0.5:  # a disposal
+        d.run(
+            "update zc_kp set syzk = '待报废', zzzt = '已处置', xgsj = :s where zcbh = :k",
+            s=d.stamp("zc_kp", "xgsj"),
+            k=d.g.pick(cards),
+        )
+        d.count("zc_kp updated")
+    if cards and d.g.rnd.random() < 0.1:  # a card entered by mistake, removed
+        d.run("delete from zc_kp where zcbh = :k", k=d.g.pick(cards))
+        d.count("zc_kp deleted")
+
+
+DAYS = {
+    "hr": ("hr_staff", _hr_day),
+    "student": ("xg_xsxx", _student_day),
+    "finance": ("gl_pz", _finance_day),
+    "asset": ("zc_kp", _asset_day),
+}
+
+
+def advance(urls: dict[str, str], days: int, clock_file: Path, *, seed: int = 20261122) -> Counter:
+    """Apply ``days`` simulated days to each system (``{system: SQLAlchemy URL}``); returns counts."""
+    if days < 1:
+        raise ValueError(f"--days must be at least 1, got {days}")
+    clock = json.loads(clock_file.read_text(encoding="utf-8")) if clock_file.exists() else {}
+    counts: Counter = Counter()
+    for system, url in urls.items():
+        table, one_day = DAYS[system]
+        engine = sa.create_engine(url)
+        try:
+            if system in clock:
+                start = date.fromisoformat(clock[system])
+            else:
+                with engine.begin() as conn:
+                    start = _clock(conn, table, STAMP[system])
+            for offset in range(days):
+                today = start + timedelta(days=offset)
+                g = _Gen(seed)
+                g.rnd = random.Random(f"{seed}-{system}-{today.isoformat()}")
+                with engine.begin() as conn:  # one transaction per system per day
+                    one_day(_Day(conn, today, g, counts, system))
+                clock[system] = (today + timedelta(days=1)).isoformat()
+                clock_file.write_text(json.dumps(clock, indent=2) + "\n", encoding="utf-8")
+        finally:
+            engine.dispose()
+    return counts
