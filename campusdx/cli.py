@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     ext.add_argument("--table", action="append", help="only this table (repeatable)")
     ext.add_argument("--full-refresh", action="store_true", help="read whole tables, not only changes")
     sub.add_parser("gen-feeds", help="regenerate dbt feed contracts from schemas/exchange/px-1.0")
+    sub.add_parser("gen-sources", help="regenerate dbt sources of the landing zone from schemas/sources")
     return parser
 
 
@@ -88,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.table or table.name in args.table:
                     done = extract(decl.system, table.name, full_refresh=args.full_refresh)
                     print(f"  {decl.system}.{table.name:<12} {done['rows']:>8} rows  {done['mode']}")
+    elif args.command == "gen-sources":
+        from campusdx.sourcegen import write as write_sources
+
+        for path in write_sources():
+            print(f"wrote {path}")
     elif args.command == "gen-feeds":
         from campusdx.feedgen import write
 

@@ -20,3 +20,13 @@ def test_contract_lists_profile_fields_in_order():
         model = models[f"feed_px__{code.lower()}"]
         assert [c["name"] for c in model["columns"]] == list(profile.dataset(code).field_codes)
         assert model["config"]["contract"]["enforced"] is True
+
+
+def test_dbt_sources_match_the_source_declarations():
+    from campusdx.sourcegen import path_for, render
+    from connectors.sources.declarations import load_systems
+
+    for decl in load_systems():
+        assert path_for(decl.system).read_text(encoding="utf-8") == render(decl), (
+            f"run `campusdx gen-sources`: dbt sources of {decl.system} differ from schemas/sources"
+        )
