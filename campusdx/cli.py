@@ -84,11 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         from campusdx.pipeline import extract
 
         logging.getLogger().setLevel(logging.INFO)
+        from campusdx.pipeline import landed_names
+
         for decl in _systems(args.system):
-            for table in decl.enabled_tables:
-                if not args.table or table.name in args.table:
-                    done = extract(decl.system, table.name, full_refresh=args.full_refresh)
-                    print(f"  {decl.system}.{table.name:<12} {done['rows']:>8} rows  {done['mode']}")
+            for name in landed_names(decl.system):
+                if not args.table or name in args.table:
+                    done = extract(decl.system, name, full_refresh=args.full_refresh)
+                    print(f"  {decl.system}.{name:<12} {done['rows']:>8} rows  {done['mode']}")
     elif args.command == "gen-sources":
         from campusdx.sourcegen import write as write_sources
 

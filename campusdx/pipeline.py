@@ -52,14 +52,34 @@ def source_url(system: str, paths: Paths | None = None) -> tuple[str, str]:
     return url, origin
 
 
-def extract(system: str, table: str, *, full_refresh: bool = False, paths: Paths | None = None) -> dict:
-    """Land one table's new rows; returns the batch's counts."""
+def landed_names(system: str) -> list[str]:
+    """What one extract DAG lands for a system: its declared tables, then its file exports."""
     from connectors.sources.declarations import load_systems
+    from connectors.sources.files import load_file_decls
+
+    decl = next(d for d in load_systems() if d.system == system)
+    return [t.name for t in decl.enabled_tables] + [f.name for f in load_file_decls(decl.path) if f.enabled]
+
+
+def extract(system: str, table: str, *, full_refresh: bool = False, paths: Paths | None = None) -> dict:
+    """Land one table's new rows (or a file export's new files); returns the batch's counts."""
+    from connectors.sources.declarations import load_systems
+    from connectors.sources.files import extract_file, load_file_decls
     from connectors.sources.landing import Landing
     from connectors.sources.sql import extract_table, redact
 
     paths = paths or default_paths()
     decl = next(d for d in load_systems() if d.system == system)
+    files = {f.name: f for f in load_file_decls(decl.path)}
+    if table in files:
+        batches = extract_file(system, files[table], paths.home, Landing(paths.landing))
+        return {
+            "system": system,
+            "table": table,
+            "files": [b.source_file for b in batches],
+            "rows": sum(b.rows for b in batches),
+            "mode": "file",
+        }
     url, origin = source_url(system, paths)
     log.info("extracting %s.%s from %s (%s)", system, table, redact(url), origin)
     result = extract_table(decl, decl.table(table), url, Landing(paths.landing), full_refresh=full_refresh)

@@ -1,7 +1,8 @@
 """Extract DAGs: one per source system declared in schemas/sources/, a mapped task per table.
 
-Each run lands the new rows of every enabled table in the landing zone and updates the
-system's landing Asset, which schedules the warehouse DAG.
+Each run lands the new rows of every enabled table, and every new file of the system's declared
+exports, in the landing zone and updates the system's landing Asset, which schedules the
+warehouse DAG.
 """
 
 from airflow.sdk import dag, task
@@ -27,7 +28,7 @@ def build(decl: SystemDecl):
         def extract(table: str) -> dict:
             return pipeline.extract(decl.system, table)
 
-        extract.expand(table=[t.name for t in decl.enabled_tables])
+        extract.expand(table=pipeline.landed_names(decl.system))
 
     return extract_dag()
 

@@ -645,7 +645,7 @@ CREATE TABLE zc_kp (             -- 资产卡片
 """
 
 
-def _asset(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tuple[str, str, str]]) -> None:
+def _asset(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tuple[str, str, str]]) -> list[str]:
     """资产: buildings and asset cards held by departments and custodians."""
     conn.executescript(ASSET_DDL)
     campus.rows["asset.zc_ly"] = _write(
@@ -682,6 +682,70 @@ def _asset(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tuple[
         ["zcbh", "zcmc", "flh", "sydw", "syr", "cfdd", "qdrq", "jz", "sl", "syzk", "zzzt", "xgsj"],
         cards,
     )
+    return [card[0] for card in cards]
+
+
+ROOM_USES = ["教室", "实验室", "办公室", "会议室", "机房"]
+RARE_NAME = "王䶮"
+"""A name with a character outside GBK (U+4DAE): it survives UTF-8, GB18030 and XLSX only."""
+INVENTORY_RESULTS = ["在位"] * 18 + ["不在位", "待核实"]
+
+
+def write_exports(
+    out_dir: Path, g: _Gen, campus: Campus, staff: list[tuple[str, str, str]], cards: list[str]
+) -> None:
+    """The asset office's exports: rooms as XLSX and an inventory check as a GBK CSV."""
+    import csv
+
+    from openpyxl import Workbook
+
+    folder = out_dir / "exports" / "asset"
+    folder.mkdir(parents=True, exist_ok=True)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "房间"
+    sheet.append(["房间编码", "楼宇代码", "房间号", "房间名称", "使用面积", "用途", "负责人", "修改时间"])
+    rooms = 0
+    for building, name, _campus in BUILDINGS:
+        for floor in range(1, 4):
+            for number in range(1, 6):
+                room = f"{floor}{number:02d}"
+                keeper = RARE_NAME if rooms == 3 else g.name()
+                sheet.append(
+                    [
+                        f"{building}{room}",
+                        building,
+                        room,
+                        f"{name}{room}室",
+                        round(g.rnd.uniform(20, 180), 1),
+                        g.pick(ROOM_USES),
+                        keeper,
+                        datetime(2026, 9, 1, 9, 0, 0),
+                    ]
+                )
+                rooms += 1
+    tmp = folder / "zc_fj.xlsx.tmp"
+    book.save(tmp)
+    tmp.replace(folder / "zc_fj.xlsx")
+    campus.rows["asset.export.zc_fj"] = rooms
+    checked = cards[: max(20, len(cards) // 10)]
+    tmp = folder / "zc_pd_20261031.csv.tmp"
+    with open(tmp, "w", encoding="gbk", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\r\n")
+        writer.writerow(["盘点单号", "资产编号", "盘点日期", "盘点结果", "盘点人工号", "备注"])
+        for n, card in enumerate(checked, start=1):
+            writer.writerow(
+                [
+                    f"PD2026{n:05d}",
+                    card,
+                    "2026-10-31",
+                    g.pick(INVENTORY_RESULTS),
+                    g.pick(staff)[0],
+                    "外借,已登记" if n % 25 == 0 else "",
+                ]
+            )
+    tmp.replace(folder / "zc_pd_20261031.csv")
+    campus.rows["asset.export.zc_pd"] = len(checked)
 
 
 def generate(out_dir: Path, *, seed: int = 20261122, scale: float | None = None) -> Campus:
@@ -706,9 +770,10 @@ def generate(out_dir: Path, *, seed: int = 20261122, scale: float | None = None)
             elif system == "finance":
                 _finance(conn, g, campus, staff)
             else:
-                _asset(conn, g, campus, staff)
+                cards = _asset(conn, g, campus, staff)
         conn.close()
         tmp.replace(final)
+    write_exports(out_dir, g, campus, staff, cards)
     truth = {
         "seed": seed,
         "sizes": campus.sizes,

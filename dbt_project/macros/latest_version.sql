@@ -8,7 +8,10 @@
   (``_deleted``: the key snapshot, taken after the data, no longer has the key) beats the data
   row, and a key whose newest entry is a tombstone is not shown.
 -#}
-{% macro latest_version(relation, key, cursor) -%}
+{#- ``lineage``: columns that say where a copy came from (a file export's name and line), left
+    out when comparing copies, so an unchanged row in a new export is not a new version. -#}
+{% macro latest_version(relation, key, cursor, lineage=[]) -%}
+    {%- set ignored = ['_batch_id'] + lineage -%}
     select * exclude (_deleted)
     from (
         select *
@@ -16,7 +19,7 @@
             select
                 * exclude (_batch_id),
                 min(_batch_id) over (
-                    partition by {{ key }}, {{ cursor }}, hash(*columns(* exclude (_batch_id)))
+                    partition by {{ key }}, {{ cursor }}, hash(*columns(* exclude ({{ ignored | join(', ') }})))
                 ) as _batch_id
             from {{ relation }}
         )
