@@ -20,18 +20,42 @@ LANDING_ASSET = "campusdx://landing/{system}"
 WAREHOUSE_ASSET = "campusdx://warehouse"
 
 
+# Airflow connection types -> SQLAlchemy drivers of this project's dependencies.
+DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "sqlite": "sqlite",
+}
+
+
 def _airflow_uri(conn_id: str | None) -> str | None:
-    """The SQLAlchemy URI of an Airflow connection, or None when there is no such connection."""
+    """The SQLAlchemy URL of an Airflow connection, or None when there is no such connection."""
     if not conn_id:
         return None
     try:
         from airflow.sdk import Connection
 
         conn = Connection.get(conn_id)
-    except Exception:
+    except Exception:  # Airflow raises several kinds for "not defined here"
         return None
-    uri = conn.get_uri()
-    return uri.replace("postgres://", "postgresql://", 1) if uri.startswith("postgres://") else uri
+    return connection_url(conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.schema)
+
+
+def connection_url(conn_type, host, port, login, password, schema) -> str:
+    """A SQLAlchemy URL from an Airflow connection's fields (MySQL/MariaDB as utf8mb4)."""
+    import sqlalchemy as sa
+
+    driver = DRIVERS.get((conn_type or "").lower())
+    if driver is None:
+        raise ValueError(f"connection type {conn_type!r} is not supported; use one of {sorted(DRIVERS)}")
+    if driver == "sqlite":
+        return f"sqlite:///{host or schema}"
+    query = {"charset": "utf8mb4"} if driver.startswith("mysql") else {}
+    return sa.URL.create(driver, login, password, host, port, schema, query=query).render_as_string(
+        hide_password=False
+    )
 
 
 def source_url(system: str, paths: Paths | None = None) -> tuple[str, str]:

@@ -5,7 +5,7 @@ exports, in the landing zone and updates the system's landing Asset, which sched
 warehouse DAG.
 """
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, get_current_context, task
 
 from campusdx import pipeline
 from campusdx.orchestration import DEFAULT_ARGS, START, landing_asset
@@ -22,11 +22,17 @@ def build(decl: SystemDecl):
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
         tags=["campusdx", "extract", decl.system],
+        params={
+            "full_refresh": Param(
+                [], type="array", description="tables to read whole instead of incrementally ('*' for all)"
+            )
+        },
     )
     def extract_dag():
         @task(outlets=[landing_asset(decl.system)], retries=2, retry_exponential_backoff=True)
         def extract(table: str) -> dict:
-            return pipeline.extract(decl.system, table)
+            wanted = get_current_context()["params"]["full_refresh"]
+            return pipeline.extract(decl.system, table, full_refresh=table in wanted or "*" in wanted)
 
         extract.expand(table=pipeline.landed_names(decl.system))
 
