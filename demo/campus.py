@@ -25,7 +25,7 @@ CLOCK = datetime(2026, 11, 1, 8, 0, 0)
 """The simulated "now": every modification timestamp lies before it."""
 
 # Sizes at scale 1 (the real university); the demo default is DEMO_SIZES.
-FULL_SIZES = {"students": 35_000, "staff": 3_500, "assets": 150_000, "vouchers": 250_000}
+FULL_SIZES = {"students": 35_000, "staff": 3_500, "assets": 150_000, "vouchers": 500_000}
 DEMO_SIZES = {"students": 2_000, "staff": 300, "assets": 3_000, "vouchers": 4_000}
 DIRT_RATE = 0.01
 
@@ -185,6 +185,9 @@ class Dirt:
     table: str
     key: str
     field: str
+    expect: str = "CDX-E013"
+    """What the pipeline owes this fault: a rule ID that must quarantine the row, or
+    ``normalised`` (the warehouse repairs it: the row reaches the feed with the standard value)."""
 
 
 @dataclass
@@ -203,7 +206,7 @@ def sizes_for(scale: float | None) -> dict[str, int]:
         return dict(DEMO_SIZES)
     if scale <= 0:
         raise ValueError(f"--scale must be positive, got {scale}")
-    minimum = {"students": 60, "staff": 50, "assets": 60, "vouchers": 60}
+    minimum = {"students": 300, "staff": 50, "assets": 60, "vouchers": 60}
     return {k: max(minimum[k], round(v * scale)) for k, v in FULL_SIZES.items()}
 
 
@@ -229,13 +232,13 @@ class _Gen:
         moment = CLOCK - timedelta(seconds=self.rnd.randrange(max(span, 1)))
         return moment.strftime("%Y-%m-%d %H:%M:%S")
 
-    def id_number(self, birth: date, male: bool) -> str:
-        """A valid 18-digit 公民身份号码 (GB 11643) for the birth date and sex."""
-        seq = self.rnd.randrange(0, 500) * 2 + (1 if male else 0)
-        for _ in range(100):  # a region code must have existed on the birth date (stdnum.cn.loc)
+    def id_number(self, birth: date, male: bool, check: str | None = None) -> str:
+        """A valid 18-digit 公民身份号码 (GB 11643) for the birth date and sex (and check character)."""
+        for _ in range(1000):  # a region code must have existed on the birth date (stdnum.cn.loc)
+            seq = self.rnd.randrange(0, 500) * 2 + (1 if male else 0)
             body = f"{self.pick(REGIONS)}{birth:%Y%m%d}{seq:03d}"
             number = body + check_character(body)
-            if is_valid_ric(number):
+            if is_valid_ric(number) and (check is None or number[-1] == check):
                 return number
         raise RuntimeError(f"no region in REGIONS was in use on {birth}")
 
@@ -243,6 +246,70 @@ class _Gen:
         """Inject a fault into this row? At the seeded rate, and always in row 3 of a table, so a
         tiny campus still carries every kind of fault."""
         return self.rnd.random() < DIRT_RATE or index == 3
+
+
+FULL_WIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
+# (kind, field, what the pipeline owes it), applied to one student row each (row 10 + 3k) and
+# then at the seeded rate: the catalogue of dirt the student system really holds.
+STUDENT_DIRT = [
+    ("id_lower_x", "zjhm", "normalised"),
+    ("id_full_width", "zjhm", "normalised"),
+    ("name_spaces", "xm", "normalised"),
+    ("date_slashes", "csrq", "normalised"),
+    ("date_compact", "csrq", "normalised"),
+    ("date_chinese", "csrq", "normalised"),
+    ("rare_character", "xm", "normalised"),
+    ("date_zero", "csrq", "CDX-E010"),
+    ("unknown_code", "mz", "CDX-E010"),
+    ("orphan_department", "yxdm", "CDX-E010"),
+    ("required_empty", "xm", "CDX-E010"),
+]
+STUDENT_COLUMNS = [
+    "xh",
+    "xm",
+    "xbdm",
+    "csrq",
+    "mz",
+    "zjlx",
+    "zjhm",
+    "gj",
+    "zzmm",
+    "syd",
+    "yxdm",
+    "zyh",
+    "nj",
+    "bh",
+    "rxrq",
+    "xjzt",
+    "gxsj",
+]
+
+
+def _soil(g: _Gen, row: list, kind: str, birth: date, male: bool) -> None:
+    """Apply one kind of dirt to a student row (a list in STUDENT_COLUMNS order), in place."""
+    at = {name: i for i, name in enumerate(STUDENT_COLUMNS)}
+    if kind == "id_lower_x":
+        row[at["zjhm"]] = g.id_number(birth, male, check="X").replace("X", "x")
+    elif kind == "id_full_width":
+        row[at["zjhm"]] = row[at["zjhm"]].translate(FULL_WIDTH_DIGITS)
+    elif kind == "name_spaces":
+        row[at["xm"]] = f" {row[at['xm']]}  "
+    elif kind == "date_slashes":
+        row[at["csrq"]] = f"{birth.year}/{birth.month}/{birth.day}"
+    elif kind == "date_compact":
+        row[at["csrq"]] = f"{birth:%Y%m%d}"
+    elif kind == "date_chinese":
+        row[at["csrq"]] = f"{birth.year}年{birth.month}月{birth.day}日"
+    elif kind == "rare_character":
+        row[at["xm"]] = RARE_NAME
+    elif kind == "date_zero":
+        row[at["csrq"]] = "0000-00-00"
+    elif kind == "unknown_code":
+        row[at["mz"]] = "穿青人"  # not in GB/T 3304 nor in any crosswalk
+    elif kind == "orphan_department":
+        row[at["yxdm"]] = "X299"  # a department the student system's own list does not have
+    elif kind == "required_empty":
+        row[at["xm"]] = ""
 
 
 def _break_check_digit(id_no: str) -> str:
@@ -457,31 +524,36 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
         male = g.rnd.random() < 0.7
         birth = g.day(date(year - 20, 1, 1), date(year - 17, 12, 31))
         id_no = g.id_number(birth, male)
-        if g.dirty(i):
+        invalid_id = g.dirty(i)
+        if invalid_id:
             id_no = _break_check_digit(id_no)
             campus.dirt.append(Dirt("invalid_id_check_digit", "student", "xg_xsxx", xh, "zjhm"))
         enrolled = date(year, 9, 1 + g.rnd.randrange(5))
-        rows.append(
-            (
-                xh,
-                g.name(),
-                STUDENT_GENDER[0 if male else 1],
-                birth.isoformat(),
-                g.pick(NATIONS),
-                "SFZ",
-                id_no,
-                "CHN",
-                g.pick(STUDENT_POLITICS),
-                g.pick(REGIONS),
-                f"X{MAJORS[zyh][1]}",
-                zyh,
-                str(year),
-                f"{zyh}{year % 100:02d}{1 + i % 3:02d}",
-                enrolled.isoformat(),
-                g.pick(STUDENT_STATUS),
-                g.stamp(enrolled),
-            )
-        )
+        row = [
+            xh,
+            g.name(),
+            STUDENT_GENDER[0 if male else 1],
+            birth.isoformat(),
+            g.pick(NATIONS),
+            "SFZ",
+            id_no,
+            "CHN",
+            g.pick(STUDENT_POLITICS),
+            g.pick(REGIONS),
+            f"X{MAJORS[zyh][1]}",
+            zyh,
+            str(year),
+            f"{zyh}{year % 100:02d}{1 + i % 3:02d}",
+            enrolled.isoformat(),
+            g.pick(STUDENT_STATUS),
+            g.stamp(enrolled),
+        ]
+        fixed = (i - 10) // 3 if i >= 10 and (i - 10) % 3 == 0 and (i - 10) // 3 < len(STUDENT_DIRT) else None
+        if not invalid_id and (fixed is not None or g.rnd.random() < DIRT_RATE / 2):
+            kind, field, expect = STUDENT_DIRT[fixed] if fixed is not None else g.pick(STUDENT_DIRT)
+            _soil(g, row, kind, birth, male)
+            campus.dirt.append(Dirt(kind, "student", "xg_xsxx", xh, field, expect))
+        rows.append(tuple(row))
     campus.rows["student.xg_xjyd"] = _write(
         conn,
         "xg_xjyd",

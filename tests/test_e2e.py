@@ -14,6 +14,7 @@ import hmac
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -118,30 +119,57 @@ def test_every_package_verifies_by_hand(runs):
             assert rows[0] == manifest["fields"] and len(rows) - 1 == entry["rows"]
 
 
-def test_invalid_id_numbers_are_quarantined_not_sent(runs):
+DATASET = {"hr": "JZGJBXX", "student": "XSJBXX"}
+KEY_FIELD = {"JZGJBXX": "GH", "XSJBXX": "XH"}
+
+
+def _dirt(home):
+    return json.loads((home / "sources" / "dirt.json").read_text(encoding="utf-8"))["dirt"]
+
+
+def test_quarantine_holds_exactly_the_faults_that_cannot_be_repaired(runs):
     home, *_ = runs
-    truth = json.loads((home / "sources" / "dirt.json").read_text(encoding="utf-8"))
-    dirty = {(d["system"], d["key"]) for d in truth["dirt"] if d["kind"] == "invalid_id_check_digit"}
-    assert dirty, "the tiny campus carries injected dirt"
-    dataset = {"hr": "JZGJBXX", "student": "XSJBXX"}
+    owed = {(DATASET[d["system"]], d["key"], d["expect"]) for d in _dirt(home) if d["expect"] != "normalised"}
+    assert {rule for *_, rule in owed} >= {"CDX-E010", "CDX-E013"}, "the tiny campus carries every kind"
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         quarantined = set(
             conn.execute("select dataset, record_key, rule_id from quality.quarantine").fetchall()
         )
-        assert quarantined == {(dataset[s], k, "CDX-E013") for s, k in dirty}, "exactly the injected faults"
-        for system, key in dirty:
-            ds = dataset[system]
-            column = "GH" if ds == "JZGJBXX" else "XH"
-            assert (
-                conn.execute(
-                    f'select count(*) from feeds.feed_px__{ds.lower()} where "{column}" = ?', [key]
-                ).fetchone()[0]
-                == 0
-            )
+        assert quarantined == owed, "precision and recall 100 %: each fault under its rule, no clean row"
+        for dataset, key, _ in owed:
+            feed = f"feeds.feed_px__{dataset.lower()}"
+            found = conn.execute(
+                f'select count(*) from {feed} where "{KEY_FIELD[dataset]}" = ?', [key]
+            ).fetchone()
+            assert found[0] == 0, f"{key} reached {feed}"
     sent = "".join(
         (p / f"{p.name.split('-')[1]}.001.csv").read_text(encoding="utf-8") for p in _packages(home)
     )
-    assert not any(key in sent for _, key in dirty)
+    assert not any(f"\n{key}," in sent for _, key, _ in owed)
+
+
+def test_repairable_faults_reach_the_feed_repaired(runs):
+    home, *_ = runs
+    repaired = {d["key"]: d["kind"] for d in _dirt(home) if d["expect"] == "normalised"}
+    assert set(repaired.values()) >= {
+        "id_lower_x",
+        "id_full_width",
+        "name_spaces",
+        "date_chinese",
+        "rare_character",
+    }
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        marks = ", ".join("?" * len(repaired))
+        rows = conn.execute(
+            f"select XH, XM, CSRQ, SFZJH from feeds.feed_px__xsjbxx where XH in ({marks})", list(repaired)
+        ).fetchall()
+    assert len(rows) == len(repaired), "every repairable row is sent"
+    for xh, xm, csrq, sfzjh in rows:
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", csrq), (repaired[xh], csrq)
+        assert re.fullmatch(r"\d{17}[\dX]", sfzjh), (repaired[xh], "ID number not half-width upper-case")
+        assert xm == xm.strip() and xm, repaired[xh]
+        if repaired[xh] == "rare_character":
+            assert "䶮" in xm
 
 
 def test_second_run_changes_no_row_and_sends_no_new_sequence(runs):

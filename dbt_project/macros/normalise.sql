@@ -29,3 +29,19 @@
 {% macro px_text(column) -%}
     coalesce(cast({{ column }} as varchar), '')
 {%- endmacro %}
+
+{#-
+  A date as the source systems write it: 1998-03-05, 1998/3/5, 19980305 or 1998年3月5日, with
+  blanks around. Anything else (e.g. 0000-00-00) gives null: the feed's required-field rule
+  then quarantines the row, naming the field.
+-#}
+{% macro parse_date(column) -%}
+    cast(
+        coalesce(
+            try_strptime(trim({{ column }}), '%Y-%m-%d'),
+            try_strptime(trim({{ column }}), '%Y/%m/%d'),
+            try_strptime(trim({{ column }}), '%Y%m%d'),
+            try_strptime(trim({{ column }}), '%Y年%m月%d日')
+        ) as date
+    )
+{%- endmacro %}

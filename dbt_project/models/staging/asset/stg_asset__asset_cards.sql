@@ -12,7 +12,7 @@ renamed as (
         {{ clean_text('sydw') }} as org_id,
         {{ clean_text('syr') }} as custodian_staff_no,
         {{ clean_text('cfdd') }} as building_code,
-        try_cast(qdrq as date) as acquired_on,
+        {{ parse_date('qdrq') }} as acquired_on,
         cast(jz as decimal(18, 2)) as asset_value,
         sl as quantity,
         {{ clean_text('syzk') }} as use_status_local,

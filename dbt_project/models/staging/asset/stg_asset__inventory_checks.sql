@@ -8,7 +8,7 @@ renamed as (
     select
         {{ clean_text('盘点单号') }} as check_no,
         {{ clean_text('资产编号') }} as asset_no,
-        try_cast(盘点日期 as date) as checked_on,
+        {{ parse_date('盘点日期') }} as checked_on,
         {{ clean_text('盘点结果') }} as result_local,
         {{ clean_text('盘点人工号') }} as checker_staff_no,
         {{ clean_text('备注') }} as remark,

@@ -9,7 +9,7 @@ renamed as (
         pzid as voucher_id,
         {{ clean_text('kjnd') }} as fiscal_year,
         {{ clean_text('kjqj') }} as fiscal_period,
-        try_cast(pzrq as date) as voucher_date,
+        {{ parse_date('pzrq') }} as voucher_date,
         try_cast(xgsj as timestamp) as modified_at,
         _batch_id as batch_id
     from source

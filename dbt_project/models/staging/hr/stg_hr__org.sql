@@ -13,7 +13,7 @@ renamed as (
         {{ clean_text('org_kind') }} as org_kind_local,
         {{ crosswalk('hr', 'org_kind', 'org_kind') }} as org_category_code,
         {{ clean_text('campus') }} as campus_code,
-        try_cast(founded as date) as founded_on,
+        {{ parse_date('founded') }} as founded_on,
         {{ crosswalk('hr', 'in_use', 'in_use') }} as in_use_code,
         try_cast(modified_at as timestamp) as modified_at,
         _batch_id as batch_id

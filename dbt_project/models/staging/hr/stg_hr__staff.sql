@@ -9,7 +9,7 @@ renamed as (
         {{ clean_text('staff_no') }} as staff_no,
         {{ clean_text('name') }} as full_name,
         {{ crosswalk('hr', 'gender', 'gender') }} as gender_code,
-        try_cast(birth_date as date) as birth_date,
+        {{ parse_date('birth_date') }} as birth_date,
         {{ crosswalk('hr', 'nation', 'nation') }} as ethnicity_code,
         {{ crosswalk('hr', 'id_type', 'id_type') }} as id_type_code,
         {{ normalise_id_number('id_no') }} as id_number,
@@ -23,7 +23,7 @@ renamed as (
         {{ crosswalk('hr', 'degree', 'degree') }} as degree_code,
         {{ clean_text('title') }} as title_local,
         {{ crosswalk('hr', 'title', 'title') }} as title_code,
-        try_cast(hire_date as date) as hired_on,
+        {{ parse_date('hire_date') }} as hired_on,
         {{ crosswalk('hr', 'status', 'status') }} as staff_status_code,
         try_cast(modified_at as timestamp) as modified_at,
         _batch_id as batch_id

@@ -10,7 +10,7 @@ renamed as (
         {{ clean_text('xh') }} as student_no,
         {{ crosswalk('student', 'change_kind', 'ydlb') }} as change_kind_code,
         {{ crosswalk('student', 'change_reason', 'ydyy') }} as change_reason_code,
-        try_cast(ydrq as date) as changed_on,
+        {{ parse_date('ydrq') }} as changed_on,
         {{ crosswalk('student', 'dept', 'ydqyx') }} as org_id_before,
         {{ crosswalk('student', 'dept', 'ydhyx') }} as org_id_after,
         {{ clean_text('ydqzy') }} as major_no_before,

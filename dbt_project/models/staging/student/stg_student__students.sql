@@ -9,7 +9,7 @@ renamed as (
         {{ clean_text('xh') }} as student_no,
         {{ clean_text('xm') }} as full_name,
         {{ crosswalk('student', 'gender', 'xbdm') }} as gender_code,
-        try_cast(csrq as date) as birth_date,
+        {{ parse_date('csrq') }} as birth_date,
         {{ crosswalk('student', 'nation', 'mz') }} as ethnicity_code,
         {{ crosswalk('student', 'id_type', 'zjlx') }} as id_type_code,
         {{ normalise_id_number('zjhm') }} as id_number,
@@ -20,7 +20,7 @@ renamed as (
         {{ clean_text('zyh') }} as major_no,
         {{ clean_text('nj') }} as grade,
         {{ clean_text('bh') }} as class_no,
-        try_cast(rxrq as date) as enrolled_on,
+        {{ parse_date('rxrq') }} as enrolled_on,
         {{ crosswalk('student', 'status', 'xjzt') }} as student_status_code,
         try_cast(gxsj as timestamp) as modified_at,
         _batch_id as batch_id
