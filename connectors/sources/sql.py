@@ -5,6 +5,8 @@ and written as Arrow record batches, so memory stays flat whatever the table siz
 schema comes from the database's own column types, so every batch of a table has the same
 schema.
 
+- PostgreSQL is read Arrow-native (ADBC, COPY BINARY: ``arrow_pg``); other databases through
+  the SQLAlchemy cursor. No ORDER BY: the cursor range is computed per batch.
 - Incremental: ``cursor >= watermark - lookback``. The watermark row is read again on purpose
   (rows committed late with the same timestamp are not lost); the repeats are removed
   downstream by key and content.
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -172,6 +175,43 @@ def _stream(engine: sa.Engine, query, chunk_rows: int) -> Iterator[list]:
         yield from result.partitions(chunk_rows)
 
 
+def _data_batches(
+    engine: sa.Engine,
+    url: str,
+    columns: list[sa.Column],
+    schema: pa.Schema,
+    table: TableDecl,
+    query,
+    bound: object,
+    chunk_rows: int,
+    where: str,
+) -> Iterator[pa.RecordBatch]:
+    """The table's rows as record batches of ``schema``: Arrow-native from PostgreSQL (ADBC,
+    COPY BINARY), through the SQLAlchemy cursor from every other database."""
+    if engine.dialect.name == "postgresql":
+        from connectors.sources.arrow_pg import conform, stream_query
+
+        quote = engine.dialect.identifier_preparer.quote
+        wanted = [  # text and numeric come back exactly as text, then are cast (numeric decoding is slow)
+            f"{quote(c.name)}::text"
+            if pa.types.is_string(f.type) or pa.types.is_decimal(f.type)
+            else quote(c.name)
+            for c, f in zip(columns, schema, strict=False)
+        ]
+        sql = f"select {', '.join(wanted)} from {quote(table.name)}"
+        if bound is not None:
+            sql += f" where {quote(table.cursor)} >= $1"
+        for batch in stream_query(url, sql, None if bound is None else [bound], batch_rows=chunk_rows):
+            yield conform(batch, schema)
+        return
+    for chunk in _stream(engine, query, chunk_rows):
+        cols = list(zip(*chunk, strict=True))
+        arrays = [
+            _to_array(list(cols[i]), schema.field(i).type, f"{where}.{c.name}") for i, c in enumerate(columns)
+        ]
+        yield pa.record_batch(arrays, schema=schema)
+
+
 def _snapshot_keys(engine, table: TableDecl, schema: pa.Schema, path: Path, chunk_rows: int) -> int:
     """Land every key of the table (key columns only) for delete detection."""
     key_schema = pa.schema([schema.field(k) for k in table.primary_key])
@@ -233,32 +273,34 @@ def _extract_once(
         )
         added = _check_drift(where, previous, schema)
         query = sa.select(*[_quoted(engine, c.name) for c in columns]).select_from(sa.table(table.name))
-        if table.cursor:
-            if lower is not None:
-                cursor_type = next(c.type for c in columns if c.name == table.cursor)
-                bound = sa.bindparam("watermark", _typed_bound(lower, cursor_type), type_=cursor_type)
-                query = query.where(_quoted(engine, table.cursor) >= bound)
-            query = query.order_by(_quoted(engine, table.cursor))
+        bound = None
+        if table.cursor and lower is not None:
+            cursor_type = next(c.type for c in columns if c.name == table.cursor)
+            bound = _typed_bound(lower, cursor_type)
+            query = query.where(
+                _quoted(engine, table.cursor) >= sa.bindparam("watermark", bound, type_=cursor_type)
+            )
         batch_id = new_batch_id()
         tmp = folder / f"{batch_id}.parquet.tmp"
         rows, low, high, tombstones = 0, None, None, 0
-        cursor_index = [c.name for c in columns].index(table.cursor) if table.cursor else None
+        data_schema = pa.schema(list(schema)[: len(columns)])
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for chunk in _stream(engine, query, chunk_rows):
-                cols = list(zip(*chunk, strict=True))
+            for batch in _data_batches(
+                engine, url, columns, data_schema, table, query, bound, chunk_rows, where
+            ):
+                n = batch.num_rows
                 arrays = [
-                    _to_array(list(cols[i]), schema.field(i).type, f"{where}.{c.name}")
-                    for i, c in enumerate(columns)
+                    *batch.columns,
+                    pa.array([batch_id] * n, pa.string()),
+                    pa.array([False] * n, pa.bool_()),
                 ]
-                arrays.append(pa.array([batch_id] * len(chunk), type=pa.string()))
-                arrays.append(pa.array([False] * len(chunk), type=pa.bool_()))
                 writer.write_batch(pa.record_batch(arrays, schema=schema))
-                rows += len(chunk)
-                if cursor_index is not None:
-                    values = [v for v in cols[cursor_index] if v is not None]
-                    if values:
-                        low = min(low, min(values)) if low is not None else min(values)
-                        high = max(high, max(values)) if high is not None else max(values)
+                rows += n
+                if table.cursor and n:
+                    span = pc.min_max(batch.column(table.cursor)).as_py()
+                    if span["min"] is not None:
+                        low = span["min"] if low is None else min(low, span["min"])
+                        high = span["max"] if high is None else max(high, span["max"])
             keys = None
             if table.deletes == "key_snapshot":
                 keys_path = landing.keys_path(decl.system, table.name, batch_id)
