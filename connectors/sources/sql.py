@@ -284,16 +284,16 @@ def _extract_once(
         tmp = folder / f"{batch_id}.parquet.tmp"
         rows, low, high, tombstones = 0, None, None, 0
         data_schema = pa.schema(list(schema)[: len(columns)])
+        batch_ids, not_deleted = pa.array([], pa.string()), pa.array([], pa.bool_())
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for batch in _data_batches(
                 engine, url, columns, data_schema, table, query, bound, chunk_rows, where
             ):
                 n = batch.num_rows
-                arrays = [
-                    *batch.columns,
-                    pa.array([batch_id] * n, pa.string()),
-                    pa.array([False] * n, pa.bool_()),
-                ]
+                if n > len(batch_ids):  # constant columns, built once and sliced
+                    batch_ids = pa.array([batch_id] * n, pa.string())
+                    not_deleted = pa.array([False] * n, pa.bool_())
+                arrays = [*batch.columns, batch_ids.slice(0, n), not_deleted.slice(0, n)]
                 writer.write_batch(pa.record_batch(arrays, schema=schema))
                 rows += n
                 if table.cursor and n:
