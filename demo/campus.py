@@ -563,25 +563,7 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
     campus.rows["student.xg_xsxx"] = _write(
         conn,
         "xg_xsxx",
-        [
-            "xh",
-            "xm",
-            "xbdm",
-            "csrq",
-            "mz",
-            "zjlx",
-            "zjhm",
-            "gj",
-            "zzmm",
-            "syd",
-            "yxdm",
-            "zyh",
-            "nj",
-            "bh",
-            "rxrq",
-            "xjzt",
-            "gxsj",
-        ],
+        STUDENT_COLUMNS,
         rows,
     )
 
