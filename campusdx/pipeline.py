@@ -8,8 +8,8 @@ for XCom and the run summary. No function here imports Airflow at module level.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
-from pathlib import Path
 
 from campusdx.settings import Paths
 from campusdx.settings import paths as default_paths
@@ -70,8 +70,6 @@ def source_url(system: str, paths: Paths | None = None) -> tuple[str, str]:
     if uri:
         return uri, f"Airflow connection {decl.airflow_conn_id}"
     url = decl.url(paths.home)
-    import os
-
     origin = decl.env_url_var() if os.environ.get(decl.env_url_var()) else "embedded default"
     return url, origin
 
@@ -214,9 +212,3 @@ def published_datasets() -> list[str]:
 
     present = set(feed_datasets())
     return [c for c in load_profile().dataset_order if c in present]
-
-
-def dbt_project_dir() -> Path:
-    from campusdx.settings import DBT_PROJECT
-
-    return DBT_PROJECT

@@ -99,6 +99,10 @@ from urllib.parse import quote, urlsplit
 import pyarrow as pa
 from sqlalchemy.engine import URL, make_url
 
+from connectors.sources.sql import (
+    redact,  # one redaction for every connector (sql imports this module lazily)
+)
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 50_000
@@ -142,14 +146,6 @@ def to_adbc_uri(sqlalchemy_url: str | URL) -> str:
     query = {k: v for k, v in parsed.query.items() if k.lower() != "client_encoding"}
     query["client_encoding"] = "UTF8"  # the driver decodes text as UTF-8 (see module caveats)
     return parsed.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
-
-
-def redact(url: str | URL) -> str:
-    """The URL with its password hidden, for logs and messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
 
 
 def _scrub(text: str, url: str | URL) -> str:

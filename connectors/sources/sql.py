@@ -70,9 +70,12 @@ class BatchResult:
     added_columns: tuple[str, ...] = ()
 
 
-def redact(url: str) -> str:
-    """The URL with its password hidden, safe for logs and messages."""
-    return make_url(url).render_as_string(hide_password=True)
+def redact(url) -> str:
+    """The URL (text or SQLAlchemy URL) with its password hidden, safe for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
 
 
 def arrow_type(column_type: sa.types.TypeEngine) -> pa.DataType:
