@@ -81,16 +81,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"copied {args.system} to {redact(args.url)}: {copied}")
         print(f"point the pipeline at it: export CAMPUSDX_SOURCE_{args.system.upper()}_URL='<that url>'")
     elif args.command == "extract":
-        from campusdx.pipeline import extract
+        from campusdx.pipeline import extract, landed_names
+        from connectors.sources.sql import ExtractError  # file errors are ExtractErrors too
 
         logging.getLogger().setLevel(logging.INFO)
-        from campusdx.pipeline import landed_names
-
+        failed = []
         for decl in _systems(args.system):
             for name in landed_names(decl.system):
                 if not args.table or name in args.table:
-                    done = extract(decl.system, name, full_refresh=args.full_refresh)
+                    try:  # one table failing does not stop the others
+                        done = extract(decl.system, name, full_refresh=args.full_refresh)
+                    except ExtractError as exc:
+                        failed.append(f"{decl.system}.{name}")
+                        print(f"  {decl.system}.{name:<12} FAILED: {exc}", file=sys.stderr)
+                        continue
                     print(f"  {decl.system}.{name:<12} {done['rows']:>8} rows  {done['mode']}")
+        if failed:
+            print(f"{len(failed)} failed: {', '.join(failed)}", file=sys.stderr)
+            return 1
     elif args.command == "gen-sources":
         from campusdx.sourcegen import write as write_sources
 

@@ -4,13 +4,17 @@ Each system is written the way its vendor would keep it: its own table and colum
 own codes for gender, status, department and major, dates as text. Normalising them to the
 national and school standards is therefore real work for the warehouse. A small, seeded share
 of rows carries injected dirt; every injected fault is recorded in ``dirt.json`` (kind, system,
-table, key, field) so tests can demand that the pipeline finds exactly these and nothing else.
+table, key, field, value, and the rule ID the pipeline owes it) so tests can demand that the
+pipeline finds exactly these and nothing else. ``dirt.json`` also lists the people recorded in
+several systems (staff who are PhD students; every staff member is a finance payee), the
+ground truth for identity resolution.
 
 The same seed and scale always give byte-identical databases, so the demo can be re-run.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import sqlite3
@@ -130,7 +134,8 @@ HR_ESTABLISHMENT = {
 }
 HR_EDUCATION = [("博士研究生毕业", "博士"), ("硕士研究生毕业", "硕士"), ("大学本科毕业", "学士")]
 HR_TITLES = {
-    "专任教师": ["教授", "副教授", "副教授", "讲师", "讲师", "助教"],
+    # the HR office types titles by hand: the same 职称 appears in several spellings
+    "专任教师": ["教授", "副教授", "副教授", "副 教授", "副教授（高校）", "讲师", "讲师", "助教"],
     "科研人员": ["研究员", "副研究员"],
     "教辅人员": ["高级实验师", "实验师", "高级工程师", "工程师"],
     "行政人员": [None, None, "工程师"],
@@ -139,6 +144,15 @@ HR_TITLES = {
 HR_STATUS = ["在职"] * 18 + ["退休", "调出"]
 STUDENT_STATUS = ["ZD"] * 30 + ["XX", "FX", "TX"]
 STUDENT_LEVEL = "BK"
+# Doctoral programmes (校内专业号 9xxx, 层次 BS) -> (name, college, 学科专业目录 code, years): some
+# teaching staff study for a doctorate at their own university, so they are in both systems.
+DOCTORAL_MAJORS = {
+    "9101": ("采矿工程", "201", "081901", "4"),
+    "9201": ("安全科学与工程", "202", "083700", "4"),
+    "9501": ("计算机科学与技术", "205", "081200", "4"),
+}
+DOCTORAL_STAFF_EVERY = 25
+"""Staff number i with i % 25 == 7 (and a valid ID number) is also a PhD student."""
 # 学籍异动 the student system records for a student's current status (local category, reason).
 STATUS_CHANGES = {"XX": ("休学", "疾病"), "FX": ("复学", None), "TX": ("退学", "个人原因")}
 MAJOR_CHANGE_RATE = 0.02
@@ -185,6 +199,8 @@ class Dirt:
     table: str
     key: str
     field: str
+    value: str | None
+    """The faulty value as the source holds it (for ``duplicate_key``: the repeated key)."""
     expect: str = "CDX-E013"
     """What the pipeline owes this fault: a rule ID that must quarantine the row, or
     ``normalised`` (the warehouse repairs it: the row reaches the feed with the standard value)."""
@@ -198,6 +214,10 @@ class Campus:
     sizes: dict[str, int]
     rows: dict[str, int] = field(default_factory=dict)
     dirt: list[Dirt] = field(default_factory=list)
+    people: list[dict] = field(default_factory=list)
+    """People recorded in several systems: {"id_no", "hr", "student", "finance"} (their keys)."""
+    doctoral: list[tuple] = field(default_factory=list, repr=False)
+    """Staff who are also PhD students: (工号, name, male, birth, ID number), from 人事 to 学工."""
 
 
 def sizes_for(scale: float | None) -> dict[str, int]:
@@ -390,13 +410,17 @@ def _hr(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> list[tuple[str, st
         org = g.pick(COLLEGES) if category in ("专任教师", "科研人员") else g.pick(OFFICES)
         hire = g.day(max(birth + timedelta(days=365 * 23), date(1985, 7, 1)), date(2026, 9, 1))
         id_no = g.id_number(birth, male)
+        name = g.name()
         if g.dirty(i):
             id_no = _break_check_digit(id_no)
-            campus.dirt.append(Dirt("invalid_id_check_digit", "hr", "hr_staff", staff_no, "id_no"))
+            campus.dirt.append(Dirt("invalid_id_check_digit", "hr", "hr_staff", staff_no, "id_no", id_no))
+        elif i % DOCTORAL_STAFF_EVERY == 7:  # a master's graduate now studying for a doctorate here
+            education, degree = HR_EDUCATION[1]
+            campus.doctoral.append((staff_no, name, male, birth, id_no))
         staff.append(
             (
                 staff_no,
-                g.name(),
+                name,
                 HR_GENDER[0 if male else 1],
                 birth.isoformat(),
                 g.pick(NATIONS),
@@ -511,8 +535,9 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
         "xg_zy",
         ["zyh", "zymc", "yxdm", "xz", "cc", "zszt", "gxsj"],
         [
-            (zyh, m[0], f"X{m[1]}", m[3], STUDENT_LEVEL, "1", "2020-06-01 10:00:00")
-            for zyh, m in MAJORS.items()
+            (zyh, m[0], f"X{m[1]}", m[3], level, "1", "2020-06-01 10:00:00")
+            for majors, level in ((MAJORS, STUDENT_LEVEL), (DOCTORAL_MAJORS, "BS"))
+            for zyh, m in majors.items()
         ],
     )
     rows = []
@@ -527,7 +552,7 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
         invalid_id = g.dirty(i)
         if invalid_id:
             id_no = _break_check_digit(id_no)
-            campus.dirt.append(Dirt("invalid_id_check_digit", "student", "xg_xsxx", xh, "zjhm"))
+            campus.dirt.append(Dirt("invalid_id_check_digit", "student", "xg_xsxx", xh, "zjhm", id_no))
         enrolled = date(year, 9, 1 + g.rnd.randrange(5))
         row = [
             xh,
@@ -552,8 +577,10 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
         if not invalid_id and (fixed is not None or g.rnd.random() < DIRT_RATE / 2):
             kind, field, expect = STUDENT_DIRT[fixed] if fixed is not None else g.pick(STUDENT_DIRT)
             _soil(g, row, kind, birth, male)
-            campus.dirt.append(Dirt(kind, "student", "xg_xsxx", xh, field, expect))
+            value = row[STUDENT_COLUMNS.index(field)]
+            campus.dirt.append(Dirt(kind, "student", "xg_xsxx", xh, field, value, expect))
         rows.append(tuple(row))
+    rows.extend(_doctoral_students(g, campus, len(rows)))
     campus.rows["student.xg_xjyd"] = _write(
         conn,
         "xg_xjyd",
@@ -566,6 +593,38 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
         STUDENT_COLUMNS,
         rows,
     )
+
+
+def _doctoral_students(g: _Gen, campus: Campus, first: int) -> list[tuple]:
+    """Staff members enrolled as PhD students: same person, same ID number, a 学号 of their own."""
+    rows = []
+    for n, (staff_no, name, male, birth, id_no) in enumerate(campus.doctoral, start=first):
+        year = 2022 + n % 4
+        zyh = g.pick(sorted(DOCTORAL_MAJORS))
+        xh = f"{year % 100:02d}{zyh}{n:05d}"
+        enrolled = date(year, 9, 1)
+        record = {
+            "xh": xh,
+            "xm": name,
+            "xbdm": STUDENT_GENDER[0 if male else 1],
+            "csrq": birth.isoformat(),
+            "mz": g.pick(NATIONS),
+            "zjlx": "SFZ",
+            "zjhm": id_no,
+            "gj": "CHN",
+            "zzmm": g.pick(STUDENT_POLITICS),
+            "syd": g.pick(REGIONS),
+            "yxdm": f"X{DOCTORAL_MAJORS[zyh][1]}",
+            "zyh": zyh,
+            "nj": str(year),
+            "bh": f"{zyh}{year % 100:02d}01",
+            "rxrq": enrolled.isoformat(),
+            "xjzt": "ZD",
+            "gxsj": g.stamp(enrolled),
+        }
+        rows.append(tuple(record[c] for c in STUDENT_COLUMNS))
+        campus.people.append({"id_no": id_no, "hr": staff_no, "student": xh})
+    return rows
 
 
 def _status_changes(g: _Gen, students: list[tuple]) -> list[tuple]:
@@ -581,7 +640,7 @@ def _status_changes(g: _Gen, students: list[tuple]) -> list[tuple]:
         if status in STATUS_CHANGES:
             kind, reason = STATUS_CHANGES[status]
             events.append((kind, reason, g.day(middle + timedelta(days=1), last)))
-        if g.rnd.random() < MAJOR_CHANGE_RATE:
+        if zyh in MAJORS and g.rnd.random() < MAJOR_CHANGE_RATE:  # 转专业: undergraduates only
             before = g.pick([m for m in sorted(MAJORS) if m != zyh])
             events.append(("转专业", "个人原因", enrolled + timedelta(days=20)))
         for kind, reason, when in events:
@@ -714,16 +773,25 @@ def _asset(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tuple[
         acquired = g.day(date(2005, 1, 1), date(2026, 10, 1))
         quantity = 1 if flh != "TS" else 1 + g.rnd.randrange(50)
         disposed = g.rnd.random() < 0.03
+        number, value = f"ZC{acquired.year}{i:07d}", f"{g.rnd.uniform(low, high):.2f}"
+        if g.dirty(i):  # a refund or correction keyed as a negative value
+            value = f"-{value}"
+            campus.dirt.append(Dirt("negative_value", "asset", "zc_kp", number, "jz", value, "CDX-E020"))
+        elif i == 5 or g.rnd.random() < DIRT_RATE / 4:  # a custodian 人事 has never had
+            staff_no = ORPHAN_STAFF_NO
+            campus.dirt.append(
+                Dirt("orphan_custodian", "asset", "zc_kp", number, "syr", staff_no, "CDX-E021")
+            )
         cards.append(
             (
-                f"ZC{acquired.year}{i:07d}",
+                number,
                 label,
                 flh,
                 org,
                 staff_no,
                 g.pick(BUILDINGS)[0],
                 acquired.isoformat(),
-                f"{g.rnd.uniform(low, high):.2f}",
+                value,
                 quantity,
                 "待报废" if disposed else g.pick(ASSET_USE),
                 "已处置" if disposed else "在账",
@@ -739,6 +807,8 @@ def _asset(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tuple[
     return [card[0] for card in cards]
 
 
+ORPHAN_STAFF_NO = "19990999"
+"""A 工号 of the 1999 series that 人事 never issued (the series has 4 digits after the year)."""
 ROOM_USES = ["教室", "实验室", "办公室", "会议室", "机房"]
 RARE_NAME = "王䶮"
 """A name with a character outside GBK (U+4DAE): it survives UTF-8, GB18030 and XLSX only."""
@@ -749,8 +819,6 @@ def write_exports(
     out_dir: Path, g: _Gen, campus: Campus, staff: list[tuple[str, str, str]], cards: list[str]
 ) -> None:
     """The asset office's exports: rooms as XLSX and an inventory check as a GBK CSV."""
-    import csv
-
     from openpyxl import Workbook
 
     folder = out_dir / "exports" / "asset"
@@ -783,23 +851,42 @@ def write_exports(
     tmp.replace(folder / "zc_fj.xlsx")
     campus.rows["asset.export.zc_fj"] = rooms
     checked = cards[: max(20, len(cards) // 10)]
-    tmp = folder / "zc_pd_20261031.csv.tmp"
+    rows = inventory_rows(g, date(2026, 10, 31), checked, [s[0] for s in staff])
+    # the export tool sometimes writes a line twice after an edit: same 盘点单号, another result
+    twice = [[*rows[n][:3], "待核实" if rows[n][3] != "待核实" else "在位", *rows[n][4:]] for n in (3, 11)]
+    for row in twice:
+        campus.dirt.append(Dirt("duplicate_key", "asset", "zc_pd", row[0], "盘点单号", row[0], "CDX-E014"))
+    rows[12:12] = twice
+    write_inventory(folder / "zc_pd_20261031.csv", rows)
+    campus.rows["asset.export.zc_pd"] = len(rows)
+
+
+INVENTORY_HEADER = ["盘点单号", "资产编号", "盘点日期", "盘点结果", "盘点人工号", "备注"]
+
+
+def inventory_rows(g: _Gen, day: date, cards: list[str], staff_nos: list[str]) -> list[list[str]]:
+    """One inventory check (资产盘点) of ``cards`` on ``day``, numbered PD<yyyymmdd><n>."""
+    return [
+        [
+            f"PD{day:%Y%m%d}{n:05d}",
+            card,
+            day.isoformat(),
+            g.pick(INVENTORY_RESULTS),
+            g.pick(staff_nos),
+            "外借,已登记" if n % 25 == 0 else "",
+        ]
+        for n, card in enumerate(cards, start=1)
+    ]
+
+
+def write_inventory(path: Path, rows: list[list[str]]) -> None:
+    """The asset office's GBK CSV export (CRLF, quoted where needed), written then renamed."""
+    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="gbk", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
-        writer.writerow(["盘点单号", "资产编号", "盘点日期", "盘点结果", "盘点人工号", "备注"])
-        for n, card in enumerate(checked, start=1):
-            writer.writerow(
-                [
-                    f"PD2026{n:05d}",
-                    card,
-                    "2026-10-31",
-                    g.pick(INVENTORY_RESULTS),
-                    g.pick(staff)[0],
-                    "外借,已登记" if n % 25 == 0 else "",
-                ]
-            )
-    tmp.replace(folder / "zc_pd_20261031.csv")
-    campus.rows["asset.export.zc_pd"] = len(checked)
+        writer.writerow(INVENTORY_HEADER)
+        writer.writerows(rows)
+    tmp.replace(path)
 
 
 def generate(out_dir: Path, *, seed: int = 20261122, scale: float | None = None) -> Campus:
@@ -833,6 +920,7 @@ def generate(out_dir: Path, *, seed: int = 20261122, scale: float | None = None)
         "sizes": campus.sizes,
         "rows": campus.rows,
         "dirt": [asdict(d) for d in campus.dirt],
+        "people": campus.people,
     }
     (out_dir / "dirt.json").write_text(
         json.dumps(truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

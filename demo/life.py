@@ -3,9 +3,10 @@
 ``advance(urls, days)`` moves each system's clock forward one day at a time and applies what a
 university's systems record in a day: new hires and leavers (人事), 学籍异动 and the student
 record changes they cause (学工/学籍), new vouchers and voided ones (财务), purchases, disposals
-and mistaken cards removed (资产). Changes are inserts, updates stamped with the system's own
-modification time, and physical deletes, through SQLAlchemy, so the same code drives the
-SQLite files of the embedded default and real PostgreSQL or MariaDB databases.
+and mistaken cards removed (资产), and the asset office's export files (a new inventory check
+CSV now and then, an edited rooms workbook). Database changes are inserts, updates stamped with
+the system's own modification time, and physical deletes, through SQLAlchemy, so the same code
+drives the SQLite files of the embedded default and real PostgreSQL or MariaDB databases.
 
 Each system's simulated date is kept in ``clock.json`` beside the simulated campus (the day
 after its newest modification timestamp the first time), so advancing twice by 15 days is the
@@ -32,8 +33,11 @@ from demo.campus import (
     MAJORS,
     NATIONS,
     REGIONS,
+    ROOM_USES,
     VOUCHER_TEMPLATES,
     _Gen,
+    inventory_rows,
+    write_inventory,
 )
 
 STAMP = {"hr": "modified_at", "student": "gxsj", "finance": "xgsj", "asset": "xgsj"}
@@ -42,8 +46,17 @@ STAMP = {"hr": "modified_at", "student": "gxsj", "finance": "xgsj", "asset": "xg
 class _Day:
     """One system's connection on one simulated day, with typed timestamps."""
 
-    def __init__(self, conn: sa.Connection, today: date, g: _Gen, counts: Counter, system: str) -> None:
+    def __init__(
+        self,
+        conn: sa.Connection,
+        today: date,
+        g: _Gen,
+        counts: Counter,
+        system: str,
+        exports: Path | None = None,
+    ) -> None:
         self.conn, self.today, self.g, self.counts, self.system = conn, today, g, counts, system
+        self.exports = exports  # the folder this system's office drops its export files into
         self._types: dict[tuple[str, str], sa.types.TypeEngine] = {}
 
     def stamp(self, table: str, column: str, hour: int | None = None) -> object:
@@ -131,7 +144,8 @@ def _hr_day(d: _Day) -> None:
 
 
 def _student_day(d: _Day) -> None:
-    students = d.keys("select xh from xg_xsxx where xjzt = 'ZD' order by xh")
+    # undergraduates in study (校内专业号 9xxx are doctoral programmes: no 转专业 to a 本科 major)
+    students = d.keys("select xh from xg_xsxx where xjzt = 'ZD' and zyh not like '9%' order by xh")
     for changes in range(1, 2 + d.g.rnd.randrange(3)):  # 学籍异动: 休学 or 转专业; the record follows
         if not students:
             break
@@ -246,6 +260,31 @@ def _asset_day(d: _Day) -> None:
     if cards and d.g.rnd.random() < 0.1:  # a card entered by mistake, removed
         d.run("delete from zc_kp where zcbh = :k", k=d.g.pick(cards))
         d.count("zc_kp deleted")
+    if d.exports is not None and d.exports.is_dir():
+        _asset_exports(d, cards, staff)
+
+
+def _asset_exports(d: _Day, cards: list[str], staff: list[str]) -> None:
+    """The asset office's files: now and then an inventory check (GBK CSV) of a few cards, and
+    an edit of the rooms workbook (XLSX), each a new file content for the extractor."""
+    if cards and staff and d.g.rnd.random() < 0.2:
+        checked = sorted(d.g.rnd.sample(cards, min(20, len(cards))))
+        rows = inventory_rows(d.g, d.today, checked, staff)
+        write_inventory(d.exports / f"zc_pd_{d.today:%Y%m%d}.csv", rows)
+        d.count("zc_pd exported", len(rows))
+    book_path = d.exports / "zc_fj.xlsx"
+    if book_path.exists() and d.g.rnd.random() < 0.1:  # a room changes use
+        from openpyxl import load_workbook
+
+        book = load_workbook(book_path)
+        sheet = book["房间"]
+        row = 2 + d.g.rnd.randrange(sheet.max_row - 1)
+        sheet.cell(row, 6).value = d.g.pick(ROOM_USES)
+        sheet.cell(row, 8).value = datetime.combine(d.today, datetime.min.time()) + timedelta(hours=10)
+        tmp = book_path.with_name(book_path.name + ".tmp")
+        book.save(tmp)
+        tmp.replace(book_path)
+        d.count("zc_fj updated")
 
 
 DAYS = {
@@ -262,6 +301,7 @@ def advance(urls: dict[str, str], days: int, clock_file: Path, *, seed: int = 20
         raise ValueError(f"--days must be at least 1, got {days}")
     clock = json.loads(clock_file.read_text(encoding="utf-8")) if clock_file.exists() else {}
     counts: Counter = Counter()
+    exports = clock_file.parent / "exports"  # where demo.campus.write_exports put the files
     for system, url in urls.items():
         table, one_day = DAYS[system]
         engine = sa.create_engine(url)
@@ -276,7 +316,7 @@ def advance(urls: dict[str, str], days: int, clock_file: Path, *, seed: int = 20
                 g = _Gen(seed)
                 g.rnd = random.Random(f"{seed}-{system}-{today.isoformat()}")
                 with engine.begin() as conn:  # one transaction per system per day
-                    one_day(_Day(conn, today, g, counts, system))
+                    one_day(_Day(conn, today, g, counts, system, exports / system))
                 clock[system] = (today + timedelta(days=1)).isoformat()
                 clock_file.write_text(json.dumps(clock, indent=2) + "\n", encoding="utf-8")
         finally:

@@ -1,10 +1,26 @@
 """The simulated campus: deterministic, with its own local codes and exactly the recorded dirt."""
 
+import csv
 import json
 import sqlite3
+from collections import Counter
+from decimal import Decimal
+
+import pytest
 
 from campusdx.idnumbers import is_valid_ric
-from demo.campus import SYSTEMS, generate, sizes_for
+from demo.campus import DOCTORAL_MAJORS, SYSTEMS, generate, sizes_for
+from demo.life import advance
+
+KEY_COLUMN = {"hr_staff": "staff_no", "xg_xsxx": "xh", "zc_kp": "zcbh"}
+
+
+@pytest.fixture(scope="module")
+def campus(tmp_path_factory):
+    """The demo-size campus (the one `make demo` generates) and its ground truth."""
+    home = tmp_path_factory.mktemp("campus")
+    generate(home)
+    return home, json.loads((home / "dirt.json").read_text(encoding="utf-8"))
 
 
 def test_same_seed_gives_identical_databases(tmp_path):
@@ -45,7 +61,7 @@ def test_every_id_number_is_valid_except_the_recorded_dirt(tmp_path):
         ("student", k, v)
         for k, v in sqlite3.connect(tmp_path / "student.sqlite").execute("select xh, zjhm from xg_xsxx")
     ]
-    assert len(rows) == campus.sizes["staff"] + campus.sizes["students"]
+    assert len(rows) == campus.sizes["staff"] + campus.sizes["students"] + len(campus.people)
     for system, key, number in rows:
         assert is_valid_ric(number) is ((system, key) not in dirty), (system, key)
 
@@ -70,3 +86,88 @@ def test_vouchers_balance(tmp_path):
         .fetchall()
     )
     assert unbalanced == []
+
+
+def test_every_kind_of_dirt_is_present_and_recorded_as_the_source_holds_it(campus):
+    home, truth = campus
+    kinds = {d["kind"] for d in truth["dirt"]}
+    assert kinds >= {
+        "invalid_id_check_digit",
+        "id_lower_x",
+        "id_full_width",
+        "name_spaces",
+        "date_slashes",
+        "date_compact",
+        "date_chinese",
+        "date_zero",
+        "unknown_code",
+        "duplicate_key",
+        "orphan_department",
+        "orphan_custodian",
+        "required_empty",
+        "negative_value",
+        "rare_character",
+    }
+    for d in truth["dirt"]:
+        assert d["expect"] == "normalised" or d["expect"].startswith("CDX-"), d
+        if d["table"] not in KEY_COLUMN:
+            continue
+        with sqlite3.connect(home / f"{d['system']}.sqlite") as conn:
+            (held,) = conn.execute(
+                f"select {d['field']} from {d['table']} where {KEY_COLUMN[d['table']]} = ?", [d["key"]]
+            ).fetchone()
+        if isinstance(held, int | float):  # NUMERIC affinity: SQLite keeps -3469.20 as -3469.2
+            assert Decimal(str(held)) == Decimal(d["value"]), d
+        else:
+            assert held == d["value"], d
+
+
+def test_duplicate_keys_in_the_inventory_export_are_exactly_the_recorded_ones(campus):
+    home, truth = campus
+    with open(home / "exports" / "asset" / "zc_pd_20261031.csv", encoding="gbk", newline="") as fh:
+        keys = Counter(row["盘点单号"] for row in csv.DictReader(fh))
+    repeated = {k for k, n in keys.items() if n > 1}
+    assert repeated == {d["key"] for d in truth["dirt"] if d["kind"] == "duplicate_key"}
+    assert repeated
+
+
+def test_staff_studying_for_a_doctorate_are_the_same_person_in_both_systems(campus):
+    home, truth = campus
+    assert truth["people"], "the demo campus has staff who are PhD students"
+    hr = sqlite3.connect(home / "hr.sqlite")
+    student = sqlite3.connect(home / "student.sqlite")
+    for person in truth["people"]:
+        staff = hr.execute(
+            "select id_no, name, birth_date from hr_staff where staff_no = ?", [person["hr"]]
+        ).fetchone()
+        enrolled = student.execute(
+            "select zjhm, xm, csrq, zyh from xg_xsxx where xh = ?", [person["student"]]
+        ).fetchone()
+        assert staff[:3] == enrolled[:3] and staff[0] == person["id_no"]
+        assert enrolled[3] in DOCTORAL_MAJORS
+        assert is_valid_ric(person["id_no"])
+
+
+def test_hr_titles_come_in_the_spellings_people_type(campus):
+    home, _ = campus
+    titles = {
+        t for (t,) in sqlite3.connect(home / "hr.sqlite").execute("select distinct title from hr_staff")
+    }
+    assert {"副教授", "副 教授", "副教授（高校）"} <= titles
+
+
+def test_advance_drops_new_asset_exports(tmp_path):
+    generate(tmp_path, scale=0.002)
+    book = (tmp_path / "exports" / "asset" / "zc_fj.xlsx").read_bytes()
+    urls = {s: f"sqlite:///{tmp_path / s}.sqlite" for s in SYSTEMS}
+    counts = advance(urls, 30, tmp_path / "clock.json")
+    files = sorted(p.name for p in (tmp_path / "exports" / "asset").glob("zc_pd_*.csv"))
+    assert len(files) > 1, "inventory checks exported while the days pass"
+    new_rows = 0
+    for name in files[1:]:
+        with open(tmp_path / "exports" / "asset" / name, encoding="gbk", newline="") as fh:
+            new_rows += sum(1 for _ in csv.DictReader(fh))
+    assert new_rows == counts["asset.zc_pd exported"]
+    assert ((tmp_path / "exports" / "asset" / "zc_fj.xlsx").read_bytes() != book) == bool(
+        counts["asset.zc_fj updated"]
+    )

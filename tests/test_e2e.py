@@ -129,7 +129,11 @@ def _dirt(home):
 
 def test_quarantine_holds_exactly_the_faults_that_cannot_be_repaired(runs):
     home, *_ = runs
-    owed = {(DATASET[d["system"]], d["key"], d["expect"]) for d in _dirt(home) if d["expect"] != "normalised"}
+    owed = {  # the datasets built so far: 人事 -> JZGJBXX, 学籍 -> XSJBXX
+        (DATASET[d["system"]], d["key"], d["expect"])
+        for d in _dirt(home)
+        if d["expect"] != "normalised" and d["system"] in DATASET
+    }
     assert {rule for *_, rule in owed} >= {"CDX-E010", "CDX-E013"}, "the tiny campus carries every kind"
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         quarantined = set(

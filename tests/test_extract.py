@@ -8,7 +8,7 @@ import pytest
 
 from connectors.sources.declarations import DeclarationError, SystemDecl, TableDecl, load_system, load_systems
 from connectors.sources.landing import Landing
-from connectors.sources.sql import ExtractError, extract_table, redact
+from connectors.sources.sql import ExtractError, SourceUnreachable, extract_system, extract_table, redact
 
 
 def _source(tmp_path, rows=5):
@@ -105,3 +105,59 @@ def test_declarations_load_and_reject_bad_files(tmp_path):
     bad.write_text("system: x\ntables:\n  - description: a: b\n")
     with pytest.raises(DeclarationError, match=r"bad\.yml: not valid YAML"):
         load_system(bad)
+
+
+def test_new_source_column_lands_and_is_reported(tmp_path, caplog):
+    db, decl = _source(tmp_path)
+    landing = Landing(tmp_path / "landing")
+    extract_table(decl, decl.tables[0], decl.default_url, landing)
+    with sqlite3.connect(db) as conn:
+        conn.execute("alter table people add column email text")
+        conn.execute("update people set email = 'p1@x', changed = '2026-03-01 00:00:00' where id = 'P1'")
+    second = extract_table(decl, decl.tables[0], decl.default_url, landing)
+    assert second.added_columns == ("email",)
+    assert "demo.people: new source columns landed: email" in caplog.text
+    manifest = json.loads(landing.manifest_path("demo", "people", second.batch_id).read_text())
+    assert manifest["added_columns"] == ["email"]
+    landed = pq.read_table(landing.data_path("demo", "people", second.batch_id)).to_pylist()
+    assert {r["id"]: r["email"] for r in landed}["P1"] == "p1@x"
+
+
+def test_changed_type_fails_the_table_naming_the_column(tmp_path):
+    db, decl = _source(tmp_path)
+    landing = Landing(tmp_path / "landing")
+    extract_table(decl, decl.tables[0], decl.default_url, landing)
+    with sqlite3.connect(db) as conn:  # the vendor's upgrade turned the amount into an integer
+        conn.execute("alter table people rename to people_old")
+        conn.execute("create table people (id text primary key, name text, amount integer, changed text)")
+        conn.execute("insert into people select id, name, cast(amount as integer), changed from people_old")
+    with pytest.raises(ExtractError, match=r"demo\.people: column 'amount' changed type from decimal128"):
+        extract_table(decl, decl.tables[0], decl.default_url, landing)
+    assert len(list(landing.manifests("demo", "people"))) == 1, "nothing landed for the failed table"
+
+
+def test_other_tables_go_on_when_one_fails(tmp_path):
+    db, decl = _source(tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table rooms (code text primary key, changed text)")
+        conn.execute("insert into rooms values ('R1', '2026-01-01 00:00:00')")
+    tables = (TableDecl("missing", ("id",)), decl.tables[0], TableDecl("rooms", ("code",), "changed"))
+    decl = SystemDecl("demo", "demo", None, decl.default_url, tables, tmp_path)
+    landing = Landing(tmp_path / "landing")
+    with pytest.raises(
+        ExtractError, match=r"1 of 3 tables failed: demo\.missing: the source has no such table"
+    ):
+        extract_system(decl, decl.default_url, landing)
+    assert [len(list(landing.manifests("demo", t))) for t in ("people", "rooms")] == [1, 1]
+
+
+def test_unreachable_source_is_retried_then_named_without_its_password(tmp_path, caplog):
+    decl = SystemDecl("demo", "demo", None, "", (TableDecl("people", ("id",), "changed"),), tmp_path)
+    url = "postgresql+psycopg://etl:s3cret-pw@127.0.0.1:1/hr?connect_timeout=2"  # nothing listens on port 1
+    with pytest.raises(SourceUnreachable) as caught:
+        extract_table(decl, decl.tables[0], url, Landing(tmp_path / "landing"), retries=2, backoff_s=0.01)
+    message = str(caught.value)
+    assert "demo.people: cannot read from postgresql+psycopg://etl:***@127.0.0.1:1/hr" in message
+    assert "gave up after 3 attempts" in message
+    assert caplog.text.count("retrying in") == 2
+    assert "s3cret-pw" not in message + caplog.text

@@ -393,5 +393,17 @@ def extract_table(
 
 
 def extract_system(decl: SystemDecl, url: str, landing: Landing, **kwargs) -> list[BatchResult]:
-    """Every enabled table of a system (a convenience for scripts and tests)."""
-    return [extract_table(decl, t, url, landing, **kwargs) for t in decl.enabled_tables]
+    """Every enabled table of a system (a convenience for scripts and tests). A table that fails
+    does not stop the others; the failures are raised together at the end."""
+    results, failures = [], []
+    for table in decl.enabled_tables:
+        try:
+            results.append(extract_table(decl, table, url, landing, **kwargs))
+        except ExtractError as exc:
+            log.error("%s", exc)
+            failures.append(str(exc))
+    if failures:
+        raise ExtractError(
+            f"{len(failures)} of {len(decl.enabled_tables)} tables failed: " + "; ".join(failures)
+        )
+    return results

@@ -1,4 +1,6 @@
 -- XSJBXX 学生基本信息, shaped as PX-1.0 before the quality gate.
+-- Scope: undergraduates. PX-1.0's ZYDM is the 本科专业目录, so a doctoral student's 学科专业
+-- code cannot be sent; graduate students stay in dim_student (see README, "What is sent").
 select
     student_no as record_key,
     batch_id,
@@ -23,3 +25,4 @@ select
     case when student_status_code in ('01', '05') then '1' else '0' end as sfzx,
     {{ px_datetime('modified_at') }} as gxsj
 from {{ ref('dim_student') }}
+where training_level_code = '3'  -- JY/T 1001 培养层次 本科
