@@ -157,11 +157,34 @@ def _prepare_campusdx(spec: dict, out: Path):
             t["keys"] = manifest["keys"]
             t["cursor_from"] = manifest["cursor"]["from"]
             t["parquet_mib"] = _mib([path])
+            if spec.get("time_key_snapshot") and t["deletes"] == "key_snapshot":
+                t["key_snapshot_seconds"] = _key_snapshot_seconds(url, decl.table(t["table"]), out)
 
     return work, verify
 
 
+def _key_snapshot_seconds(url: str, table, out: Path) -> float:
+    """The extractor's key snapshot of ``table`` alone (its ``_snapshot_keys``), timed apart after
+    the measured run: how much of an incremental run re-reading every key costs."""
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    from connectors.sources.sql import _snapshot_keys, arrow_type
+
+    engine = sa.create_engine(url)
+    try:
+        columns = sa.Table(table.name, sa.MetaData(), autoload_with=engine).columns
+        schema = pa.schema([pa.field(c.name, arrow_type(c.type)) for c in columns])
+        started = time.perf_counter()
+        _snapshot_keys(engine, table, schema, out / f"{table.name}.keys-timing.parquet", CHUNK_ROWS)
+        return time.perf_counter() - started
+    finally:
+        engine.dispose()
+
+
 def _prepare_files(spec: dict, out: Path):
+    import pandas  # noqa: F401  (pyarrow imports it on the first pa.array, ~1 s here: not timed)
+
     from connectors.sources.declarations import load_systems
     from connectors.sources.files import extract_file, load_file_decls
     from connectors.sources.landing import Landing
@@ -204,19 +227,48 @@ PREPARE: dict[str, Callable] = {
 }
 
 
+def _peak_rss_mib() -> tuple[float, float | None]:
+    """(ru_maxrss, VmHWM) of this process in MiB.
+
+    On Linux ``ru_maxrss`` carries the parent's peak over into a child through fork/exec (a child
+    of a 550 MiB parent reports at least 550 MiB); ``VmHWM`` is the peak of the child's own
+    address space. Both are recorded; VmHWM is the figure reported.
+    """
+    ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return ru_maxrss, int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return ru_maxrss, None
+
+
+def _generate(spec: dict) -> dict:
+    """The simulated campus, generated in a child so the parent stays small (see _peak_rss_mib)."""
+    from demo.campus import generate
+
+    started = time.monotonic()
+    campus = generate(Path(spec["out"]), seed=spec["seed"], scale=spec["scale"])
+    return {"seconds": round(time.monotonic() - started, 1), "sizes": campus.sizes, "rows": campus.rows}
+
+
 def child(kind: str) -> None:
     """One measurement, described by a JSON spec on stdin; prints one JSON line."""
     import duckdb
 
     spec = json.loads(sys.stdin.read())
-    with tempfile.TemporaryDirectory(prefix=f"campusdx-systems-{kind}-") as tmp:
+    if kind == "generate":
+        print(json.dumps(_generate(spec)))
+        return
+    with tempfile.TemporaryDirectory(prefix=f"{kind}-", dir=spec["tmp"]) as tmp:
         out = Path(spec["out"]) if spec.get("out") else Path(tmp)
         work, verify = PREPARE[kind](spec, out)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        _, rss_before = _peak_rss_mib()
         started = time.perf_counter()  # imports done: time the work only
         tables = work()
         seconds = time.perf_counter() - started
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+        ru_maxrss, peak = _peak_rss_mib()
         with duckdb.connect() as con:
             verify(tables, con)
     rows = sum(t["rows"] for t in tables)
@@ -228,8 +280,9 @@ def child(kind: str) -> None:
                 "rows": rows,
                 "seconds": seconds,
                 "rows_per_s": rows / seconds if seconds else None,
-                "peak_rss_mib": peak_kib / 1024,
-                "rss_after_imports_mib": rss_before / 1024,
+                "peak_rss_mib": ru_maxrss if peak is None else peak,
+                "ru_maxrss_mib": ru_maxrss,
+                "rss_after_imports_mib": rss_before,
                 "parquet_mib": sum(t["parquet_mib"] for t in tables),
                 "tables": tables,
             }
@@ -240,8 +293,10 @@ def child(kind: str) -> None:
 # --------------------------------------------------------------------------- the parent
 
 
-def _measure(kind: str, spec: dict) -> dict:
-    """Run one child; the spec (URLs included) goes through stdin, never the command line."""
+def _measure(kind: str, spec: dict, work: Path) -> dict:
+    """Run one child; the spec (URLs included) goes through stdin, never the command line. The
+    child's temporary folders go under ``work``, removed at the end even when a child is killed."""
+    spec = {**spec, "tmp": str(work)}
     load = os.getloadavg()[0]
     started = time.monotonic()
     proc = subprocess.run(
@@ -277,6 +332,7 @@ def _best(attempts: list[dict]) -> dict:
     """The fastest attempt, the highest peak RSS of all; per table the fastest of its attempts."""
     best = dict(min(attempts, key=lambda r: r["seconds"]))
     best["peak_rss_mib"] = max(r["peak_rss_mib"] for r in attempts)
+    best["ru_maxrss_mib"] = max(r["ru_maxrss_mib"] for r in attempts)
     best["attempts_seconds"] = [round(r["seconds"], 3) for r in attempts]
     best["attempts_load_before"] = [round(r["load_before"], 2) for r in attempts]
     best["tables"] = [
@@ -485,8 +541,11 @@ def _verdicts(full: dict, gl_fl: dict | None, incremental: dict, overall: dict) 
     return out
 
 
+TEXT_COLUMNS = ("run", "mode", "deletes", "cursor from", "seconds of each attempt")
+
+
 def _table(header: list[str], rows: list[list]) -> list[str]:
-    align = ["---" if i == 0 or h in ("run", "what", "mode") else "---:" for i, h in enumerate(header)]
+    align = ["---" if i == 0 or h in TEXT_COLUMNS else "---:" for i, h in enumerate(header)]
     return ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"] + [
         "| " + " | ".join(str(c) for c in row) + " |" for row in rows
     ]
@@ -505,8 +564,8 @@ def _markdown(report: dict) -> str:
         + ", ".join(f"{s} {v['seconds']}s" for s, v in data["load"].items())
         + f"). Every enabled table of `schemas/sources/<system>.yml`; chunks of {CHUNK_ROWS:,} rows. "
         f"Best of {report['repeat']} interleaved attempts; peak RSS is the highest of the attempts "
-        "(the child process's maximum resident set, interpreter and imports included; imports are not "
-        "timed).",
+        "(VmHWM of the child process: its own peak resident set, interpreter and imports included; "
+        "imports are not timed).",
         "",
         "## Full extraction",
         "",
@@ -552,8 +611,8 @@ def _markdown(report: dict) -> str:
         r = files["full"]
         lines += [
             "",
-            f"Asset office exports (`files.extract_file`, no baseline: pandas has no equivalent of the "
-            f"declared GBK/XLSX handling to compare with): {r['rows']:,} rows from "
+            f"Asset office exports (`files.extract_file`; no baseline is measured for "
+            f"files): {r['rows']:,} rows from "
             + ", ".join(f"{t['table']} {t['rows']:,} in {t['seconds']:.2f}s" for t in r["tables"])
             + f"; {r['seconds']:.2f}s in all, peak RSS {r['peak_rss_mib']:.0f} MiB.",
         ]
@@ -648,8 +707,12 @@ def _markdown(report: dict) -> str:
             r = files["incremental"]
             lines += [
                 "",
-                f"Asset exports again: {r['rows']:,} rows landed (every file's content already landed, "
-                f"found by sha256), {r['seconds']:.2f}s (full: {files['full']['seconds']:.2f}s).",
+                "Asset exports again (a file whose content already landed is skipped, found by sha256; "
+                "the day's new or edited files land): "
+                + ", ".join(
+                    f"{t['table']} {len(t['batch_ids'])} new file(s), {t['rows']:,} rows" for t in r["tables"]
+                )
+                + f"; {r['seconds']:.2f}s (full: {files['full']['seconds']:.2f}s).",
             ]
 
     t = report["targets"]
@@ -701,21 +764,21 @@ def _summary(name: str, r: dict) -> str:
 def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
     """Everything between creating and dropping the scratch databases; returns the report."""
     from connectors.sources.declarations import load_systems
-    from demo.campus import generate
     from demo.life import advance
 
     decls = {d.system: d for d in load_systems()}
     home = work / "home"
     sources = home / "sources"
     print(f"generating the campus at scale {args.scale} in {sources}", flush=True)
-    started = time.monotonic()
-    campus = generate(sources, seed=SEED, scale=args.scale)
-    generate_seconds = round(time.monotonic() - started, 1)
-    print(f"generated in {generate_seconds}s: {campus.sizes}", flush=True)
+    campus = _measure(
+        "generate", {"system": "campus", "out": str(sources), "seed": SEED, "scale": args.scale}, work
+    )
+    generate_seconds = campus["seconds"]
+    print(f"generated in {generate_seconds}s: {campus['sizes']}", flush=True)
     urls, loads = _load(systems, sources, scratch)
     tables = {s: [t.name for t in decls[s].enabled_tables] for s in systems}
     source_rows = {s: _counts(urls[s], tables[s]) for s in systems}
-    file_rows = {k.split(".")[-1]: v for k, v in campus.rows.items() if k.startswith("asset.export.")}
+    file_rows = {k.split(".")[-1]: v for k, v in campus["rows"].items() if k.startswith("asset.export.")}
 
     kept = work / "landing-full"  # one full run per system, for the incremental run
     full: dict[str, dict[str, list[dict]]] = {s: {"baseline": [], "campusdx": []} for s in systems}
@@ -726,13 +789,13 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
                 spec = {"system": system, "url": urls[system], "tables": tables[system]}
                 if kind == "campusdx" and attempt == 1:
                     spec["out"] = str(kept)
-                r = _measure(kind, spec)
+                r = _measure(kind, spec, work)
                 print(f"[{attempt}/{args.repeat}] {system} " + _summary(RUNS[kind], r), flush=True)
                 _check(r, source_rows[system])
                 full[system][kind].append(r)
             if system == "asset":
                 spec = {"system": system, "home": str(home), "out": str(kept) if attempt == 1 else None}
-                r = _measure("files", spec)
+                r = _measure("files", spec, work)
                 print(f"[{attempt}/{args.repeat}] asset " + _summary(RUNS["files"], r), flush=True)
                 _check(r, file_rows)
                 files_full.append(r)
@@ -742,6 +805,11 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
     counts = advance(urls, 1, sources / "clock.json", seed=SEED)
     day = {"counts": dict(sorted(counts.items())), "seconds": round(time.monotonic() - started, 1)}
     after = {s: _counts(urls[s], tables[s]) for s in systems}
+    # the day's new export files (demo.life: a new inventory CSV now and then, an edited rooms workbook)
+    new_file_rows = {
+        "zc_pd": counts.get("asset.zc_pd exported", 0),
+        "zc_fj": file_rows.get("zc_fj", 0) if counts.get("asset.zc_fj updated") else 0,
+    }
     expected: dict[str, dict[str, int]] = {}
     incremental: dict[str, list[dict]] = {s: [] for s in systems}
     files_inc: list[dict] = []
@@ -749,7 +817,8 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
         landing = work / f"landing-incremental-{attempt}"
         shutil.copytree(kept, landing)  # the same starting point for every attempt (not timed)
         for system in systems:
-            r = _measure("incremental", {"system": system, "url": urls[system], "out": str(landing)})
+            spec = {"system": system, "url": urls[system], "out": str(landing), "time_key_snapshot": True}
+            r = _measure("incremental", spec, work)
             print(f"[{attempt}/{args.repeat}] {system} " + _summary(RUNS["incremental"], r), flush=True)
             if system not in expected:
                 expected[system] = {
@@ -769,9 +838,9 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
                     )
             incremental[system].append(r)
         if "asset" in systems:
-            r = _measure("files", {"system": "asset", "home": str(home), "out": str(landing)})
+            r = _measure("files", {"system": "asset", "home": str(home), "out": str(landing)}, work)
             print(f"[{attempt}/{args.repeat}] asset " + _summary(RUNS["files"], r), flush=True)
-            _check(r, dict.fromkeys(file_rows, 0))
+            _check(r, new_file_rows)
             files_inc.append(r)
         shutil.rmtree(landing)
 
@@ -816,7 +885,7 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
         "systems": systems,
         "data": {
             "generate_seconds": generate_seconds,
-            "sizes": campus.sizes,
+            "sizes": campus["sizes"],
             "source_rows": source_rows,
             "file_rows": file_rows,
             "load": loads,
@@ -836,6 +905,7 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
             "files_incremental": files_inc,
         },
         "machine": _machine(_servers(scratch)),
+        "parent_peak_rss_mib": _peak_rss_mib()[1],
     }
 
 
@@ -857,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("CAMPUSDX_TEST_MARIADB_URL") or DEFAULT_MYSQL_ADMIN_URL,
         help="SQLAlchemy URL of a MariaDB/MySQL server allowed to CREATE DATABASE (student)",
     )
-    parser.add_argument("--child", choices=sorted(PREPARE), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=sorted([*PREPARE, "generate"]), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child)
@@ -883,7 +953,8 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         if args.keep:
-            print(f"kept database {scratch.name} and {work} (the asset system's SQLite is there)", flush=True)
+            kept = [k for k, url in (("PostgreSQL", scratch.pg), ("MariaDB", scratch.mysql)) if url]
+            print(f"kept {scratch.name} on {', '.join(kept) or 'no server'} and {work} (asset's SQLite)")
         else:
             scratch.drop()
             shutil.rmtree(work, ignore_errors=True)

@@ -5,11 +5,15 @@ exports, in the landing zone and updates the system's landing Asset, which sched
 warehouse DAG.
 """
 
+from datetime import timedelta
+
 from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from campusdx import pipeline
 from campusdx.orchestration import DEFAULT_ARGS, START, landing_asset
 from connectors.sources.declarations import SystemDecl, load_systems
+from connectors.sources.errors import ExtractError, SourceUnreachable
 
 
 def build(decl: SystemDecl):
@@ -29,10 +33,20 @@ def build(decl: SystemDecl):
         },
     )
     def extract_dag():
-        @task(outlets=[landing_asset(decl.system)], retries=2, retry_exponential_backoff=True)
+        @task(
+            outlets=[landing_asset(decl.system)],
+            retries=2,
+            retry_delay=timedelta(minutes=2),
+            retry_exponential_backoff=True,
+        )
         def extract(table: str) -> dict:
             wanted = get_current_context()["params"]["full_refresh"]
-            return pipeline.extract(decl.system, table, full_refresh=table in wanted or "*" in wanted)
+            try:
+                return pipeline.extract(decl.system, table, full_refresh=table in wanted or "*" in wanted)
+            except SourceUnreachable:
+                raise  # transient: Airflow retries the task after the extractor's own retries
+            except ExtractError as exc:  # schema drift, bad bytes, a missing table: retrying won't help
+                raise AirflowFailException(str(exc)) from None
 
         extract.expand(table=pipeline.landed_names(decl.system))
 

@@ -215,7 +215,10 @@ class Campus:
     rows: dict[str, int] = field(default_factory=dict)
     dirt: list[Dirt] = field(default_factory=list)
     people: list[dict] = field(default_factory=list)
-    """People recorded in several systems: {"id_no", "hr", "student", "finance"} (their keys)."""
+    """Every staff member's keys in each system they appear in: {"id_no", "hr", "finance"} and,
+    for those who are PhD students, "student"."""
+    staff: list[tuple] = field(default_factory=list, repr=False)
+    """(工号, name, ID number) of every staff member, from 人事 to 财务's payee master."""
     doctoral: list[tuple] = field(default_factory=list, repr=False)
     """Staff who are also PhD students: (工号, name, male, birth, ID number), from 人事 to 学工."""
 
@@ -441,6 +444,7 @@ def _hr(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> list[tuple[str, st
             )
         )
         people.append((staff_no, org, category))
+        campus.staff.append((staff_no, name, id_no))
     campus.rows["hr.hr_staff"] = _write(
         conn,
         "hr_staff",
@@ -678,6 +682,14 @@ CREATE TABLE gl_pz (             -- 凭证
   pzrq TEXT,                     -- 凭证日期
   xgsj TEXT NOT NULL             -- 修改时间
 );
+CREATE TABLE gl_wlgr (           -- 往来个人(收款人档案)
+  grbh TEXT PRIMARY KEY,         -- 个人编号(财务系统编号)
+  xm TEXT NOT NULL,              -- 姓名
+  zjhm TEXT,                     -- 身份证号
+  gh TEXT,                       -- 工号(本校职工)
+  rylb TEXT,                     -- 人员类别 职工/学生/校外
+  xgsj TEXT NOT NULL             -- 修改时间
+);
 CREATE TABLE gl_fl (             -- 凭证分录
   flid INTEGER PRIMARY KEY,      -- 分录ID
   pzid INTEGER NOT NULL,         -- 凭证ID
@@ -686,7 +698,7 @@ CREATE TABLE gl_fl (             -- 凭证分录
   bmdm TEXT,                     -- 部门(单位号)
   jfje NUMERIC(18,2) NOT NULL,   -- 借方金额
   dfje NUMERIC(18,2) NOT NULL,   -- 贷方金额
-  wldw TEXT,                     -- 往来单位/个人(工号)
+  wldw TEXT,                     -- 往来个人(个人编号)
   xgsj TEXT NOT NULL             -- 修改时间
 );
 """
@@ -710,6 +722,7 @@ def _finance(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tupl
     campus.rows["finance.gl_kmb"] = _write(
         conn, "gl_kmb", ["kmdm", "kmmc", "yefx", "xgsj"], [(*a, "2024-01-01 09:00:00") for a in ACCOUNTS]
     )
+    payees = _payees(conn, campus)
     vouchers, lines = [], []
     line_id = 0
     for pzid in range(1, campus.sizes["vouchers"] + 1):
@@ -719,7 +732,7 @@ def _finance(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tupl
         stamp = f"{min(day + timedelta(days=2), CLOCK.date() - timedelta(days=1))} 17:00:00"
         vouchers.append((pzid, str(year), f"{period:02d}", day.isoformat(), stamp))
         debit, credit = g.pick(VOUCHER_TEMPLATES)
-        payee = g.pick(staff)[0] if debit in ("500101", "2201") else None
+        payee = payees[g.pick(staff)[0]] if debit in ("500101", "2201") else None
         dept = g.pick(OFFICES)
         amounts = [round(g.rnd.uniform(100, 50_000), 2) for _ in range(1 + g.rnd.randrange(3))]
         for hh, amount in enumerate(amounts, start=1):
@@ -732,6 +745,22 @@ def _finance(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tupl
     campus.rows["finance.gl_fl"] = _write(
         conn, "gl_fl", ["flid", "pzid", "hh", "kmdm", "bmdm", "jfje", "dfje", "wldw", "xgsj"], lines
     )
+
+
+def _payees(conn: sqlite3.Connection, campus: Campus) -> dict[str, str]:
+    """财务's payee master: every staff member, under the finance system's own 个人编号. Returns
+    工号 -> 个人编号, and records each person's keys in ``campus.people``."""
+    known = {p["hr"]: p for p in campus.people}
+    rows, numbers, people = [], {}, []
+    for n, (staff_no, name, id_no) in enumerate(campus.staff, start=1):
+        numbers[staff_no] = f"GR{n:06d}"
+        rows.append((numbers[staff_no], name, id_no, staff_no, "职工", "2024-01-01 09:00:00"))
+        person = known.get(staff_no, {"id_no": id_no, "hr": staff_no})
+        people.append({**person, "finance": numbers[staff_no]})
+    campus.people = people
+    columns = ["grbh", "xm", "zjhm", "gh", "rylb", "xgsj"]
+    campus.rows["finance.gl_wlgr"] = _write(conn, "gl_wlgr", columns, rows)
+    return numbers
 
 
 ASSET_DDL = """

@@ -61,7 +61,8 @@ def test_every_id_number_is_valid_except_the_recorded_dirt(tmp_path):
         ("student", k, v)
         for k, v in sqlite3.connect(tmp_path / "student.sqlite").execute("select xh, zjhm from xg_xsxx")
     ]
-    assert len(rows) == campus.sizes["staff"] + campus.sizes["students"] + len(campus.people)
+    doctoral = sum(1 for p in campus.people if "student" in p)
+    assert len(rows) == campus.sizes["staff"] + campus.sizes["students"] + doctoral
     for system, key, number in rows:
         assert is_valid_ric(number) is ((system, key) not in dirty), (system, key)
 
@@ -133,10 +134,11 @@ def test_duplicate_keys_in_the_inventory_export_are_exactly_the_recorded_ones(ca
 
 def test_staff_studying_for_a_doctorate_are_the_same_person_in_both_systems(campus):
     home, truth = campus
-    assert truth["people"], "the demo campus has staff who are PhD students"
+    doctoral = [p for p in truth["people"] if "student" in p]
+    assert doctoral, "the demo campus has staff who are PhD students"
     hr = sqlite3.connect(home / "hr.sqlite")
     student = sqlite3.connect(home / "student.sqlite")
-    for person in truth["people"]:
+    for person in doctoral:
         staff = hr.execute(
             "select id_no, name, birth_date from hr_staff where staff_no = ?", [person["hr"]]
         ).fetchone()
@@ -146,6 +148,19 @@ def test_staff_studying_for_a_doctorate_are_the_same_person_in_both_systems(camp
         assert staff[:3] == enrolled[:3] and staff[0] == person["id_no"]
         assert enrolled[3] in DOCTORAL_MAJORS
         assert is_valid_ric(person["id_no"])
+
+
+def test_every_staff_member_is_a_payee_under_the_finance_systems_own_number(campus):
+    home, truth = campus
+    hr = sqlite3.connect(home / "hr.sqlite").execute("select staff_no, name, id_no from hr_staff").fetchall()
+    finance = sqlite3.connect(home / "finance.sqlite")
+    payees = {
+        gh: (no, xm, zjhm) for no, xm, zjhm, gh in finance.execute("select grbh, xm, zjhm, gh from gl_wlgr")
+    }
+    assert {no: (name, id_no) for no, name, id_no in hr} == {gh: p[1:] for gh, p in payees.items()}
+    assert {p["hr"]: p["finance"] for p in truth["people"]} == {gh: p[0] for gh, p in payees.items()}
+    paid = {w for (w,) in finance.execute("select distinct wldw from gl_fl where wldw is not null")}
+    assert paid and paid <= {p[0] for p in payees.values()}, "ledger lines name payees by 个人编号"
 
 
 def test_hr_titles_come_in_the_spellings_people_type(campus):

@@ -39,21 +39,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from connectors.sources.declarations import SystemDecl, TableDecl
+from connectors.sources.errors import ExtractError, SourceUnreachable
 from connectors.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
+
+__all__ = ["BatchResult", "ExtractError", "SourceUnreachable", "extract_system", "extract_table", "redact"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 50_000
 RETRIES = 3
 BACKOFF_S = 1.0
-
-
-class ExtractError(RuntimeError):
-    """Extraction of one table failed; the message names system, table and column."""
-
-
-class SourceUnreachable(ExtractError):
-    """The source did not answer after the retries; the message names the connection."""
 
 
 @dataclass(frozen=True)
