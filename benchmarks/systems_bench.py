@@ -12,6 +12,7 @@ scratch MariaDB database (demo.targets.copy_system), 资产 asset left in SQLite
 (b) campusdx  connectors.sources.sql.extract_table for every enabled table (full: empty landing)
 (f) files     connectors.sources.files.extract_file for the asset office's exports (no baseline)
 (i) incremental  (b) again on a copy of one full run's landing zone after demo.life.advance(1 day)
+(i')          (i) with every table's deletes: none, on its own copy: what the key snapshots cost
 
 Each measurement runs in its own child process (peak RSS per run); --repeat attempts interleaved,
 the fastest kept. The scratch databases are dropped at the end, also on failure or Ctrl-C (not
@@ -63,6 +64,7 @@ RUNS = {
     "campusdx": "(b) campusdx: sql.extract_table, full",
     "files": "(f) campusdx: files.extract_file",
     "incremental": "(i) campusdx: sql.extract_table, incremental",
+    "incremental_no_keys": "(i') (i) with deletes: none (no key snapshot)",
 }
 
 
@@ -124,12 +126,15 @@ def _prepare_campusdx(spec: dict, out: Path):
 
     system, url = spec["system"], spec["url"]
     decl = replace(next(d for d in load_systems() if d.system == system), default_url=url)
+    declared = decl.enabled_tables
+    if spec.get("without_key_snapshot"):  # (i'): deletes: none, to show what the key snapshots cost
+        declared = tuple(replace(t, deletes="none") for t in declared)
     landing = Landing(out)
     sa.create_engine(url).dispose()
 
     def work() -> list[dict]:
         tables = []
-        for table in decl.enabled_tables:
+        for table in declared:
             started = time.perf_counter()
             r = extract_table(decl, table, url, landing)
             tables.append(
@@ -157,29 +162,8 @@ def _prepare_campusdx(spec: dict, out: Path):
             t["keys"] = manifest["keys"]
             t["cursor_from"] = manifest["cursor"]["from"]
             t["parquet_mib"] = _mib([path])
-            if spec.get("time_key_snapshot") and t["deletes"] == "key_snapshot":
-                t["key_snapshot_seconds"] = _key_snapshot_seconds(url, decl.table(t["table"]), out)
 
     return work, verify
-
-
-def _key_snapshot_seconds(url: str, table, out: Path) -> float:
-    """The extractor's key snapshot of ``table`` alone (its ``_snapshot_keys``), timed apart after
-    the measured run: how much of an incremental run re-reading every key costs."""
-    import pyarrow as pa
-    import sqlalchemy as sa
-
-    from connectors.sources.sql import _snapshot_keys, arrow_type
-
-    engine = sa.create_engine(url)
-    try:
-        columns = sa.Table(table.name, sa.MetaData(), autoload_with=engine).columns
-        schema = pa.schema([pa.field(c.name, arrow_type(c.type)) for c in columns])
-        started = time.perf_counter()
-        _snapshot_keys(engine, table, schema, out / f"{table.name}.keys-timing.parquet", CHUNK_ROWS)
-        return time.perf_counter() - started
-    finally:
-        engine.dispose()
 
 
 def _prepare_files(spec: dict, out: Path):
@@ -223,6 +207,7 @@ PREPARE: dict[str, Callable] = {
     "baseline": _prepare_baseline,
     "campusdx": _prepare_campusdx,
     "incremental": _prepare_campusdx,  # the same call; the landing zone it is given holds a full run
+    "incremental_no_keys": lambda spec, out: _prepare_campusdx({**spec, "without_key_snapshot": True}, out),
     "files": _prepare_files,
 }
 
@@ -297,22 +282,13 @@ def _measure(kind: str, spec: dict, work: Path) -> dict:
     """Run one child; the spec (URLs included) goes through stdin, never the command line. The
     child's temporary folders go under ``work``, removed at the end even when a child is killed."""
     spec = {**spec, "tmp": str(work)}
-    load = os.getloadavg()[0]
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", kind],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    if proc.returncode != 0:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind]
+    load, started = os.getloadavg()[0], time.monotonic()
+    proc = subprocess.run(command, input=json.dumps(spec), capture_output=True, text=True, cwd=REPO)
+    if proc.returncode:
         raise RuntimeError(f"{kind} {spec['system']} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["process_seconds"] = time.monotonic() - started
-    result["load_before"] = load
-    return result
+    last = proc.stdout.strip().splitlines()[-1]
+    return {**json.loads(last), "process_seconds": time.monotonic() - started, "load_before": load}
 
 
 def _check(r: dict, expected: dict[str, int]) -> None:
@@ -492,6 +468,21 @@ def _load(systems: list[str], sources: Path, scratch: Scratch) -> tuple[dict[str
     return urls, loads
 
 
+def _checkout() -> dict:
+    """The commit measured and the library files that differ from it (read-only git commands)."""
+
+    def git(*args: str) -> str | None:
+        env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # git status must not rewrite the index
+        proc = subprocess.run(["git", *args], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        return proc.stdout if proc.returncode == 0 else None  # not stripped: porcelain lines start " M"
+
+    status = git("status", "--porcelain", "--", "connectors", "demo", "campusdx", "schemas/sources")
+    return {
+        "commit": (git("rev-parse", "HEAD") or "").strip() or None,
+        "modified": [line[3:] for line in (status or "").splitlines()],
+    }
+
+
 def _machine(servers: dict[str, str]) -> dict:
     m = machine()
     for name in ("PyMySQL", "openpyxl"):
@@ -557,6 +548,14 @@ def _markdown(report: dict) -> str:
         f"# Extraction benchmark per system — {report['started']}",
         "",
         f"`{report['command']}`",
+        "",
+        f"Code measured: commit `{str(report['checkout']['commit'])[:12]}`"
+        + (
+            " with uncommitted changes to " + ", ".join(f"`{f}`" for f in report["checkout"]["modified"])
+            if report["checkout"]["modified"]
+            else ""
+        )
+        + ".",
         "",
         f"Simulated campus at scale {report['scale']} (seed {report['seed']}, generated in "
         f"{data['generate_seconds']}s). hr and finance in PostgreSQL, student in MariaDB, asset in "
@@ -667,6 +666,8 @@ def _markdown(report: dict) -> str:
                     f"{i['rows']:,}",
                     f"{i['tombstones']:,}",
                     f"{i['keys']:,}",
+                    f"{i['no_key_snapshot_seconds']:.2f}",
+                    f"{i['no_key_snapshot_ratio']:.1%}",
                     f"{i['peak_rss_mib']:.0f}",
                     ", ".join(f"{s:.2f}" for s in i["attempts_seconds"]),
                 ]
@@ -681,12 +682,15 @@ def _markdown(report: dict) -> str:
                 f"{o['rows']:,}",
                 f"{o['tombstones']:,}",
                 f"{o['keys']:,}",
+                f"{o['no_key_snapshot_seconds']:.2f}",
+                f"{o['no_key_snapshot_ratio']:.1%}",
                 "",
                 "",
             ]
         )
         header = ["system", "full (b) s", "incremental s", "incr./full", "rows landed", "tombstones"]
-        lines += _table([*header, "keys re-read", "peak RSS MiB", "seconds of each attempt"], rows)
+        header += ["keys re-read", "(i') s ¹", "(i')/full", "peak RSS MiB", "seconds of each attempt"]
+        lines += _table(header, rows)
         lines += ["", "Per table (fastest attempt of each table):", ""]
         rows = []
         for system, i in inc.items():
@@ -700,9 +704,17 @@ def _markdown(report: dict) -> str:
                         f"{t['tombstones']:,}",
                         f"{t['keys'] or 0:,}",
                         f"{t['seconds']:.2f}",
+                        f"{t['no_key_snapshot_seconds']:.2f}",
                     ]
                 )
-        lines += _table(["table", "mode", "cursor from", "rows", "tombstones", "keys", "seconds"], rows)
+        header = ["table", "mode", "cursor from", "rows", "tombstones", "keys", "seconds", "(i') s ¹"]
+        lines += _table(header, rows)
+        lines += [
+            "",
+            "¹ (i'): the same incremental run with every table's `deletes` set to `none` (no key snapshot, "
+            "so no delete detection), on its own copy of the landing zone; the difference to (i) is what "
+            "re-reading every key costs. Not a target figure: the declarations ask for the snapshots.",
+        ]
         if files and files.get("incremental"):
             r = files["incremental"]
             lines += [
@@ -747,11 +759,10 @@ def _markdown(report: dict) -> str:
         "## Machine",
         "",
         f"- {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM; Python {m['python']}, {m['platform']}",
-        "- servers (same machine, 127.0.0.1): " + "; ".join(f"{k} {v}" for k, v in m["servers"].items()),
         "- packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
-        "",
+        "- servers (same machine, 127.0.0.1): " + "; ".join(f"{k} {v}" for k, v in m["servers"].items()),
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def _summary(name: str, r: dict) -> str:
@@ -767,6 +778,7 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
     from demo.life import advance
 
     decls = {d.system: d for d in load_systems()}
+    checkout = _checkout()
     home = work / "home"
     sources = home / "sources"
     print(f"generating the campus at scale {args.scale} in {sources}", flush=True)
@@ -812,37 +824,42 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
     }
     expected: dict[str, dict[str, int]] = {}
     incremental: dict[str, list[dict]] = {s: [] for s in systems}
+    no_keys: dict[str, list[dict]] = {s: [] for s in systems}
     files_inc: list[dict] = []
     for attempt in range(1, args.repeat + 1):
-        landing = work / f"landing-incremental-{attempt}"
-        shutil.copytree(kept, landing)  # the same starting point for every attempt (not timed)
+        landings = {
+            kind: work / f"landing-{kind}-{attempt}" for kind in ("incremental", "incremental_no_keys")
+        }
+        for landing in landings.values():
+            shutil.copytree(kept, landing)  # the same starting point for every attempt (not timed)
         for system in systems:
-            spec = {"system": system, "url": urls[system], "out": str(landing), "time_key_snapshot": True}
-            r = _measure("incremental", spec, work)
-            print(f"[{attempt}/{args.repeat}] {system} " + _summary(RUNS["incremental"], r), flush=True)
-            if system not in expected:
-                expected[system] = {
-                    t["table"]: _count_since(
-                        urls[system], t["table"], decls[system].table(t["table"]).cursor, t["cursor_from"]
-                    )
-                    for t in r["tables"]
-                }
-            _check(r, expected[system])
-            for t in r["tables"]:
-                if t["mode"] != "incremental" or (
-                    t["deletes"] == "key_snapshot" and t["keys"] != after[system][t["table"]]
-                ):
-                    raise RuntimeError(
-                        f"incremental {system}.{t['table']}: mode {t['mode']}, {t['keys']} keys, "
-                        f"the source has {after[system][t['table']]}"
-                    )
-            incremental[system].append(r)
+            for kind, landing in landings.items():
+                r = _measure(kind, {"system": system, "url": urls[system], "out": str(landing)}, work)
+                print(f"[{attempt}/{args.repeat}] {system} " + _summary(RUNS[kind], r), flush=True)
+                if system not in expected:
+                    expected[system] = {
+                        t["table"]: _count_since(
+                            urls[system], t["table"], decls[system].table(t["table"]).cursor, t["cursor_from"]
+                        )
+                        for t in r["tables"]
+                    }
+                _check(r, expected[system])
+                for t in r["tables"]:
+                    want = after[system][t["table"]] if t["deletes"] == "key_snapshot" else None
+                    if t["mode"] != "incremental" or t["keys"] != want:
+                        raise RuntimeError(
+                            f"{kind} {system}.{t['table']}: mode {t['mode']}, {t['keys']} keys, "
+                            f"expected {want}"
+                        )
+                (incremental if kind == "incremental" else no_keys)[system].append(r)
         if "asset" in systems:
-            r = _measure("files", {"system": "asset", "home": str(home), "out": str(landing)}, work)
+            spec = {"system": "asset", "home": str(home), "out": str(landings["incremental"])}
+            r = _measure("files", spec, work)
             print(f"[{attempt}/{args.repeat}] asset " + _summary(RUNS["files"], r), flush=True)
             _check(r, new_file_rows)
             files_inc.append(r)
-        shutil.rmtree(landing)
+        for landing in landings.values():
+            shutil.rmtree(landing)
 
     best_full = {}
     for system in systems:
@@ -870,15 +887,23 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
         i["keys"] = sum(t["keys"] or 0 for t in i["tables"])
         i["full_seconds"] = best_full[system]["campusdx"]["seconds"]
         i["ratio"] = i["seconds"] / i["full_seconds"]
+        n = _best(no_keys[system])
+        i["no_key_snapshot"] = n
+        i["no_key_snapshot_seconds"] = n["seconds"]
+        i["no_key_snapshot_ratio"] = n["seconds"] / i["full_seconds"]
+        for t, u in zip(i["tables"], n["tables"], strict=True):
+            t["no_key_snapshot_seconds"] = u["seconds"]
         best_inc[system] = i
     overall = {
         key: sum(i[key] for i in best_inc.values())
-        for key in ("seconds", "full_seconds", "rows", "tombstones", "keys")
+        for key in ("seconds", "full_seconds", "rows", "tombstones", "keys", "no_key_snapshot_seconds")
     }
     overall["ratio"] = overall["seconds"] / overall["full_seconds"]
+    overall["no_key_snapshot_ratio"] = overall["no_key_snapshot_seconds"] / overall["full_seconds"]
     files = {"full": _best(files_full), "incremental": _best(files_inc)} if files_full else None
     return {
         "scale": args.scale,
+        "checkout": checkout,
         "seed": SEED,
         "repeat": args.repeat,
         "chunk_rows": CHUNK_ROWS,
@@ -902,6 +927,7 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
             "full": full,
             "files": files_full,
             "incremental": incremental,
+            "incremental_no_keys": no_keys,
             "files_incremental": files_inc,
         },
         "machine": _machine(_servers(scratch)),
@@ -910,9 +936,8 @@ def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="systems_bench.py", description=__doc__, formatter_class=formatter)
     parser.add_argument("--scale", type=float, default=1.0, help="campus size, 1 = the real university")
     parser.add_argument("--repeat", type=int, default=2, help="attempts per run, interleaved; best is kept")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, default: all four")

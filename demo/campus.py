@@ -727,9 +727,12 @@ def _finance(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tupl
     line_id = 0
     for pzid in range(1, campus.sizes["vouchers"] + 1):
         year = 2024 + (pzid * 3) // (campus.sizes["vouchers"] + 1)
-        period = 1 + g.rnd.randrange(12)
+        period = 1 + g.rnd.randrange(12 if year < CLOCK.year else CLOCK.month - 1)  # none in the future
         day = date(year, period, 1 + g.rnd.randrange(28))
-        stamp = f"{min(day + timedelta(days=2), CLOCK.date() - timedelta(days=1))} 17:00:00"
+        posted = datetime.combine(day + timedelta(days=2), datetime.min.time()) + timedelta(
+            seconds=8 * 3600 + g.rnd.randrange(10 * 3600)
+        )  # posted two days later, office hours, never after the clock
+        stamp = min(posted, CLOCK - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
         vouchers.append((pzid, str(year), f"{period:02d}", day.isoformat(), stamp))
         debit, credit = g.pick(VOUCHER_TEMPLATES)
         payee = payees[g.pick(staff)[0]] if debit in ("500101", "2201") else None

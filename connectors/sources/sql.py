@@ -210,20 +210,28 @@ def _data_batches(
         yield pa.record_batch(arrays, schema=schema)
 
 
-def _snapshot_keys(engine, table: TableDecl, schema: pa.Schema, path: Path, chunk_rows: int) -> int:
-    """Land every key of the table (key columns only) for delete detection."""
+def _snapshot_keys(
+    engine,
+    url: str,
+    columns: list[sa.Column],
+    table: TableDecl,
+    schema: pa.Schema,
+    path: Path,
+    chunk_rows: int,
+) -> int:
+    """Land every key of the table (key columns only) for delete detection, read the same way
+    as the data (Arrow-native from PostgreSQL)."""
+    key_columns = [next(c for c in columns if c.name == k) for k in table.primary_key]
     key_schema = pa.schema([schema.field(k) for k in table.primary_key])
     query = sa.select(*[_quoted(engine, k) for k in table.primary_key]).select_from(sa.table(table.name))
     count = 0
     tmp = path.with_name(path.name + ".tmp")
     with pq.ParquetWriter(tmp, key_schema) as writer:
-        for chunk in _stream(engine, query, chunk_rows):
-            cols = list(zip(*chunk, strict=True))
-            arrays = [
-                _to_array(list(cols[i]), key_schema.field(i).type, table.name) for i in range(len(cols))
-            ]
-            writer.write_batch(pa.record_batch(arrays, schema=key_schema))
-            count += len(chunk)
+        for batch in _data_batches(
+            engine, url, key_columns, key_schema, table, query, None, chunk_rows, table.name
+        ):
+            writer.write_batch(batch)
+            count += batch.num_rows
     tmp.replace(path)
     return count
 
@@ -302,7 +310,7 @@ def _extract_once(
             keys = None
             if table.deletes == "key_snapshot":
                 keys_path = landing.keys_path(decl.system, table.name, batch_id)
-                keys = _snapshot_keys(engine, table, schema, keys_path, chunk_rows)
+                keys = _snapshot_keys(engine, url, columns, table, schema, keys_path, chunk_rows)
                 before = previous and previous.get("key_snapshot")
                 if before and landing.keys_path(decl.system, table.name, before).exists():
                     deleted = _deleted_keys(
