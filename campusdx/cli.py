@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     ext.add_argument("--system", action="append", help="only this system (repeatable)")
     ext.add_argument("--table", action="append", help="only this table (repeatable)")
     ext.add_argument("--full-refresh", action="store_true", help="read whole tables, not only changes")
+    ext.add_argument(
+        "--key-snapshot", action="store_true", help="take the key snapshot (delete detection) now, due or not"
+    )
     sub.add_parser("gen-feeds", help="regenerate dbt feed contracts from schemas/exchange/px-1.0")
     sub.add_parser("gen-sources", help="regenerate dbt sources of the landing zone from schemas/sources")
     return parser
@@ -90,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             for name in landed_names(decl.system):
                 if not args.table or name in args.table:
                     try:  # one table failing does not stop the others
-                        done = extract(decl.system, name, full_refresh=args.full_refresh)
+                        done = extract(
+                            decl.system,
+                            name,
+                            full_refresh=args.full_refresh,
+                            key_snapshot=True if args.key_snapshot else None,
+                        )
                     except ExtractError as exc:
                         failed.append(f"{decl.system}.{name}")
                         print(f"  {decl.system}.{name:<12} FAILED: {exc}", file=sys.stderr)

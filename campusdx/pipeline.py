@@ -83,8 +83,16 @@ def landed_names(system: str) -> list[str]:
     return [t.name for t in decl.enabled_tables] + [f.name for f in load_file_decls(decl.path) if f.enabled]
 
 
-def extract(system: str, table: str, *, full_refresh: bool = False, paths: Paths | None = None) -> dict:
-    """Land one table's new rows (or a file export's new files); returns the batch's counts."""
+def extract(
+    system: str,
+    table: str,
+    *,
+    full_refresh: bool = False,
+    key_snapshot: bool | None = None,
+    paths: Paths | None = None,
+) -> dict:
+    """Land one table's new rows (or a file export's new files); returns the batch's counts.
+    ``key_snapshot`` True takes the delete-detecting key snapshot even when it is not due."""
     from connectors.sources.declarations import load_systems
     from connectors.sources.files import extract_file, load_file_decls
     from connectors.sources.landing import Landing
@@ -104,7 +112,14 @@ def extract(system: str, table: str, *, full_refresh: bool = False, paths: Paths
         }
     url, origin = source_url(system, paths)
     log.info("extracting %s.%s from %s (%s)", system, table, redact(url), origin)
-    result = extract_table(decl, decl.table(table), url, Landing(paths.landing), full_refresh=full_refresh)
+    result = extract_table(
+        decl,
+        decl.table(table),
+        url,
+        Landing(paths.landing),
+        full_refresh=full_refresh,
+        key_snapshot=key_snapshot,
+    )
     return {
         "system": system,
         "table": table,

@@ -29,7 +29,12 @@ def build(decl: SystemDecl):
         params={
             "full_refresh": Param(
                 [], type="array", description="tables to read whole instead of incrementally ('*' for all)"
-            )
+            ),
+            "key_snapshot": Param(
+                [],
+                type="array",
+                description="tables whose key snapshot (delete detection) is taken now ('*' for all)",
+            ),
         },
     )
     def extract_dag():
@@ -40,9 +45,15 @@ def build(decl: SystemDecl):
             retry_exponential_backoff=True,
         )
         def extract(table: str) -> dict:
-            wanted = get_current_context()["params"]["full_refresh"]
+            params = get_current_context()["params"]
+            refresh, snapshot = params["full_refresh"], params["key_snapshot"]
             try:
-                return pipeline.extract(decl.system, table, full_refresh=table in wanted or "*" in wanted)
+                return pipeline.extract(
+                    decl.system,
+                    table,
+                    full_refresh=table in refresh or "*" in refresh,
+                    key_snapshot=True if table in snapshot or "*" in snapshot else None,
+                )
             except SourceUnreachable:
                 raise  # transient: Airflow retries the task after the extractor's own retries
             except ExtractError as exc:  # schema drift, bad bytes, a missing table: retrying won't help

@@ -161,3 +161,44 @@ def test_unreachable_source_is_retried_then_named_without_its_password(tmp_path,
     assert "gave up after 3 attempts" in message
     assert caplog.text.count("retrying in") == 2
     assert "s3cret-pw" not in message + caplog.text
+
+
+def _staged_ids(landing):
+    """What staging shows: the newest version per key, tombstones winning (enough for one table)."""
+    newest = {}
+    for manifest in landing.manifests("demo", "people"):
+        for row in pq.read_table(landing.data_path("demo", "people", manifest["batch_id"])).to_pylist():
+            if row["id"] not in newest or row["_deleted"]:
+                newest[row["id"]] = row
+    return sorted(k for k, r in newest.items() if not r["_deleted"])
+
+
+def test_key_snapshot_every_n_hours_is_skipped_until_due_and_catches_short_lived_rows(tmp_path):
+    db, decl = _source(tmp_path)
+    table = TableDecl("people", ("id",), "changed", deletes="key_snapshot", snapshot_every_hours=24)
+    landing = Landing(tmp_path / "landing")
+    first = extract_table(decl, table, decl.default_url, landing)
+    with sqlite3.connect(db) as conn:  # P9 is created and landed between two snapshots...
+        conn.execute("insert into people values ('P9', 'n9', 9.90, '2026-03-01 00:00:00')")
+    second = extract_table(decl, table, decl.default_url, landing)
+    manifest = json.loads(landing.manifest_path("demo", "people", second.batch_id).read_text())
+    assert manifest["keys"] is None, "not due: no key snapshot"
+    assert manifest["key_snapshot"] == first.batch_id
+    with sqlite3.connect(db) as conn:  # ... then deleted, with P0, before the next snapshot
+        conn.execute("delete from people where id in ('P9', 'P0')")
+    assert extract_table(decl, table, decl.default_url, landing).tombstones == 0, "still not due"
+    assert "P9" in _staged_ids(landing)
+    forced = extract_table(decl, table, decl.default_url, landing, key_snapshot=True)
+    assert forced.tombstones == 2
+    assert _staged_ids(landing) == ["P1", "P2", "P3", "P4"]
+
+
+def test_key_snapshot_without_interval_runs_every_time(tmp_path):
+    db, decl = _source(tmp_path)
+    table = TableDecl("people", ("id",), "changed", deletes="key_snapshot")
+    landing = Landing(tmp_path / "landing")
+    extract_table(decl, table, decl.default_url, landing)
+    with sqlite3.connect(db) as conn:
+        conn.execute("delete from people where id = 'P2'")
+    assert extract_table(decl, table, decl.default_url, landing).tombstones == 1
+    assert _staged_ids(landing) == ["P0", "P1", "P3", "P4"]

@@ -278,13 +278,16 @@ def stream_query(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     bind: Literal["inline", "server"] = "inline",
     batch_bytes_hint: int = DEFAULT_BATCH_BYTES_HINT,
+    connection: Any = None,
 ) -> Iterator[pa.RecordBatch]:
     """Run ``sql`` and yield its rows as record batches of ``batch_rows`` rows (the last shorter).
 
     ``url`` is a SQLAlchemy URL (``postgresql+psycopg://...``) or a libpq URI. ``params`` fill
     ``$1``, ``$2``, ... (see the module's caveats for ``bind``). The connection is opened when
     iteration starts and closed when it ends, fails or is abandoned (``close()`` on the
-    generator, or garbage collection).
+    generator, or garbage collection) -- unless ``connection`` (from :func:`connect`) is given:
+    then the caller owns it, and may run several queries on it one after the other (an ADBC
+    connection costs tens of milliseconds to open).
     """
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
@@ -295,7 +298,18 @@ def stream_query(
         sql, driver_params = inline_params(sql, params), None
     else:
         driver_params = list(params) if params else None
-    return _stream(url, uri, sql, driver_params, batch_rows, batch_bytes_hint)
+    return _stream(url, uri, sql, driver_params, batch_rows, batch_bytes_hint, connection)
+
+
+def connect(url: str | URL):
+    """An ADBC connection (autocommit) for several :func:`stream_query` calls; close it after."""
+    import adbc_driver_manager
+    import adbc_driver_postgresql.dbapi as pg
+
+    try:
+        return pg.connect(to_adbc_uri(url), autocommit=True)
+    except adbc_driver_manager.Error as exc:
+        raise _driver_error(exc, url, "cannot connect to") from None
 
 
 def _stream(
@@ -305,15 +319,12 @@ def _stream(
     params: list | None,
     batch_rows: int,
     batch_bytes_hint: int,
+    connection: Any = None,
 ) -> Iterator[pa.RecordBatch]:
     import adbc_driver_manager
-    import adbc_driver_postgresql.dbapi as pg
 
     log.debug("streaming a query from %s", redact(url))
-    try:
-        conn = pg.connect(uri, autocommit=True)
-    except adbc_driver_manager.Error as exc:
-        raise _driver_error(exc, url, "cannot connect to") from None
+    conn = connection if connection is not None else connect(url)
     try:
         cursor = conn.cursor(adbc_stmt_kwargs={_BATCH_HINT_OPTION: str(int(batch_bytes_hint))})
         try:
@@ -347,7 +358,8 @@ def _stream(
         finally:
             cursor.close()
     finally:
-        conn.close()
+        if connection is None:
+            conn.close()
 
 
 def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -30,6 +30,8 @@ class TableDecl:
     """How far behind the watermark to read again (seconds for a time cursor, units for an id)."""
     deletes: str = "none"
     """How deleted rows are found: ``key_snapshot`` (compare all keys with the previous run) or ``none``."""
+    snapshot_every_hours: float = 0
+    """With ``key_snapshot``: take it when the last one is at least this old (0: every run)."""
 
 
 @dataclass(frozen=True)
@@ -77,18 +79,23 @@ def _table(path: Path, raw: dict) -> TableDecl:
         raise DeclarationError(
             f"{path}: table {name!r}: deletes must be one of {DELETE_MODES}, not {deletes!r}"
         )
-    try:
-        lookback = float(raw.get("lookback", 0))
-    except (TypeError, ValueError):
-        raise DeclarationError(f"{path}: table {name!r}: lookback must be a number") from None
+    numbers = {}
+    for option in ("lookback", "snapshot_every_hours"):
+        try:
+            numbers[option] = float(raw.get(option, 0))
+        except (TypeError, ValueError):
+            raise DeclarationError(f"{path}: table {name!r}: {option} must be a number") from None
+        if numbers[option] < 0:
+            raise DeclarationError(f"{path}: table {name!r}: {option} must not be negative")
     return TableDecl(
         name=name,
         primary_key=tuple(key),
         cursor=raw.get("cursor"),
         description=raw.get("description", ""),
         enabled=bool(raw.get("enabled", True)),
-        lookback=lookback,
+        lookback=numbers["lookback"],
         deletes=deletes,
+        snapshot_every_hours=numbers["snapshot_every_hours"],
     )
 
 

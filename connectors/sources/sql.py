@@ -10,9 +10,10 @@ schema.
 - Incremental: ``cursor >= watermark - lookback``. The watermark row is read again on purpose
   (rows committed late with the same timestamp are not lost); the repeats are removed
   downstream by key and content.
-- Deletes (``deletes: key_snapshot``): every run also lands the table's keys; a key present in
-  the previous snapshot and missing now is landed as a tombstone (``_deleted`` true, key
-  columns only) in the same batch.
+- Deletes (``deletes: key_snapshot``): a run also lands the table's keys (every run, or when
+  the last snapshot is ``snapshot_every_hours`` old); a key present in the previous snapshot
+  and missing now is landed as a tombstone (``_deleted`` true, key columns only) in the same
+  batch.
 - Schema drift: a new source column is landed and reported in the manifest; a column that
   earlier batches had and the source lost, or a changed type, fails this table (others go on)
   with a message naming system, table and column.
@@ -95,7 +96,10 @@ def arrow_type(column_type: sa.types.TypeEngine) -> pa.DataType:
 def _to_array(values: list, target: pa.DataType, where: str) -> pa.Array:
     """Convert one column chunk; text columns take whatever the driver returned, as text."""
     if pa.types.is_string(target):
-        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+        try:  # the common case: the driver returned text already
+            return pa.array(values, type=pa.string(), from_pandas=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers in a text column (SQLite): as text
+            return pa.array([None if v is None else str(v) for v in values], type=pa.string())
     try:
         return pa.array(values, from_pandas=False).cast(target)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
@@ -109,15 +113,20 @@ def schema_fingerprint(schema: pa.Schema) -> str:
 
 
 def _reflect(engine: sa.Engine, where: str, table: TableDecl) -> list[sa.Column]:
+    """The table's columns and types (one catalogue query: keys, indexes and constraints are
+    not needed here and cost more than reading a small table)."""
     try:
-        reflected = sa.Table(table.name, sa.MetaData(), autoload_with=engine)
+        found = sa.inspect(engine).get_columns(table.name)
     except sa.exc.NoSuchTableError:
-        raise ExtractError(f"{where}: the source has no such table") from None
-    names = set(reflected.columns.keys())
+        found = []
+    if not found:
+        raise ExtractError(f"{where}: the source has no such table")
+    columns = [sa.Column(c["name"], c["type"]) for c in found]
+    names = {c.name for c in columns}
     for needed in (*table.primary_key, *([table.cursor] if table.cursor else [])):
         if needed not in names:
             raise ExtractError(f"{where}: declared column {needed!r} is missing in the source")
-    return list(reflected.columns)
+    return columns
 
 
 def _check_drift(where: str, previous: dict | None, schema: pa.Schema) -> tuple[str, ...]:
@@ -183,10 +192,11 @@ def _data_batches(
     bound: object,
     chunk_rows: int,
     where: str,
+    pg_conn=None,
 ) -> Iterator[pa.RecordBatch]:
     """The table's rows as record batches of ``schema``: Arrow-native from PostgreSQL (ADBC,
-    COPY BINARY), through the SQLAlchemy cursor from every other database."""
-    if engine.dialect.name == "postgresql":
+    COPY BINARY, on ``pg_conn``), through the SQLAlchemy cursor from every other database."""
+    if pg_conn is not None:
         from connectors.sources.arrow_pg import conform, stream_query
 
         quote = engine.dialect.identifier_preparer.quote
@@ -199,7 +209,8 @@ def _data_batches(
         sql = f"select {', '.join(wanted)} from {quote(table.name)}"
         if bound is not None:
             sql += f" where {quote(table.cursor)} >= $1"
-        for batch in stream_query(url, sql, None if bound is None else [bound], batch_rows=chunk_rows):
+        params = None if bound is None else [bound]
+        for batch in stream_query(url, sql, params, batch_rows=chunk_rows, connection=pg_conn):
             yield conform(batch, schema)
         return
     for chunk in _stream(engine, query, chunk_rows):
@@ -218,6 +229,7 @@ def _snapshot_keys(
     schema: pa.Schema,
     path: Path,
     chunk_rows: int,
+    pg_conn=None,
 ) -> int:
     """Land every key of the table (key columns only) for delete detection, read the same way
     as the data (Arrow-native from PostgreSQL)."""
@@ -228,7 +240,7 @@ def _snapshot_keys(
     tmp = path.with_name(path.name + ".tmp")
     with pq.ParquetWriter(tmp, key_schema) as writer:
         for batch in _data_batches(
-            engine, url, key_columns, key_schema, table, query, None, chunk_rows, table.name
+            engine, url, key_columns, key_schema, table, query, None, chunk_rows, table.name, pg_conn
         ):
             writer.write_batch(batch)
             count += batch.num_rows
@@ -236,13 +248,25 @@ def _snapshot_keys(
     return count
 
 
-def _deleted_keys(previous: Path, current: Path, key: tuple[str, ...]) -> pa.Table:
-    """Keys in the previous snapshot and not in the current one."""
+def _deleted_keys(
+    previous: Path, landed_since: list[Path], landed_now: pa.Table, current: Path, key: tuple[str, ...]
+) -> pa.Table:
+    """Keys that existed at some point since the previous snapshot and are gone now: those of the
+    previous snapshot, of every batch landed since (a row inserted and deleted between two
+    snapshots was landed, so it must be tombstoned too) and of this batch's rows, less the keys
+    the source holds now."""
     columns = ", ".join(f'"{k}"' for k in key)
+    seen = [f"select {columns} from read_parquet(?)"]
+    params: list = [str(previous)]
+    if landed_since:
+        seen.append(f"select {columns} from read_parquet(?, union_by_name = true) where not _deleted")
+        params.append([str(p) for p in landed_since])
+    if landed_now.num_rows:
+        seen.append(f"select {columns} from landed_now")
     with duckdb.connect() as conn:
+        conn.register("landed_now", landed_now)
         return conn.execute(
-            f"select {columns} from read_parquet(?) except select {columns} from read_parquet(?)",
-            [str(previous), str(current)],
+            f"{' union '.join(seen)} except select {columns} from read_parquet(?)", [*params, str(current)]
         ).to_arrow_table()
 
 
@@ -260,8 +284,27 @@ def _tombstones(deleted: pa.Table, schema: pa.Schema, batch_id: str) -> pa.Recor
     return pa.record_batch(arrays, schema=schema)
 
 
+def _snapshot_due(table: TableDecl, previous: dict | None, full_refresh: bool, forced: bool | None) -> bool:
+    """Take the key snapshot now? Forced either way, else on a full read, when there is none
+    yet, or when the last one is ``snapshot_every_hours`` old."""
+    if table.deletes != "key_snapshot" or forced is False:
+        return False
+    taken = (previous or {}).get("key_snapshot_at")
+    if forced or full_refresh or not taken or not table.snapshot_every_hours:
+        return True
+    age = datetime.now(UTC) - datetime.strptime(taken, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return age >= timedelta(hours=table.snapshot_every_hours)
+
+
 def _extract_once(
-    decl: SystemDecl, table: TableDecl, url: str, landing: Landing, *, full_refresh: bool, chunk_rows: int
+    decl: SystemDecl,
+    table: TableDecl,
+    url: str,
+    landing: Landing,
+    *,
+    full_refresh: bool,
+    chunk_rows: int,
+    key_snapshot: bool | None,
 ) -> BatchResult:
     started = time.monotonic()
     where = f"{decl.system}.{table.name}"
@@ -271,8 +314,13 @@ def _extract_once(
     lower = None if watermark is None else _lower_bound(watermark, table.lookback)
     mode = "full_refresh" if full_refresh else ("incremental" if watermark is not None else "full")
     engine = sa.create_engine(url)
+    pg_conn = None
     try:
         columns = _reflect(engine, where, table)
+        if engine.dialect.name == "postgresql":  # one ADBC connection for the data and the keys
+            from connectors.sources.arrow_pg import connect
+
+            pg_conn = connect(url)
         schema = pa.schema(
             [pa.field(c.name, arrow_type(c.type)) for c in columns]
             + [pa.field(BATCH_COLUMN, pa.string()), pa.field(DELETED_COLUMN, pa.bool_())]
@@ -291,9 +339,11 @@ def _extract_once(
         rows, low, high, tombstones = 0, None, None, 0
         data_schema = pa.schema(list(schema)[: len(columns)])
         batch_ids, not_deleted = pa.array([], pa.string()), pa.array([], pa.bool_())
+        snapshot = _snapshot_due(table, previous, full_refresh, key_snapshot)
+        landed_keys: list[pa.Table] = []  # this batch's keys, for delete detection
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for batch in _data_batches(
-                engine, url, columns, data_schema, table, query, bound, chunk_rows, where
+                engine, url, columns, data_schema, table, query, bound, chunk_rows, where, pg_conn
             ):
                 n = batch.num_rows
                 if n > len(batch_ids):  # constant columns, built once and sliced
@@ -302,19 +352,31 @@ def _extract_once(
                 arrays = [*batch.columns, batch_ids.slice(0, n), not_deleted.slice(0, n)]
                 writer.write_batch(pa.record_batch(arrays, schema=schema))
                 rows += n
+                if snapshot and previous:
+                    landed_keys.append(pa.Table.from_batches([batch]).select(list(table.primary_key)))
                 if table.cursor and n:
                     span = pc.min_max(batch.column(table.cursor)).as_py()
                     if span["min"] is not None:
                         low = span["min"] if low is None else min(low, span["min"])
                         high = span["max"] if high is None else max(high, span["max"])
             keys = None
-            if table.deletes == "key_snapshot":
+            if snapshot:
                 keys_path = landing.keys_path(decl.system, table.name, batch_id)
-                keys = _snapshot_keys(engine, url, columns, table, schema, keys_path, chunk_rows)
+                keys = _snapshot_keys(engine, url, columns, table, schema, keys_path, chunk_rows, pg_conn)
                 before = previous and previous.get("key_snapshot")
                 if before and landing.keys_path(decl.system, table.name, before).exists():
+                    since = [
+                        landing.data_path(decl.system, table.name, m["batch_id"])
+                        for m in landing.manifests(decl.system, table.name)
+                        if m["batch_id"] >= before
+                    ]
+                    key_schema = pa.schema([data_schema.field(k) for k in table.primary_key])
                     deleted = _deleted_keys(
-                        landing.keys_path(decl.system, table.name, before), keys_path, table.primary_key
+                        landing.keys_path(decl.system, table.name, before),
+                        since,
+                        pa.concat_tables(landed_keys) if landed_keys else key_schema.empty_table(),
+                        keys_path,
+                        table.primary_key,
                     )
                     if deleted.num_rows:
                         writer.write_batch(_tombstones(deleted, schema, batch_id))
@@ -324,7 +386,10 @@ def _extract_once(
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         raise SourceUnreachable(f"{where}: cannot read from {redact(url)}: {_first_line(exc)}") from None
     finally:
+        if pg_conn is not None:
+            pg_conn.close()
         engine.dispose()
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     manifest = {
         "system": decl.system,
         "table": table.name,
@@ -341,11 +406,12 @@ def _extract_once(
             "max": str(high) if high is not None else (watermark if rows == 0 else None),
         },
         "key_snapshot": batch_id if keys is not None else (previous or {}).get("key_snapshot"),
+        "key_snapshot_at": now if keys is not None else (previous or {}).get("key_snapshot_at"),
         "keys": keys,
         "added_columns": list(added),
         "source": {"url": redact(url), "schema_fingerprint": schema_fingerprint(schema)},
         "columns": [{"name": f.name, "type": str(f.type)} for f in schema],
-        "extracted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "extracted_at": now,
     }
     landing.commit(decl.system, table.name, batch_id, tmp, manifest)
     seconds = time.monotonic() - started
@@ -376,8 +442,12 @@ def extract_table(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     retries: int = RETRIES,
     backoff_s: float = BACKOFF_S,
+    key_snapshot: bool | None = None,
 ) -> BatchResult:
     """Land one batch of ``table``: everything, or what changed since the watermark.
+
+    ``key_snapshot``: None takes the delete-detecting key snapshot when the declaration says it
+    is due; True takes it now; False skips it.
 
     Nothing is visible until the batch commits, so a failed attempt is simply tried again
     (``retries`` times, waiting ``backoff_s``, then twice as long, ...) when the source is
@@ -385,7 +455,15 @@ def extract_table(
     """
     for attempt in range(retries + 1):
         try:
-            return _extract_once(decl, table, url, landing, full_refresh=full_refresh, chunk_rows=chunk_rows)
+            return _extract_once(
+                decl,
+                table,
+                url,
+                landing,
+                full_refresh=full_refresh,
+                chunk_rows=chunk_rows,
+                key_snapshot=key_snapshot,
+            )
         except SourceUnreachable as exc:
             if attempt == retries:
                 raise SourceUnreachable(f"{exc} (gave up after {retries + 1} attempts)") from None
