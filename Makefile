@@ -17,7 +17,9 @@ export DO_NOT_TRACK := 1
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	# --compile-bytecode: every Airflow task is a new Python process; without .pyc files (and
+	# with PYTHONDONTWRITEBYTECODE set, as on CI) each would compile its imports from source
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 

@@ -123,7 +123,7 @@ def _prepare_campusdx(spec: dict, out: Path):
     import connectors.sources.arrow_pg  # noqa: F401  (likewise)
     from connectors.sources.declarations import load_systems
     from connectors.sources.landing import Landing
-    from connectors.sources.sql import extract_table
+    from connectors.sources.sql import SourceConnection, extract_table
 
     system, url = spec["system"], spec["url"]
     decl = replace(next(d for d in load_systems() if d.system == system), default_url=url)
@@ -134,9 +134,10 @@ def _prepare_campusdx(spec: dict, out: Path):
 
     def work() -> list[dict]:
         tables = []
+        source = SourceConnection(url)  # one engine (and ADBC connection) for the system's tables
         for table in declared:
             started = time.perf_counter()
-            r = extract_table(decl, table, url, landing, key_snapshot=force)
+            r = extract_table(decl, table, url, landing, key_snapshot=force, source=source)
             tables.append(
                 {
                     "table": table.name,
@@ -150,6 +151,7 @@ def _prepare_campusdx(spec: dict, out: Path):
                     and (force is True or not table.snapshot_every_hours),
                 }
             )
+        source.close()
         return tables
 
     def verify(tables: list[dict], con) -> None:
