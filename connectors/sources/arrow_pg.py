@@ -293,12 +293,12 @@ def stream_query(
         raise ValueError("batch_rows must be at least 1")
     if bind not in ("inline", "server"):
         raise ValueError(f"bind must be 'inline' or 'server', not {bind!r}")
-    uri = to_adbc_uri(url)
+    to_adbc_uri(url)  # a malformed URL fails here, not when iteration starts
     if params and bind == "inline":
         sql, driver_params = inline_params(sql, params), None
     else:
         driver_params = list(params) if params else None
-    return _stream(url, uri, sql, driver_params, batch_rows, batch_bytes_hint, connection)
+    return _stream(url, sql, driver_params, batch_rows, batch_bytes_hint, connection)
 
 
 def connect(url: str | URL):
@@ -314,7 +314,6 @@ def connect(url: str | URL):
 
 def _stream(
     url: str | URL,
-    uri: str,
     sql: str,
     params: list | None,
     batch_rows: int,
