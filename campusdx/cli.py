@@ -3,6 +3,7 @@
 campusdx demo [--scale S] [--seed N] [--regenerate]   the main job on the embedded default
 campusdx generate [--scale S] [--seed N]              write the simulated campus only
 campusdx gen-feeds                                    regenerate the feed contracts from the profile
+campusdx dictionary [--out PATH]                      write the data dictionary (Markdown) under the home
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("gen-feeds", help="regenerate dbt feed contracts from schemas/exchange/px-1.0")
     sub.add_parser("gen-sources", help="regenerate dbt sources of the landing zone from schemas/sources")
+    dictionary = sub.add_parser("dictionary", help="write the data dictionary (Markdown) of codes and fields")
+    dictionary.add_argument("--out", help="where to write it (default: <home>/docs/data-dictionary.md)")
     return parser
 
 
@@ -116,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         from campusdx.feedgen import write
 
         print(f"wrote {write()}")
+    elif args.command == "dictionary":
+        from campusdx.dictionary import write as write_dictionary
+
+        out, gaps = write_dictionary(args.out)
+        print(f"wrote {out}; {len(gaps)} gap(s) listed under Gaps")
     return 0
 
 

@@ -39,17 +39,18 @@ def render(datasets_file: Path = DATASETS_FILE, datasets: list[str] | None = Non
             if f["code"] in ds["primary_key"] and len(ds["primary_key"]) == 1:
                 column["data_tests"] = ["unique", "not_null"]
             columns.append(column)
-        models.append(
-            {
-                "name": f"feed_px__{code.lower()}",
-                "description": (
-                    f"PX-1.0 dataset {code} {ds['name']}: the rows sent to the province. Grain: one row "
-                    f"per {key}. Candidates (int_px__{code.lower()}) less quarantined rows."
-                ),
-                "config": {"contract": {"enforced": True}, "meta": {"px_dataset": code}},
-                "columns": columns,
-            }
-        )
+        model = {
+            "name": f"feed_px__{code.lower()}",
+            "description": (
+                f"PX-1.0 dataset {code} {ds['name']}: the rows sent to the province. Grain: one row "
+                f"per {key}. Candidates (int_px__{code.lower()}) less quarantined rows."
+            ),
+            "config": {"contract": {"enforced": True}, "meta": {"px_dataset": code}},
+        }
+        if len(ds["primary_key"]) > 1:  # a composite key (CWKMYE): tested as one
+            key_columns = {"columns": list(ds["primary_key"])}
+            model["data_tests"] = [{"unique_combination": {"arguments": key_columns}}]
+        models.append({**model, "columns": columns})
     body = yaml.safe_dump({"version": 2, "models": models}, allow_unicode=True, sort_keys=False, width=100)
     return HEADER + body
 

@@ -6,7 +6,8 @@ national and school standards is therefore real work for the warehouse. A small,
 of rows carries injected dirt; every injected fault is recorded in ``dirt.json`` (kind, system,
 table, key, field, value, and the rule ID the pipeline owes it) so tests can demand that the
 pipeline finds exactly these and nothing else. ``dirt.json`` also lists the people recorded in
-several systems (staff who are PhD students; every staff member is a finance payee), the
+several systems (staff who are PhD students; every staff member is a finance payee) and the
+facts two systems record differently for one of them (``conflicts``: a birth date, a name), the
 ground truth for identity resolution.
 
 The same seed and scale always give byte-identical databases, so the demo can be re-run.
@@ -217,10 +218,13 @@ class Campus:
     people: list[dict] = field(default_factory=list)
     """Every staff member's keys in each system they appear in: {"id_no", "hr", "finance"} and,
     for those who are PhD students, "student"."""
+    conflicts: list[dict] = field(default_factory=list)
+    """Facts two systems record differently for one person (一人一号 must list them):
+    {"id_no", "attribute", "values": {system: value as that system holds it}}."""
     staff: list[tuple] = field(default_factory=list, repr=False)
     """(工号, name, ID number) of every staff member, from 人事 to 财务's payee master."""
     doctoral: list[tuple] = field(default_factory=list, repr=False)
-    """Staff who are also PhD students: (工号, name, male, birth, ID number), from 人事 to 学工."""
+    """Staff who are also PhD students: (工号, name, male, birth, ID number, 民族), from 人事 to 学工."""
 
 
 def sizes_for(scale: float | None) -> dict[str, int]:
@@ -238,6 +242,7 @@ class _Gen:
 
     def __init__(self, seed: int) -> None:
         self.rnd = random.Random(seed)
+        self.issued: set[str] = set()
 
     def pick(self, seq):
         return seq[self.rnd.randrange(len(seq))]
@@ -261,7 +266,8 @@ class _Gen:
             seq = self.rnd.randrange(0, 500) * 2 + (1 if male else 0)
             body = f"{self.pick(REGIONS)}{birth:%Y%m%d}{seq:03d}"
             number = body + check_character(body)
-            if is_valid_ric(number) and (check is None or number[-1] == check):
+            if is_valid_ric(number) and (check is None or number[-1] == check) and number not in self.issued:
+                self.issued.add(number)  # one number, one person: a shared number is a conflict
                 return number
         raise RuntimeError(f"no region in REGIONS was in use on {birth}")
 
@@ -335,6 +341,28 @@ def _soil(g: _Gen, row: list, kind: str, birth: date, male: bool) -> None:
         row[at["xm"]] = ""
 
 
+PAYEE_NAME_CONFLICT_EVERY = 40
+"""Payee number n with n % 40 == 3 carries another spelling of the staff member's name."""
+HOMOPHONES = {"伟": "玮", "芳": "方", "娜": "纳", "静": "婧", "丽": "莉", "强": "蔷", "磊": "垒", "军": "君"}
+
+
+def _homophone(name: str) -> str:
+    """The name with its last character replaced by one that sounds alike (王伟 -> 王玮)."""
+    last = name[-1]
+    return name[:-1] + HOMOPHONES.get(last, "玥" if last != "玥" else "悦")
+
+
+def _misread_birth(birth: date) -> date:
+    """The birth date with day and month swapped, or a year off when that is no other date."""
+    if birth.day <= 12 and birth.day != birth.month:
+        return birth.replace(month=birth.day, day=birth.month)
+    return (
+        birth.replace(year=birth.year + 1)
+        if not (birth.month == 2 and birth.day == 29)
+        else birth - timedelta(days=1)
+    )
+
+
 def _break_check_digit(id_no: str) -> str:
     """The same number with a check character that does not verify."""
     good = id_no[-1]
@@ -405,7 +433,7 @@ def _hr(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> list[tuple[str, st
     )
     staff, people = [], []
     for i in range(campus.sizes["staff"]):
-        staff_no = f"{1990 + i % 36}{i:04d}"
+        staff_no = f"{1990 + i % 36}{i // 36:04d}"  # 工号: issue year + sequence in that year (SCH-GH)
         male = g.rnd.random() < 0.6
         birth = g.day(date(1962, 1, 1), date(1998, 12, 31))
         category = g.pick(HR_CATEGORY)
@@ -414,19 +442,20 @@ def _hr(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> list[tuple[str, st
         hire = g.day(max(birth + timedelta(days=365 * 23), date(1985, 7, 1)), date(2026, 9, 1))
         id_no = g.id_number(birth, male)
         name = g.name()
+        nation = g.pick(NATIONS)
         if g.dirty(i):
             id_no = _break_check_digit(id_no)
             campus.dirt.append(Dirt("invalid_id_check_digit", "hr", "hr_staff", staff_no, "id_no", id_no))
         elif i % DOCTORAL_STAFF_EVERY == 7:  # a master's graduate now studying for a doctorate here
             education, degree = HR_EDUCATION[1]
-            campus.doctoral.append((staff_no, name, male, birth, id_no))
+            campus.doctoral.append((staff_no, name, male, birth, id_no, nation))
         staff.append(
             (
                 staff_no,
                 name,
                 HR_GENDER[0 if male else 1],
                 birth.isoformat(),
-                g.pick(NATIONS),
+                nation,
                 "居民身份证",
                 id_no,
                 "中国",
@@ -549,7 +578,7 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
     for i in range(campus.sizes["students"]):
         year = 2022 + i % 4
         zyh = g.pick(majors)
-        xh = f"{year % 100:02d}{zyh}{i:05d}"
+        xh = f"{year % 100:02d}{zyh}{i // 4:05d}"  # 学号: 年级 + 校内专业号 + sequence in the grade (SCH-XH)
         male = g.rnd.random() < 0.7
         birth = g.day(date(year - 20, 1, 1), date(year - 17, 12, 31))
         id_no = g.id_number(birth, male)
@@ -602,17 +631,32 @@ def _student(conn: sqlite3.Connection, g: _Gen, campus: Campus) -> None:
 def _doctoral_students(g: _Gen, campus: Campus, first: int) -> list[tuple]:
     """Staff members enrolled as PhD students: same person, same ID number, a 学号 of their own."""
     rows = []
-    for n, (staff_no, name, male, birth, id_no) in enumerate(campus.doctoral, start=first):
+    for n, (staff_no, name, male, birth, id_no, nation) in enumerate(campus.doctoral, start=first):
         year = 2022 + n % 4
         zyh = g.pick(sorted(DOCTORAL_MAJORS))
-        xh = f"{year % 100:02d}{zyh}{n:05d}"
+        xh = f"{year % 100:02d}{zyh}{n // 4:05d}"
         enrolled = date(year, 9, 1)
+        recorded_birth, recorded_name = birth.isoformat(), name
+        if (n - first) % 3 == 0:  # 学籍 keyed the birth date from a form with day and month swapped
+            recorded_birth = _misread_birth(birth).isoformat()
+            campus.conflicts.append(
+                {
+                    "id_no": id_no,
+                    "attribute": "birth_date",
+                    "values": {"hr": birth.isoformat(), "student": recorded_birth},
+                }
+            )
+        elif (n - first) % 3 == 1:  # a homophone typed for the given name at enrolment
+            recorded_name = _homophone(name)
+            campus.conflicts.append(
+                {"id_no": id_no, "attribute": "full_name", "values": {"hr": name, "student": recorded_name}}
+            )
         record = {
             "xh": xh,
-            "xm": name,
+            "xm": recorded_name,
             "xbdm": STUDENT_GENDER[0 if male else 1],
-            "csrq": birth.isoformat(),
-            "mz": g.pick(NATIONS),
+            "csrq": recorded_birth,
+            "mz": nation,
             "zjlx": "SFZ",
             "zjhm": id_no,
             "gj": "CHN",
@@ -757,7 +801,13 @@ def _payees(conn: sqlite3.Connection, campus: Campus) -> dict[str, str]:
     rows, numbers, people = [], {}, []
     for n, (staff_no, name, id_no) in enumerate(campus.staff, start=1):
         numbers[staff_no] = f"GR{n:06d}"
-        rows.append((numbers[staff_no], name, id_no, staff_no, "职工", "2024-01-01 09:00:00"))
+        recorded = name
+        if n % PAYEE_NAME_CONFLICT_EVERY == 3:  # 财务 keeps the name the bank account was opened in
+            recorded = _homophone(name)
+            campus.conflicts.append(
+                {"id_no": id_no, "attribute": "full_name", "values": {"hr": name, "finance": recorded}}
+            )
+        rows.append((numbers[staff_no], recorded, id_no, staff_no, "职工", "2024-01-01 09:00:00"))
         person = known.get(staff_no, {"id_no": id_no, "hr": staff_no})
         people.append({**person, "finance": numbers[staff_no]})
     campus.people = people
@@ -840,7 +890,7 @@ def _asset(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tuple[
 
 
 ORPHAN_STAFF_NO = "19990999"
-"""A 工号 of the 1999 series that 人事 never issued (the series has 4 digits after the year)."""
+"""A 工号 of the 1999 series that 人事 never issued (sequences in a year stay below 500 up to scale 5)."""
 ROOM_USES = ["教室", "实验室", "办公室", "会议室", "机房"]
 RARE_NAME = "王䶮"
 """A name with a character outside GBK (U+4DAE): it survives UTF-8, GB18030 and XLSX only."""
@@ -953,6 +1003,7 @@ def generate(out_dir: Path, *, seed: int = 20261122, scale: float | None = None)
         "rows": campus.rows,
         "dirt": [asdict(d) for d in campus.dirt],
         "people": campus.people,
+        "conflicts": campus.conflicts,
     }
     (out_dir / "dirt.json").write_text(
         json.dumps(truth, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -94,7 +94,9 @@ def _clock(conn: sa.Connection, table: str, column: str) -> date:
 def _hr_day(d: _Day) -> None:
     staff = d.keys("select staff_no from hr_staff order by staff_no")
     if d.g.rnd.random() < 0.3:  # a new hire
-        number = f"{d.today:%y%m%d}01"  # at most one hire a day: unique by date
+        # 工号 (SCH-GH): the year + a sequence; at most one hire a day, numbered 5000 + day of the
+        # year, above what the initial campus issues in any year (fewer than 500 even at scale 5)
+        number = f"{d.today.year}{5000 + d.today.timetuple().tm_yday:04d}"
         category = d.g.pick(HR_CATEGORY)
         education, degree = d.g.pick(HR_EDUCATION)
         birth = d.g.day(date(1975, 1, 1), date(1998, 12, 31))

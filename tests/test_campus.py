@@ -138,16 +138,33 @@ def test_staff_studying_for_a_doctorate_are_the_same_person_in_both_systems(camp
     assert doctoral, "the demo campus has staff who are PhD students"
     hr = sqlite3.connect(home / "hr.sqlite")
     student = sqlite3.connect(home / "student.sqlite")
+    conflicts = {
+        (c["id_no"], c["attribute"]): c["values"] for c in truth["conflicts"] if "student" in c["values"]
+    }
     for person in doctoral:
         staff = hr.execute(
-            "select id_no, name, birth_date from hr_staff where staff_no = ?", [person["hr"]]
+            "select id_no, name, birth_date, nation from hr_staff where staff_no = ?", [person["hr"]]
         ).fetchone()
         enrolled = student.execute(
-            "select zjhm, xm, csrq, zyh from xg_xsxx where xh = ?", [person["student"]]
+            "select zjhm, xm, csrq, mz, zyh from xg_xsxx where xh = ?", [person["student"]]
         ).fetchone()
-        assert staff[:3] == enrolled[:3] and staff[0] == person["id_no"]
-        assert enrolled[3] in DOCTORAL_MAJORS
+        assert staff[0] == enrolled[0] == person["id_no"] and staff[3] == enrolled[3]
+        for i, attribute in ((1, "full_name"), (2, "birth_date")):
+            recorded = conflicts.get((person["id_no"], attribute))
+            if recorded:  # an injected conflict: each system holds the value the truth says
+                assert (staff[i], enrolled[i]) == (recorded["hr"], recorded["student"]) and staff[
+                    i
+                ] != enrolled[i]
+            else:
+                assert staff[i] == enrolled[i]
+        assert enrolled[4] in DOCTORAL_MAJORS
         assert is_valid_ric(person["id_no"])
+    kinds = {(c["attribute"], tuple(sorted(c["values"]))) for c in truth["conflicts"]}
+    assert kinds == {
+        ("birth_date", ("hr", "student")),
+        ("full_name", ("hr", "student")),
+        ("full_name", ("finance", "hr")),
+    }
 
 
 def test_every_staff_member_is_a_payee_under_the_finance_systems_own_number(campus):
@@ -157,7 +174,11 @@ def test_every_staff_member_is_a_payee_under_the_finance_systems_own_number(camp
     payees = {
         gh: (no, xm, zjhm) for no, xm, zjhm, gh in finance.execute("select grbh, xm, zjhm, gh from gl_wlgr")
     }
-    assert {no: (name, id_no) for no, name, id_no in hr} == {gh: p[1:] for gh, p in payees.items()}
+    renamed = {c["id_no"]: c["values"] for c in truth["conflicts"] if "finance" in c["values"]}
+    assert {no: id_no for no, _, id_no in hr} == {gh: p[2] for gh, p in payees.items()}
+    expected = {no: renamed[id_no]["finance"] if id_no in renamed else name for no, name, id_no in hr}
+    assert expected == {gh: p[1] for gh, p in payees.items()}
+    assert renamed and all(v["hr"] != v["finance"] for v in renamed.values())
     assert {p["hr"]: p["finance"] for p in truth["people"]} == {gh: p[0] for gh, p in payees.items()}
     paid = {w for (w,) in finance.execute("select distinct wldw from gl_fl where wldw is not null")}
     assert paid and paid <= {p[0] for p in payees.values()}, "ledger lines name payees by 个人编号"

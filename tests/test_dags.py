@@ -47,7 +47,13 @@ def test_one_extract_dag_per_declared_system(dagbag):
 def test_warehouse_runs_dbt_then_gate_then_feeds(dagbag):
     dag = dagbag.dags["warehouse"]
     ids = {t.task_id for t in dag.tasks}
-    assert {"transform.stg_hr__staff_run", "quality_gate", "feeds.quarantine.run", "warehouse_ready"} <= ids
+    assert {
+        "transform.stg_hr__staff.run",
+        "transform.snp_student__students.snapshot",
+        "quality_gate",
+        "feeds.quarantine.run",
+        "warehouse_ready",
+    } <= ids
     assert not any(i.startswith("transform.feed_px__") or i.startswith("transform.quarantine") for i in ids)
     assert any(i.startswith("feeds.feed_px__xsjbxx") for i in ids)
     gate = dag.get_task("quality_gate")

@@ -1,8 +1,7 @@
 {#-
   Map a source system's local value to the standard code through the crosswalk seed
   xwalk_<system> (schemas/crosswalks/xwalk_<system>.csv), honouring valid_from/valid_to on the
-  row's date. A value with no mapping gives null here and is reported, never silently dropped:
-  the mapped column is required in the feeds, so the row is quarantined with the rule's ID.
+  row's date (``on_date``: a column or expression; today by default).
 -#}
 {% macro crosswalk(system, field, column, on_date="current_date") -%}
     (
@@ -14,4 +13,29 @@
             and (xw.valid_from is null or xw.valid_from <= {{ on_date }})
             and (xw.valid_to is null or {{ on_date }} < xw.valid_to)
     )
+{%- endmacro %}
+
+{#-
+  A coded field as staging delivers it: two columns, the source's own value (trimmed, empty =
+  null) and the standard code the crosswalk gives it.
+
+      {{ coded('hr', 'gender', 'gender', 'gender_local', 'gender_code') }},
+
+  A value with no mapping gives a null code next to a non-null local value. It is never
+  silently dropped: the model `unmapped_codes` finds every call of this macro in the project
+  (all five arguments must be quoted literals, as above) and lists each such value with its
+  rows; a required PX field left empty by it is quarantined by the gate (CDX-E010).
+-#}
+{% macro coded(system, field, column, local_as, code_as, on_date="current_date") -%}
+    {{ clean_text(column) }} as {{ local_as }},
+    {{ crosswalk(system, field, column, on_date) }} as {{ code_as }}
+{%- endmacro %}
+
+{#-
+  The standard code of a snapshot version's local value, by the crosswalk as it stands now and
+  as effective on the version's last day (today for the current version). Recomputed on every
+  build, so a crosswalk entry added or corrected later re-codes the history too.
+-#}
+{% macro version_code(system, field, local_column) -%}
+    {{ crosswalk(system, field, local_column, on_date="coalesce(cast(dbt_valid_to as date) - 1, current_date)") }}
 {%- endmacro %}

@@ -45,3 +45,17 @@
         ) as date
     )
 {%- endmacro %}
+
+{#- A 身份证件号 for people who may not see it: the first 6 and last 4 characters, the rest '*'. -#}
+{% macro mask_id_number(column) -%}
+    case
+        when {{ column }} is null then null
+        when length({{ column }}) <= 10 then repeat('*', length({{ column }}))
+        else left({{ column }}, 6) || repeat('*', length({{ column }}) - 10) || right({{ column }}, 4)
+    end
+{%- endmacro %}
+
+{#- A stable pseudonymous key for a person key that embeds a document number. -#}
+{% macro person_pseudonym(column) -%}
+    left(sha256('campusdx-person:' || {{ column }}), 16)
+{%- endmacro %}

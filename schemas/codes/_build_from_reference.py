@@ -209,8 +209,10 @@ ZYDM_SUBSET: Rows = [
 # --- ZCFL: hand-built SUBSET, 7-digit codes with first digit 1..6 as PX-1.0 requires. That code
 # structure is GB/T 14885-2010's (GB/T 14885-2022 codes are letter-prefixed, e.g. A010000). Only
 # 大类 rows whose code and name appear in the 2010 standard's table of contents are included;
-# leaf (小类) codes and the 大类 of 门类 4 (文物和陈列品), 5 (图书、档案) and 6 (家具、用具...) are
-# NOT included because they could not be verified here. See README.md.
+# leaf (小类) codes and the 大类 of 门类 4 (文物和陈列品) are NOT included. 5010000 图书 and
+# 6010000 家具用具 were added for the university's books and furniture from the table of contents
+# as widely reproduced (5.5 图书、档案; 5.6 家具、用具、装具及动植物): check them against the
+# official text. See README.md.
 ZCFL_SUBSET: Rows = [
     ("1010000", "土地、海域及无居民海岛"),
     ("1020000", "房屋"),
@@ -230,6 +232,8 @@ ZCFL_SUBSET: Rows = [
     ("3100000", "工程机械"),
     ("3220000", "医疗设备"),
     ("3240000", "安全生产设备"),
+    ("5010000", "图书"),
+    ("6010000", "家具用具"),
 ]
 
 

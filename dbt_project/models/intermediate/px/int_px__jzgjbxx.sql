@@ -22,3 +22,4 @@ select
     {{ px_text('staff_status_code') }} as dqztm,
     {{ px_datetime('modified_at') }} as gxsj
 from {{ ref('dim_staff') }}
+where is_current

@@ -25,4 +25,6 @@ select
     case when student_status_code in ('01', '05') then '1' else '0' end as sfzx,
     {{ px_datetime('modified_at') }} as gxsj
 from {{ ref('dim_student') }}
-where training_level_code = '3'  -- JY/T 1001 培养层次 本科
+where
+    is_current
+    and training_level_code = '3'  -- JY/T 1001 培养层次 本科

@@ -8,7 +8,7 @@ renamed as (
     select
         {{ clean_text('yxdm') }} as student_dept_code,
         {{ clean_text('yxmc') }} as dept_name,
-        {{ crosswalk('student', 'dept', 'yxdm') }} as org_id,
+        {{ coded('student', 'dept', 'yxdm', 'dept_local', 'org_id') }},
         try_cast(gxsj as timestamp) as modified_at,
         _batch_id as batch_id
     from source

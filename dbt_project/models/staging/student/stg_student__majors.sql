@@ -8,11 +8,11 @@ renamed as (
     select
         {{ clean_text('zyh') }} as major_no,
         {{ clean_text('zymc') }} as major_name,
-        {{ crosswalk('student', 'major', 'zyh') }} as major_code,
-        {{ crosswalk('student', 'dept', 'yxdm') }} as org_id,
+        {{ coded('student', 'major', 'zyh', 'major_local', 'major_code') }},
+        {{ coded('student', 'dept', 'yxdm', 'dept_local', 'org_id') }},
         try_cast(xz as decimal(3, 1)) as study_years,
-        {{ crosswalk('student', 'level', 'cc') }} as training_level_code,
-        {{ crosswalk('student', 'enrolling', 'zszt') }} as enrolling_code,
+        {{ coded('student', 'level', 'cc', 'training_level_local', 'training_level_code') }},
+        {{ coded('student', 'enrolling', 'zszt', 'enrolling_local', 'enrolling_code') }},
         try_cast(gxsj as timestamp) as modified_at,
         _batch_id as batch_id
     from source

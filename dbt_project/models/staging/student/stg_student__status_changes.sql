@@ -1,3 +1,5 @@
+{#- codes as the crosswalk had them on the change date -#}
+{%- set changed_on = parse_date('ydrq') %}
 with
 
 source as (
@@ -8,11 +10,13 @@ renamed as (
     select
         {{ clean_text('ydbh') }} as change_no,
         {{ clean_text('xh') }} as student_no,
-        {{ crosswalk('student', 'change_kind', 'ydlb') }} as change_kind_code,
-        {{ crosswalk('student', 'change_reason', 'ydyy') }} as change_reason_code,
+        {{ coded('student', 'change_kind', 'ydlb', 'change_kind_local', 'change_kind_code',
+            on_date=changed_on) }},
+        {{ coded('student', 'change_reason', 'ydyy', 'change_reason_local', 'change_reason_code',
+            on_date=changed_on) }},
         {{ parse_date('ydrq') }} as changed_on,
-        {{ crosswalk('student', 'dept', 'ydqyx') }} as org_id_before,
-        {{ crosswalk('student', 'dept', 'ydhyx') }} as org_id_after,
+        {{ coded('student', 'dept', 'ydqyx', 'dept_before_local', 'org_id_before', on_date=changed_on) }},
+        {{ coded('student', 'dept', 'ydhyx', 'dept_after_local', 'org_id_after', on_date=changed_on) }},
         {{ clean_text('ydqzy') }} as major_no_before,
         {{ clean_text('ydhzy') }} as major_no_after,
         {{ clean_text('spwh') }} as approval_ref,

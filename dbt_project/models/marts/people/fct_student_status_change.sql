@@ -21,7 +21,9 @@ select
     before_major.major_code as major_code_before,
     changes.major_no_after,
     after_major.major_code as major_code_after,
-    changes.approval_ref
+    changes.approval_ref,
+    changes.modified_at,
+    changes.batch_id
 from changes
 left join majors as before_major on changes.major_no_before = before_major.major_no
 left join majors as after_major on changes.major_no_after = after_major.major_no

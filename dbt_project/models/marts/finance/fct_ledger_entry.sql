@@ -1,3 +1,5 @@
+-- Voucher lines (凭证分录) with their voucher's 会计年度/期间 and their account's 一级科目 and
+-- 余额方向.
 with
 
 lines as (
@@ -6,6 +8,10 @@ lines as (
 
 vouchers as (
     select * from {{ ref('stg_finance__vouchers') }}
+),
+
+accounts as (
+    select * from {{ ref('stg_finance__accounts') }}
 )
 
 select
@@ -17,9 +23,14 @@ select
     vouchers.fiscal_period,
     vouchers.voucher_date,
     lines.account_code,
+    accounts.account_name,
+    left(lines.account_code, 4) as gov_account_code,
+    accounts.balance_direction,
     lines.org_id,
     lines.debit_amount,
     lines.credit_amount,
-    lines.payee_id
+    lines.payee_id,
+    lines.batch_id
 from lines
 inner join vouchers on lines.voucher_id = vouchers.voucher_id
+left join accounts on lines.account_code = accounts.account_code

@@ -7,5 +7,6 @@ select
     study_years,
     training_level_code,
     enrolling_code,
-    modified_at
+    modified_at,
+    batch_id
 from {{ ref('stg_student__majors') }}

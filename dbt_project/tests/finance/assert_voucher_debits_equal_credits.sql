@@ -1,0 +1,9 @@
+-- Double entry: every voucher's debits equal its credits, to the cent. A row is a voucher
+-- that does not balance (a line lost in extraction, or a voucher saved half-way at the source).
+select
+    voucher_id,
+    sum(debit_amount) as debits,
+    sum(credit_amount) as credits
+from {{ ref('fct_ledger_entry') }}
+group by voucher_id
+having sum(debit_amount) != sum(credit_amount)
