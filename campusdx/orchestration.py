@@ -83,6 +83,9 @@ def dbt_task_group(group_id: str, *, select: list[str] | None = None, exclude: l
             select=select or [],
             exclude=exclude or [],
             test_behavior=TestBehavior.AFTER_EACH,
+            # A test with two parents (a relationships test, a rule read from a seed) runs in its
+            # own task after both; attached to one parent it could run before the other exists.
+            should_detach_multiple_parents_tests=True,
         ),
         operator_args={
             "append_env": True,

@@ -69,6 +69,30 @@ def test_warehouse_runs_dbt_then_gate_then_feeds(dagbag):
     ]
 
 
+def test_a_test_with_two_parents_runs_after_both(dagbag):
+    """A relationships test or a school rule read from a seed must not run before either parent."""
+    import json
+
+    manifest = json.loads(dbt_manifest_path().read_text(encoding="utf-8"))
+    dag = dagbag.dags["warehouse"]
+    ids = {t.task_id for t in dag.tasks}
+    checked = 0
+    for node in manifest["nodes"].values():
+        parents = [p for p in node["depends_on"].get("nodes", []) if not p.startswith("source.")]
+        if node["resource_type"] != "test" or len(parents) < 2:
+            continue
+        task_id = f"transform.{node['name']}_test"
+        if task_id not in ids:  # a test of the gated part runs in the feeds group
+            continue
+        upstream = dag.get_task(task_id).get_flat_relative_ids(upstream=True)
+        for parent in parents:
+            kind, _, name = parent.split(".")
+            suffix = {"model": "run", "seed": "seed", "snapshot": "snapshot"}[kind]
+            assert f"transform.{name}.{suffix}" in upstream, (task_id, parent)
+        checked += 1
+    assert checked >= 5, "the school rules and relationships tests between marts are detached"
+
+
 def test_publish_waits_for_referenced_datasets(dagbag):
     dag = dagbag.dags["publish"]
     assert dag.get_task("receipt_zzjg").upstream_task_ids == {"publish_zzjg"}
