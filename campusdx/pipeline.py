@@ -147,17 +147,23 @@ class Blocked(RuntimeError):
 
 
 def read_feed(dataset: str, paths: Paths | None = None):
-    """The dataset's feed rows as an Arrow table of strings, columns in profile order."""
+    """The dataset's feed rows as an Arrow table of strings, columns in profile order.
+
+    Rows are in primary-key order, then by every column: the same data always gives the same
+    bytes, so an unchanged feed is recognised as unchanged (a composite key such as CWKMYE's
+    would otherwise come out in whatever order DuckDB's threads finish).
+    """
     import duckdb
 
     from connectors.exchange.profile import load_profile
 
     paths = paths or default_paths()
-    fields = load_profile().dataset(dataset).field_codes
-    columns = ", ".join(f'"{f}"' for f in fields)
+    declared = load_profile().dataset(dataset)
+    columns = ", ".join(f'"{f}"' for f in declared.field_codes)
+    order = ", ".join(f'"{f}"' for f in (*declared.primary_key, *declared.field_codes))
     with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
         return conn.execute(
-            f"select {columns} from feeds.feed_px__{dataset.lower()} order by 1"
+            f"select {columns} from feeds.feed_px__{dataset.lower()} order by {order}"
         ).to_arrow_table()
 
 

@@ -48,10 +48,10 @@ def test_warehouse_runs_dbt_then_gate_then_feeds(dagbag):
     dag = dagbag.dags["warehouse"]
     ids = {t.task_id for t in dag.tasks}
     assert {
-        "transform.stg_hr__staff.run",
-        "transform.snp_student__students.snapshot",
+        "transform.stg_hr__staff_model_build",
+        "transform.snp_student__students_snapshot_build",
         "quality_gate",
-        "feeds.quarantine.run",
+        "feeds.quarantine_model_build",
         "warehouse_ready",
     } <= ids
     assert not any(i.startswith("transform.feed_px__") or i.startswith("transform.quarantine") for i in ids)
@@ -87,8 +87,7 @@ def test_a_test_with_two_parents_runs_after_both(dagbag):
         upstream = dag.get_task(task_id).get_flat_relative_ids(upstream=True)
         for parent in parents:
             kind, _, name = parent.split(".")
-            suffix = {"model": "run", "seed": "seed", "snapshot": "snapshot"}[kind]
-            assert f"transform.{name}.{suffix}" in upstream, (task_id, parent)
+            assert f"transform.{name}_{kind}_build" in upstream, (task_id, parent)
         checked += 1
     assert checked >= 5, "the school rules and relationships tests between marts are detached"
 

@@ -18,3 +18,41 @@ def test_mysql_connection_uses_pymysql_and_utf8mb4():
 def test_unknown_connection_type_is_named():
     with pytest.raises(ValueError, match="'oracle' is not supported"):
         connection_url("oracle", "h", 1521, "u", "p", "s")
+
+
+def test_a_feed_reads_in_the_same_order_whatever_order_it_was_written(tmp_path):
+    """CWKMYE's key is composite: the same rows must give the same package fingerprint."""
+    import random
+
+    import duckdb
+
+    from campusdx.pipeline import read_feed
+    from campusdx.settings import Paths
+    from connectors.exchange.package import content_fingerprint
+
+    rows = [
+        ("2026", f"{month:02d}", account, "", dept, "0.00", "1.00", "1.00", "0.00", "1")
+        for month in (1, 2, 3)
+        for account in ("1001", "1002", "4001")
+        for dept in ("0101", "0102")
+    ]
+    fingerprints = set()
+    for seed in (1, 2, 3):
+        shuffled = random.Random(seed).sample(rows, len(rows))
+        paths = Paths(tmp_path / str(seed))
+        paths.home.mkdir()
+        with duckdb.connect(str(paths.warehouse)) as conn:
+            conn.execute("create schema feeds")
+            conn.execute(
+                "create table feeds.feed_px__cwkmye (KJND varchar, KJQJ varchar, KMDM varchar, "
+                "KMMC varchar, DWH varchar, QCYE varchar, JFFSE varchar, DFFSE varchar, QMYE varchar, "
+                "YEFX varchar)"
+            )
+            conn.executemany(
+                "insert into feeds.feed_px__cwkmye values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", shuffled
+            )
+        table = read_feed("CWKMYE", paths)
+        assert table.num_rows == len(rows)
+        assert table.column("KJQJ").to_pylist()[0] == "01"
+        fingerprints.add(content_fingerprint(table))
+    assert len(fingerprints) == 1

@@ -121,7 +121,14 @@ def test_every_asset_card_in_the_source_is_in_dim_asset(warehouse):
         )
     }
     assert set(dim) == set(source)
-    mapped = {"JSJ": "2010000", "BJB": "2010000", "SYY": "2400000", "CL": "2030000"}
+    mapped = {
+        "JSJ": "2010000",
+        "BJB": "2010000",
+        "SYY": "2400000",
+        "CL": "2030000",
+        "JJ": "6010000",
+        "TS": "5010000",
+    }
     for number, (flh, syzk, zzzt, value) in source.items():
         category, use_status, account_status, asset_value = dim[number]
         assert category == mapped.get(flh), number
