@@ -3,9 +3,11 @@ schema, and the README's example questions answered on a built warehouse opened 
 
 from __future__ import annotations
 
+import json
 import re
 
 from campusdx.settings import REPO_ROOT
+from tests.warehouse.conftest import dbt
 
 PERSONAL = {"full_name", "id_number", "birth_date", "k_person", "person_key", "fact_value", "chosen_value"}
 
@@ -65,3 +67,16 @@ def test_the_readme_questions_are_answered_on_the_read_only_warehouse(warehouse)
     doctoral_staff = sum(n for _, n in answers[1])
     people = warehouse.dirt["people"]
     assert doctoral_staff == sum(1 for p in people if "student" in p)
+
+
+def test_dbt_docs_generate_catalogues_every_mart_and_feed(warehouse):
+    """`dbt docs generate` works on the built warehouse and its catalog holds the marts' columns."""
+    dbt(warehouse.home, "docs", "generate")
+    target = warehouse.home / "dbt-target"
+    catalog = json.loads((target / "catalog.json").read_text(encoding="utf-8"))
+    assert not catalog.get("errors"), catalog.get("errors")
+    names = {n["metadata"]["name"]: n for n in catalog["nodes"].values()}
+    for model in ("dim_person", "dim_student", "fct_ledger_entry", "dim_asset", "feed_px__xsjbxx"):
+        assert model in names, model
+    assert "valid_from" in {c.lower() for c in names["dim_student"]["columns"]}
+    assert (target / "index.html").stat().st_size > 10_000
