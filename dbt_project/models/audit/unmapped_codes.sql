@@ -1,6 +1,6 @@
 {#-
   Every source value a crosswalk could not map: one row per source system, staging model,
-  field and local value, with how many current rows hold it and when it was first and last
+  field, source column and local value, with how many current rows hold it and when it was first and last
   landed. Built from every `coded(...)` call in the project's models (found in their source at
   compile time), so a new crosswalked field is covered without touching this file; the model
   refuses to compile if such a model is not listed below (dbt needs the dependency declared).
