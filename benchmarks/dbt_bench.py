@@ -121,22 +121,32 @@ def _markdown(report: dict) -> str:
         "`.venv/bin/python benchmarks/dbt_bench.py --scales " + ",".join(report["scales"]) + "`",
         "",
         "| size | source rows | warehouse rows | dbt build wall (s) | peak RSS (MiB) | µs per source row | "
-        "per-row time vs smallest | unmapped = injected |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "per-row time vs smallest | rows × / time × / RSS × vs previous size | unmapped = injected |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     base = report["runs"][0]
     base_per_row = base["wall_s"] / base["source_rows"]
+    previous = None
     for r in report["runs"]:
         per_row = r["wall_s"] / r["source_rows"]
+        growth = (
+            f"{r['source_rows'] / previous['source_rows']:.1f} / {r['wall_s'] / previous['wall_s']:.2f} / "
+            f"{r['peak_rss_mib'] / previous['peak_rss_mib']:.2f}"
+            if previous
+            else "—"
+        )
         lines.append(
             f"| {r['scale']} | {r['source_rows']:,} | {r['warehouse_rows']:,} | {r['wall_s']:.1f} | "
-            f"{r['peak_rss_mib']:.0f} | {per_row * 1e6:.1f} | {per_row / base_per_row:.2f}× | "
+            f"{r['peak_rss_mib']:.0f} | {per_row * 1e6:.1f} | {per_row / base_per_row:.2f}× | {growth} | "
             f"{'yes' if r['unmapped_codes_exactly_injected'] else 'NO'} |"
         )
+        previous = r
     lines += [
         "",
         "Per-row time vs smallest: (wall / source rows) at that size divided by the same at the smallest",
         "size of this run; 1.00× is linear growth, below it better than linear (fixed costs amortised).",
+        "Growth vs previous size: how many times the rows, the wall time and the peak RSS grew from the",
+        "size above; time growing less than rows is better than linear.",
         "",
     ]
     return "\n".join(lines)
@@ -147,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", default="default,1,5", help="comma-separated: default or a number")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary homes")
+    parser.add_argument("--report", metavar="JSON", help="only rewrite dbt-latest.md from a results file")
     args = parser.parse_args(argv)
+    if args.report:
+        report = json.loads(Path(args.report).read_text(encoding="utf-8"))
+        (RESULTS / "dbt-latest.md").write_text(_markdown(report), encoding="utf-8")
+        return 0
     scales = [s.strip() for s in args.scales.split(",") if s.strip()]
     runs = []
     for scale in scales:
