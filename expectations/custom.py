@@ -11,10 +11,12 @@ from functools import cache
 from typing import ClassVar
 
 from great_expectations.execution_engine import PandasExecutionEngine
-from great_expectations.expectations.expectation import ColumnMapExpectation
+from great_expectations.expectations.expectation import ColumnMapExpectation, MulticolumnMapExpectation
 from great_expectations.expectations.metrics.map_metric_provider import (
     ColumnMapMetricProvider,
+    MulticolumnMapMetricProvider,
     column_condition_partial,
+    multicolumn_condition_partial,
 )
 
 from campusdx.codes import load_code_sets
@@ -94,4 +96,69 @@ class ExpectColumnValuesToMatchPxType(ColumnMapExpectation):
     px_type: str
     map_metric: ClassVar[str] = "column_values.match_px_type"
     success_keys: ClassVar[tuple[str, ...]] = ("mostly", "px_type")
+    library_metadata: ClassVar[dict] = {"maturity": "production", "tags": ["campusdx"], "contributors": []}
+
+
+class MulticolumnValuesKeepPxRule(MulticolumnMapMetricProvider):
+    """True where a row keeps a business rule of ``expectations.row_rules`` (by name)."""
+
+    condition_metric_name = "multicolumn_values.keep_px_rule"
+    condition_domain_keys = (
+        "batch_id",
+        "table",
+        "column_list",
+        "row_condition",
+        "condition_parser",
+        "ignore_row_if",
+    )
+    condition_value_keys = ("rule", "as_of")
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list, rule, as_of=None, **kwargs):
+        from datetime import date
+
+        from expectations.row_rules import ROW_RULES, age_in_range
+
+        if rule == "age_in_range":
+            return age_in_range(column_list, date.fromisoformat(as_of) if as_of else None)
+        return ROW_RULES[rule](column_list)
+
+
+class ExpectRowsToKeepPxRule(MulticolumnMapExpectation):
+    """Expect every row to keep the named business rule over the listed fields."""
+
+    rule: str
+    as_of: str | None = None
+    ignore_row_if: str = "never"
+    map_metric: ClassVar[str] = "multicolumn_values.keep_px_rule"
+    success_keys: ClassVar[tuple[str, ...]] = ("mostly", "rule", "as_of", "ignore_row_if")
+    library_metadata: ClassVar[dict] = {"maturity": "production", "tags": ["campusdx"], "contributors": []}
+
+
+# Keys a reference may name, per target ("ZZJG.DWH"), set by the gate before it validates a
+# dataset (the referenced dataset's rows that will be sent). Kept out of the expectation's
+# arguments so the suite and Data Docs do not carry tens of thousands of keys.
+REFERENCE_KEYS: dict[str, frozenset[str]] = {}
+
+
+class ColumnValuesResolvePxReference(ColumnMapMetricProvider):
+    """True where a value names a key of the referenced dataset that will be on the platform."""
+
+    condition_metric_name = "column_values.resolve_px_reference"
+    condition_value_keys = ("target",)
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column, target, **kwargs):
+        if target not in REFERENCE_KEYS:
+            raise KeyError(f"the keys of {target} were not loaded before validating a reference to it")
+        keys = REFERENCE_KEYS[target]
+        return column.astype(str).isin(keys)
+
+
+class ExpectColumnValuesToResolvePxReference(ColumnMapExpectation):
+    """Expect non-null column values to name a key of the referenced dataset (PX-E016)."""
+
+    target: str
+    map_metric: ClassVar[str] = "column_values.resolve_px_reference"
+    success_keys: ClassVar[tuple[str, ...]] = ("mostly", "target")
     library_metadata: ClassVar[dict] = {"maturity": "production", "tags": ["campusdx"], "contributors": []}

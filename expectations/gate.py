@@ -97,13 +97,17 @@ def _meta(rule: Rule, px_field: str | None = None) -> dict:
     }
 
 
-def build_suite(dataset: Dataset, book: RuleBook):
-    """The GX expectation suite of one dataset: generated families plus hand-written checks."""
+def build_suite(dataset: Dataset, book: RuleBook, *, as_of: str | None = None):
+    """The GX expectation suite of one dataset: generated families plus hand-written checks.
+
+    ``as_of`` (YYYY-MM-DD) is the day the person checks count ages on (PX-W101); today if None.
+    """
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column
 
     from expectations import custom
+    from expectations.row_rules import ROW_RULES
 
     suite = gx.ExpectationSuite(name=f"px_{dataset.code.lower()}")
     add = suite.add_expectation
@@ -137,6 +141,14 @@ def build_suite(dataset: Dataset, book: RuleBook):
         )
     else:
         add(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(dataset.primary_key), meta=_meta(key_rule)))
+    for px_field, reference in dataset.references.items():
+        add(
+            custom.ExpectColumnValuesToResolvePxReference(
+                column=px_field,
+                target=f"{reference.dataset}.{reference.field}",
+                meta=_meta(book.family("reference"), px_field),
+            )
+        )
     for rule in book.rules:
         if not rule.check or not rule.applies_to(dataset.code):
             continue
@@ -151,9 +163,37 @@ def build_suite(dataset: Dataset, book: RuleBook):
             )
         elif rule.check == "not_empty":
             add(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=_meta(rule)))
+        elif rule.check in ROW_RULES:
+            # the key rides along: GX wants two columns at least, and a rule may read only one
+            columns = list(dict.fromkeys((rule.field, *rule.reads, KEY_COLUMN)))
+            add(
+                custom.ExpectRowsToKeepPxRule(
+                    column_list=columns, rule=rule.check, as_of=as_of, meta=_meta(rule, rule.field)
+                )
+            )
+        elif rule.check in PUSHED_DOWN:
+            continue  # an aggregate over the whole dataset, computed in DuckDB (Gate.check)
         else:
             raise ValueError(f"rule {rule.id}: unknown check {rule.check!r}")
     return suite
+
+
+# Dataset-level rules computed as aggregates in DuckDB: (warehouse connection, dataset) -> the
+# breaches in plain words (empty = kept). Cheap there, and no need to pull the rows into pandas.
+def _double_entry_per_period(conn, dataset: Dataset) -> list[str]:
+    rows = conn.execute(
+        f"""
+        select kjnd, kjqj, sum(try_cast(jffse as decimal(38, 2))), sum(try_cast(dffse as decimal(38, 2)))
+        from intermediate.int_px__{dataset.code.lower()}
+        group by kjnd, kjqj
+        having sum(try_cast(jffse as decimal(38, 2))) is distinct from sum(try_cast(dffse as decimal(38, 2)))
+        order by kjnd, kjqj
+        """
+    ).fetchall()
+    return [f"{year}-{period}: debits {debit} != credits {credit}" for year, period, debit, credit in rows]
+
+
+PUSHED_DOWN = {"double_entry_per_period": _double_entry_per_period}
 
 
 def _type_text(kind) -> str:
@@ -217,7 +257,7 @@ class Gate:
         except KeyError:
             self.source = self.context.data_sources.add_pandas(name="warehouse")
 
-    def _checkpoint(self, dataset: Dataset):
+    def _checkpoint(self, dataset: Dataset, as_of: str):
         import great_expectations as gx
         from great_expectations.checkpoint import UpdateDataDocsAction
 
@@ -230,7 +270,7 @@ class Gate:
             batch = asset.get_batch_definition("whole")
         except KeyError:
             batch = asset.add_batch_definition_whole_dataframe("whole")
-        suite = self.context.suites.add_or_update(build_suite(dataset, self.book))
+        suite = self.context.suites.add_or_update(build_suite(dataset, self.book, as_of=as_of))
         validation = self.context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=name, data=batch, suite=suite)
         )
@@ -256,7 +296,9 @@ class Gate:
         run_id = run_id or uuid.uuid4().hex[:12]
         now = now or datetime.now(UTC)
         frame = read_candidates(self.paths.warehouse, dataset)
-        outcome = self._checkpoint(dataset).run(batch_parameters={"dataframe": frame})
+        self._load_reference_keys(dataset, frame)
+        pushed_down = self._pushed_down(dataset)
+        outcome = self._checkpoint(dataset, now.date().isoformat()).run(batch_parameters={"dataframe": frame})
         validation = next(iter(outcome.run_results.values()))
         findings: list[dict] = []
         dataset_failures: list[str] = []
@@ -271,11 +313,64 @@ class Gate:
             if result.expectation_config.meta.get("scope") == "dataset":
                 dataset_failures.append(result.expectation_config.meta["rule_id"])
             findings.extend(_findings(result, dataset_code, frame, run_id, now))
+        dataset_failures += pushed_down
         verdict = self._verdict(dataset_code, run_id, now, len(frame), findings, dataset_failures)
         verdict.checks_passed = validation.statistics["successful_expectations"]
         verdict.checks_failed = validation.statistics["unsuccessful_expectations"]
         self._write(dataset_code, findings, verdict)
         return verdict
+
+    def _load_reference_keys(self, dataset: Dataset, frame: pd.DataFrame) -> None:
+        """The keys each reference of ``dataset`` may name: the referenced rows that will be sent.
+
+        A reference into the dataset itself resolves against its own candidates. A reference
+        into another dataset resolves against that dataset's candidates less the rows its latest
+        verdict quarantined, so the referenced dataset is judged first (the warehouse DAG and
+        ``run_gate`` order the datasets by their references).
+        """
+        from expectations import custom
+
+        for reference in dataset.references.values():
+            target = f"{reference.dataset}.{reference.field}"
+            if reference.dataset == dataset.code:
+                custom.REFERENCE_KEYS[target] = frozenset(frame[reference.field].dropna().astype(str))
+                continue
+            table = f"intermediate.int_px__{reference.dataset.lower()}"
+            findings = self.paths.quality / "findings" / f"{reference.dataset}.parquet"
+            held_back = (
+                f"where {KEY_COLUMN} not in (select record_key from read_parquet('{findings.as_posix()}') "
+                "where severity = 'error')"
+                if findings.exists()
+                else ""
+            )
+            if not findings.exists():
+                log.warning(
+                    "gate %s: %s has not been judged; its references resolve against all its candidate rows",
+                    dataset.code,
+                    reference.dataset,
+                )
+            with duckdb.connect(str(self.paths.warehouse), read_only=True) as conn:
+                try:
+                    keys = conn.execute(
+                        f"select distinct cast({reference.field.lower()} as varchar) from {table} {held_back}"
+                    ).fetchall()
+                except duckdb.CatalogException:
+                    raise RuntimeError(
+                        f"{dataset.code}: the reference {reference.field} -> {target} cannot be checked: "
+                        f"{table} is not in the warehouse (run dbt build first)"
+                    ) from None
+            custom.REFERENCE_KEYS[target] = frozenset(k for (k,) in keys if k is not None)
+
+    def _pushed_down(self, dataset: Dataset) -> list[str]:
+        """Dataset-level rules computed in DuckDB: one blocking entry per breached rule."""
+        breaches = []
+        with duckdb.connect(str(self.paths.warehouse), read_only=True) as conn:
+            for rule in self.book.rules:
+                if rule.check in PUSHED_DOWN and rule.applies_to(dataset.code):
+                    found = PUSHED_DOWN[rule.check](conn, dataset)
+                    if found:
+                        breaches.append(f"{rule.id}: {'; '.join(found[:5])}")
+        return breaches
 
     def _verdict(self, dataset, run_id, now, rows, findings, dataset_failures) -> GateResult:
         errors = [f for f in findings if f["severity"] == "error"]
@@ -290,7 +385,9 @@ class Gate:
             warnings=dict(Counter(f["rule_id"] for f in findings if f["severity"] == "warning")),
             checked_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
-        blocking = [rule for rule in dataset_failures if self.book.by_id(rule).severity == "error"]
+        blocking = [
+            rule for rule in dataset_failures if self.book.by_id(rule.split(":")[0]).severity == "error"
+        ]
         share = self.book.max_quarantine_share(dataset)
         if rows and quarantined / rows > share:
             blocking.append(f"quarantined {quarantined} of {rows} rows, more than the tolerated {share:.1%}")
@@ -335,7 +432,9 @@ def read_verdict(dataset: str, paths: Paths | None = None) -> GateResult | None:
 
 
 def run_gate(datasets: list[str], *, paths: Paths | None = None) -> list[GateResult]:
-    """Judge several datasets in one GX context (one run id)."""
+    """Judge several datasets in one GX context (one run id), referenced datasets first."""
+    from campusdx.pipeline import publish_order
+
     gate = Gate(paths)
     run_id = uuid.uuid4().hex[:12]
-    return [gate.check(code, run_id=run_id) for code in datasets]
+    return [gate.check(code, run_id=run_id) for code, _ in publish_order(datasets)]

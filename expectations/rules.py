@@ -30,8 +30,10 @@ class Rule:
     family: str | None = None
     check: str | None = None
     px_rule: str | None = None
+    px_text: str | None = None
     datasets: tuple[str, ...] = ()
     field: str | None = None
+    reads: tuple[str, ...] = ()
     when: dict = dataclass_field(default_factory=dict)
 
     def applies_to(self, dataset: str) -> bool:
@@ -74,7 +76,12 @@ def load_rules(path: Path = RULES_FILE) -> RuleBook:
             raise ValueError(f"{path}: rule {entry['id']} has an unknown severity or scope")
         if bool(entry.get("family")) == bool(entry.get("check")):
             raise ValueError(f"{path}: rule {entry['id']} needs exactly one of family / check")
-        entry = {**entry, "datasets": tuple(entry.get("datasets", ())), "when": entry.get("when") or {}}
+        entry = {
+            **entry,
+            "datasets": tuple(entry.get("datasets", ())),
+            "reads": tuple(entry.get("reads", ())),
+            "when": entry.get("when") or {},
+        }
         rules.append(Rule(**entry))
     ids = [r.id for r in rules]
     if len(set(ids)) != len(ids):

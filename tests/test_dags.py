@@ -50,15 +50,21 @@ def test_warehouse_runs_dbt_then_gate_then_feeds(dagbag):
     assert {
         "transform.stg_hr__staff_model_build",
         "transform.snp_student__students_snapshot_build",
-        "quality_gate",
+        "gate_zzjg",
+        "gate_xjyd",
         "feeds.quarantine_model_build",
         "warehouse_ready",
     } <= ids
     assert not any(i.startswith("transform.feed_px__") or i.startswith("transform.quarantine") for i in ids)
     assert any(i.startswith("feeds.feed_px__xsjbxx") for i in ids)
-    gate = dag.get_task("quality_gate")
-    assert all(u.startswith("transform.") for u in gate.upstream_task_ids)
-    assert all(d.startswith("feeds.") for d in gate.downstream_task_ids)
+    gates = [t for t in dag.tasks if t.task_id.startswith("gate_")]
+    assert len(gates) == 7
+    for gate in gates:
+        assert all(u.startswith(("transform.", "gate_")) for u in gate.upstream_task_ids)
+        assert all(d.startswith(("feeds.", "gate_")) for d in gate.downstream_task_ids)
+    # references resolve against what the referenced dataset's gate let through: judged first
+    assert {"gate_zzjg", "gate_xsjbxx"} <= dag.get_task("gate_xjyd").upstream_task_ids
+    assert {"gate_zzjg", "gate_jzgjbxx"} <= dag.get_task("gate_gdzc").upstream_task_ids
     schedule = dag.timetable.asset_condition
     assert type(schedule).__name__ == "AssetAll", "runs when every source system has landed"
     assert sorted(a.uri for a in schedule.objects) == [

@@ -18,7 +18,7 @@ CLEAN = {
     "CSRQ": "2004-01-27",
     "MZM": "01",
     "SFZJLXM": "1",
-    "SFZJH": "11010519491231002X",
+    "SFZJH": "11010520040127001X",  # born 2004-01-27, 17th digit odd: male, as CSRQ and XBM say
     "GJDQM": "156",
     "ZZMMM": "03",
     "SYDM": "610116",
@@ -39,20 +39,48 @@ FAULTS = {  # record key -> (field, bad value, rule expected to catch it)
     "K-DATE": ("CSRQ", "2004/1/27", "CDX-E012"),
     "K-ID": ("SFZJH", "110105194912310021", "CDX-E013"),
     "K-LEN": ("BH", "X" * 21, "CDX-E015"),
+    "K-NOORG": ("DWH", "404", "CDX-E016"),  # no such 单位号 in ZZJG
+    "K-HELDORG": ("DWH", "999", "CDX-E016"),  # a 单位号 whose ZZJG row is itself quarantined
+    "K-NJ": ("NJ", "2021", "CDX-E102"),
+    "K-SFZX": ("SFZX", "0", "CDX-E103"),
+    "K-BIRTH": ("CSRQ", "2004-01-28", "CDX-W102"),  # warnings: reported, not quarantined
+    "K-SEX": ("XBM", "2", "CDX-W103"),
+}
+WARNED = {"K-BIRTH", "K-SEX", "K-OLD"}
+ORGS = {  # ZZJG, judged first: 201 is clean, 999 lacks its required 单位名称
+    "O-201": {
+        "DWH": "201",
+        "DWMC": "计算机学院",
+        "DWJC": None,
+        "SJDWH": None,
+        "DWLBM": "20",
+        "XQH": None,
+        "JLRQ": None,
+        "SFSY": "1",
+    },
+    "O-999": {
+        "DWH": "999",
+        "DWMC": None,
+        "DWJC": None,
+        "SJDWH": "201",
+        "DWLBM": "20",
+        "XQH": None,
+        "JLRQ": None,
+        "SFSY": "1",
+    },
 }
 
 
-def _warehouse(path, rows):
-    fields = load_profile().dataset("XSJBXX").field_codes
+def _warehouse(path, rows, dataset="XSJBXX"):
+    fields = load_profile().dataset(dataset).field_codes
+    table = f"intermediate.int_px__{dataset.lower()}"
     with duckdb.connect(str(path)) as conn:
-        conn.execute("create schema intermediate")
+        conn.execute("create schema if not exists intermediate")
         columns = ", ".join(f"{f.lower()} varchar" for f in fields)
-        conn.execute(
-            f"create table intermediate.int_px__xsjbxx (record_key varchar, batch_id varchar, {columns})"
-        )
+        conn.execute(f"create table {table} (record_key varchar, batch_id varchar, {columns})")
         for key, row in rows.items():
             conn.execute(
-                f"insert into intermediate.int_px__xsjbxx values ({', '.join('?' * (len(fields) + 2))})",
+                f"insert into {table} values ({', '.join('?' * (len(fields) + 2))})",
                 [key, "b1", *[row[f] for f in fields]],
             )
 
@@ -67,9 +95,14 @@ def judged(tmp_path_factory):
     rows["K-DUP2"] = {**CLEAN, "XH": "DUPLICATE"}
     # a passport holder: the ID-number rule applies only when SFZJLXM is 1
     rows["K-PASSPORT"] = {**CLEAN, "XH": "2401010001", "SFZJLXM": "A", "SFZJH": "E12345678"}
+    # PX-W101: 126 years old (a passport, so the ID-number checks do not apply)
+    rows["K-OLD"] = {**CLEAN, "XH": "2401010002", "SFZJLXM": "A", "SFZJH": "E12345679", "CSRQ": "1900-01-01"}
     paths = Paths(home)
     _warehouse(paths.warehouse, rows)
-    verdict = Gate(paths).check("XSJBXX")
+    _warehouse(paths.warehouse, ORGS, "ZZJG")
+    gate = Gate(paths)
+    gate.check("ZZJG")
+    verdict = gate.check("XSJBXX")
     findings = pq.read_table(paths.quality / "findings" / "XSJBXX.parquet").to_pylist()
     return paths, verdict, findings
 
@@ -78,8 +111,10 @@ def test_each_fault_is_caught_by_its_rule_and_nothing_else(judged):
     _, _, findings = judged
     caught = {(f["record_key"], f["rule_id"]) for f in findings}
     expected = {(key, rule) for key, (_, _, rule) in FAULTS.items()}
-    expected |= {("K-DUP1", "CDX-E014"), ("K-DUP2", "CDX-E014")}
+    expected |= {("K-DUP1", "CDX-E014"), ("K-DUP2", "CDX-E014"), ("K-OLD", "CDX-W101")}
     assert caught == expected
+    warned = {f["record_key"] for f in findings if f["severity"] == "warning"}
+    assert warned == WARNED
 
 
 def test_findings_name_field_value_and_lineage(judged):
@@ -91,11 +126,13 @@ def test_findings_name_field_value_and_lineage(judged):
 
 def test_verdict_is_written_and_tolerance_applies(judged):
     paths, verdict, _ = judged
-    assert verdict.rows_checked == 48 and verdict.rows_quarantined == 7
-    # one failing expectation per family at fault: required, code set, format, ID number, length, key
-    assert verdict.checks_failed == 6 and verdict.checks_passed > 0
-    # 7 of 48 rows is above the default 5 % tolerance: the dataset is blocked, the message says why
-    assert verdict.status == "blocked" and "7 of 48" in verdict.blocking[0]
+    assert verdict.rows_checked == 55 and verdict.rows_quarantined == 11
+    # one failing expectation per family at fault (required, code set, format, ID number, length,
+    # key, reference), per business rule (E102, E103) and per person check (W101..W103)
+    assert verdict.checks_failed == 12 and verdict.checks_passed > 0
+    assert verdict.warnings == {"CDX-W101": 1, "CDX-W102": 1, "CDX-W103": 1}
+    # 11 of 55 rows is above the default 5 % tolerance: the dataset is blocked, the message says why
+    assert verdict.status == "blocked" and "11 of 55" in verdict.blocking[0]
     assert read_verdict("XSJBXX", paths).failures == verdict.failures
     assert json.loads((paths.quality / "gate" / "XSJBXX.json").read_text())["status"] == "blocked"
 
@@ -109,3 +146,43 @@ def test_every_rule_explains_itself():
     for rule in load_rules().rules:
         assert rule.id and rule.what and rule.why and rule.fix
         assert rule.severity in ("error", "warning")
+
+
+def test_every_px_rule_is_enforced_by_a_project_rule_before_sending():
+    book = load_rules()
+    enforced = {rule.px_rule for rule in book.rules if rule.px_rule}
+    px_rules = {f"PX-E0{n}" for n in range(10, 18)} | {"PX-W101", "PX-W102", "PX-W103"}
+    assert px_rules <= enforced, sorted(px_rules - enforced)
+    # every plain-words dataset rule of the profile, word for word, and for its datasets
+    covered = {(dataset, rule.px_text) for rule in book.rules if rule.px_text for dataset in rule.datasets}
+    for code, dataset in load_profile().datasets.items():
+        for text in dataset.rules:
+            assert (code, text) in covered, (code, text)
+
+
+def test_the_business_rules_catch_their_faults_and_pass_clean_rows():
+    """Each vectorised rule on a row that breaks it and a row that keeps it."""
+    import pandas as pd
+
+    from expectations.row_rules import ROW_RULES
+
+    cases = {
+        "lxrq_not_before_csrq": ({"LXRQ": "1979-12-31", "CSRQ": "1980-01-01"}, {"LXRQ": "2005-09-01"}),
+        "major_change_names_both": (
+            {"YDLBM": "23", "YDQZYDM": "080901", "YDHZYDM": "080901"},
+            {"YDHZYDM": "080902"},
+        ),
+        "period_in_year": ({"KJQJ": "13"}, {"KJQJ": "12"}),
+        "balance_identity": (
+            {"QCYE": "10.00", "JFFSE": "5.00", "DFFSE": "2.00", "QMYE": "13.01", "YEFX": "J"},
+            {"QMYE": "13.00"},
+        ),
+        "asset_value_not_negative": ({"JZ": "-0.01"}, {"JZ": "0.00"}),
+        "asset_count_at_least_one": ({"SL": "0"}, {"SL": "1"}),
+    }
+    for name, (broken, fix) in cases.items():
+        frame = pd.DataFrame([broken, {**broken, **fix}])
+        assert ROW_RULES[name](frame).tolist() == [False, True], name
+    # a 贷 account closes the other way
+    credit = {"QCYE": "10.00", "JFFSE": "5.00", "DFFSE": "2.00", "QMYE": "7.00", "YEFX": "D"}
+    assert ROW_RULES["balance_identity"](pd.DataFrame([credit])).tolist() == [True]
