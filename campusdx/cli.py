@@ -4,6 +4,7 @@ campusdx demo [--scale S] [--seed N] [--regenerate]   the main job on the embedd
 campusdx generate [--scale S] [--seed N]              write the simulated campus only
 campusdx gen-feeds                                    regenerate the feed contracts from the profile
 campusdx dictionary [--out PATH]                      write the data dictionary (Markdown) under the home
+campusdx gate-status [--json]                         the quality gate's latest verdict per dataset
 """
 
 from __future__ import annotations
@@ -43,7 +44,50 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("gen-sources", help="regenerate dbt sources of the landing zone from schemas/sources")
     dictionary = sub.add_parser("dictionary", help="write the data dictionary (Markdown) of codes and fields")
     dictionary.add_argument("--out", help="where to write it (default: <home>/docs/data-dictionary.md)")
+    status = sub.add_parser("gate-status", help="the quality gate's latest verdict per dataset, as a table")
+    status.add_argument("--json", action="store_true", help="the verdicts as JSON, for machines")
     return parser
+
+
+def _gate_status(as_json: bool) -> int:
+    """Print the latest verdicts; exit 1 when a dataset is blocked, 2 when none was judged yet."""
+    import json
+    from dataclasses import asdict
+
+    from campusdx.pipeline import published_datasets
+    from expectations.gate import read_verdict
+    from expectations.rules import load_rules
+
+    verdicts = {code: read_verdict(code) for code in published_datasets()}
+    judged = {code: v for code, v in verdicts.items() if v is not None}
+    if as_json:
+        print(json.dumps({code: asdict(v) for code, v in judged.items()}, ensure_ascii=False, indent=2))
+    elif judged:
+        columns = f"{'dataset':<8} {'status':<8} {'rows':>8} {'held':>6}"
+        header = f"{columns}  {'checked at (UTC)':<20}  errors / warnings"
+        print(header)
+        print("-" * len(header))
+        for code, v in judged.items():
+            errors = ", ".join(f"{r} x{n}" for r, n in sorted(v.failures.items())) or "-"
+            warnings = ", ".join(f"{r} x{n}" for r, n in sorted(v.warnings.items())) or "-"
+            print(
+                f"{code:<8} {v.status:<8} {v.rows_checked:>8} {v.rows_quarantined:>6}  {v.checked_at:<20}  "
+                f"{errors} / {warnings}"
+            )
+            for reason in v.blocking:
+                print(f"{'':<8} blocked: {reason}")
+        book = load_rules()
+        seen = sorted({r for v in judged.values() for r in (*v.failures, *v.warnings)})
+        if seen:
+            print("\nRules (how to fix at the source)")
+            for rule_id in seen:
+                print(f"  {rule_id}  {book.by_id(rule_id).fix}")
+    missing = sorted(set(verdicts) - set(judged))
+    if missing:
+        print(f"not judged yet: {', '.join(missing)} (run the warehouse DAG)", file=sys.stderr)
+    if not judged:
+        return 2
+    return 1 if any(v.blocked for v in judged.values()) else 0
 
 
 def _systems(only: list[str] | None):
@@ -110,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         if failed:
             print(f"{len(failed)} failed: {', '.join(failed)}", file=sys.stderr)
             return 1
+    elif args.command == "gate-status":
+        return _gate_status(args.json)
     elif args.command == "gen-sources":
         from campusdx.sourcegen import write as write_sources
 

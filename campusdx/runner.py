@@ -182,6 +182,9 @@ def print_summary(paths: Paths, report: dict) -> None:
             f"  {dataset:<8} {v['status']:<8} checks {v['checks_passed']} passed / {v['checks_failed']} "
             f"failed; {v['rows_checked']} rows, {v['rows_quarantined']} quarantined ({rules})"
         )
+        if v.get("warnings"):
+            warned = ", ".join(f"{r} x{n}" for r, n in sorted(v["warnings"].items()))
+            print(f"           warnings (published): {warned}")
         for reason in v["blocking"]:
             print(f"           blocked: {reason}")
     print("\nPackages and receipts")

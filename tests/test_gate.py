@@ -186,3 +186,22 @@ def test_the_business_rules_catch_their_faults_and_pass_clean_rows():
     # a 贷 account closes the other way
     credit = {"QCYE": "10.00", "JFFSE": "5.00", "DFFSE": "2.00", "QMYE": "7.00", "YEFX": "D"}
     assert ROW_RULES["balance_identity"](pd.DataFrame([credit])).tolist() == [True]
+
+
+def test_gate_status_prints_the_verdicts_as_a_table_and_as_json(judged, monkeypatch, capsys):
+    from campusdx.cli import main
+
+    paths, _, _ = judged
+    monkeypatch.setenv("CAMPUSDX_HOME", str(paths.home))
+    assert main(["gate-status"]) == 1  # a blocked dataset: a non-zero exit for scripts
+    out = capsys.readouterr()
+    lines = {line.split()[0]: line for line in out.out.splitlines() if line and not line.startswith(" ")}
+    assert lines["XSJBXX"].split()[1:4] == ["blocked", "55", "11"]
+    assert lines["ZZJG"].split()[1:4] == ["blocked", "2", "1"]  # 1 of 2 rows held: above 5 %
+    assert "CDX-E016 x2" in lines["XSJBXX"] and "CDX-W101 x1" in lines["XSJBXX"]
+    assert "blocked: quarantined 11 of 55 rows" in out.out
+    assert "CDX-E016  Correct the reference at its source" in out.out
+    assert "not judged yet: CWKMYE, GDZC, JZGJBXX, XJYD, ZY" in out.err
+    assert main(["gate-status", "--json"]) == 1
+    verdicts = json.loads(capsys.readouterr().out)
+    assert sorted(verdicts) == ["XSJBXX", "ZZJG"] and verdicts["XSJBXX"]["failures"]["CDX-E016"] == 2
