@@ -858,11 +858,11 @@ def _asset(conn: sqlite3.Connection, g: _Gen, campus: Campus, staff: list[tuple[
         number, value = f"ZC{acquired.year}{i:07d}", f"{g.rnd.uniform(low, high):.2f}"
         if g.dirty(i):  # a refund or correction keyed as a negative value
             value = f"-{value}"
-            campus.dirt.append(Dirt("negative_value", "asset", "zc_kp", number, "jz", value, "CDX-E020"))
+            campus.dirt.append(Dirt("negative_value", "asset", "zc_kp", number, "jz", value, "CDX-E107"))
         elif i == 5 or g.rnd.random() < DIRT_RATE / 4:  # a custodian 人事 has never had
             staff_no = ORPHAN_STAFF_NO
             campus.dirt.append(
-                Dirt("orphan_custodian", "asset", "zc_kp", number, "syr", staff_no, "CDX-E021")
+                Dirt("orphan_custodian", "asset", "zc_kp", number, "syr", staff_no, "CDX-E016")
             )
         cards.append(
             (

@@ -225,7 +225,8 @@ def test_demo_staff_numbers_follow_the_standard(standard, campus):
 
 def test_the_orphan_custodian_is_well_formed_but_never_issued(standard, campus):
     """19990999 is a 1999-series number with a 4-digit sequence: the format is right, so SCH-GH
-    cannot catch it; what is wrong is that 人事 never issued it (CDX-E021, a reference check)."""
+    cannot catch it; what is wrong is that 人事 never issued it (CDX-E016, the reference
+    GDZC.SYRGH -> JZGJBXX.GH)."""
     dirt = json.loads((campus / "dirt.json").read_text(encoding="utf-8"))["dirt"]
     orphans = {d["value"] for d in dirt if d["kind"] == "orphan_custodian"}
     assert orphans == {ORPHAN_STAFF_NO}
