@@ -20,7 +20,7 @@ import logging
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -32,9 +32,11 @@ from campusdx.settings import Paths
 from campusdx.settings import paths as default_paths
 from connectors.exchange.profile import Dataset, load_profile
 from connectors.sources.landing import write_atomic
+from expectations.approvals import APPROVALS_FILE, load_approvals, tolerance
 from expectations.rules import Rule, RuleBook, load_rules
 
 log = logging.getLogger(__name__)
+BEIJING = timezone(timedelta(hours=8))  # approvals run to the end of their day in Beijing
 
 KEY_COLUMN = "record_key"
 FINDINGS_SCHEMA = pa.schema(
@@ -78,6 +80,7 @@ class GateResult:
     checked_at: str = ""
     checks_passed: int = 0
     checks_failed: int = 0
+    tolerances: dict[str, str] = field(default_factory=dict)
 
     @property
     def blocked(self) -> bool:
@@ -242,13 +245,20 @@ def _findings(result, dataset: str, frame: pd.DataFrame, run_id: str, now: datet
 class Gate:
     """One GX data context and the per-dataset validation around it."""
 
-    def __init__(self, paths: Paths | None = None, book: RuleBook | None = None) -> None:
+    def __init__(
+        self, paths: Paths | None = None, book: RuleBook | None = None, approvals_file: Path | None = None
+    ) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.paths = paths or default_paths()
         self.book = book or load_rules()
         self.profile = load_profile()
+        self.approvals = load_approvals(
+            approvals_file or APPROVALS_FILE,
+            rule_ids={r.id for r in self.book.rules},
+            datasets=set(self.profile.datasets),
+        )
         (self.paths.quality / "gx").mkdir(parents=True, exist_ok=True)
         self.context = gx.get_context(mode="file", project_root_dir=str(self.paths.quality))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -388,9 +398,19 @@ class Gate:
         blocking = [
             rule for rule in dataset_failures if self.book.by_id(rule.split(":")[0]).severity == "error"
         ]
-        share = self.book.max_quarantine_share(dataset)
-        if rows and quarantined / rows > share:
-            blocking.append(f"quarantined {quarantined} of {rows} rows, more than the tolerated {share:.1%}")
+        day = now.astimezone(BEIJING).date()
+        failing_rows: dict[str, set] = {}
+        for f in findings:
+            failing_rows.setdefault(f["rule_id"], set()).add(f["record_key"])
+        for rule_id, keys in sorted(failing_rows.items()):
+            allowed = tolerance(self.approvals, rule_id, dataset, day)
+            result.tolerances[rule_id] = allowed.describe()
+            share = len(keys) / rows if rows else 0.0
+            if self.book.by_id(rule_id).severity == "error" and share > allowed.max_share:
+                blocking.append(
+                    f"{rule_id} failed on {len(keys)} of {rows} rows ({share:.1%}), "
+                    f"above its tolerance {allowed.describe()}"
+                )
         if blocking:
             result.status, result.blocking = "blocked", blocking
         return result

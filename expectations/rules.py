@@ -59,10 +59,6 @@ class RuleBook:
                 return rule
         raise KeyError(f"rules.yml has no rule {rule_id!r}")
 
-    def max_quarantine_share(self, dataset: str) -> float:
-        overrides = self.defaults.get("datasets", {}).get(dataset, {})
-        return float(overrides.get("max_quarantine_share", self.defaults.get("max_quarantine_share", 0.0)))
-
 
 def load_rules(path: Path = RULES_FILE) -> RuleBook:
     """Read and check the catalogue: unique IDs, known severities and scopes, all three texts."""

@@ -100,7 +100,7 @@ def judged(tmp_path_factory):
     paths = Paths(home)
     _warehouse(paths.warehouse, rows)
     _warehouse(paths.warehouse, ORGS, "ZZJG")
-    gate = Gate(paths)
+    gate = Gate(paths, approvals_file=home / "no-approvals.yml")  # no approval: no tolerance
     gate.check("ZZJG")
     verdict = gate.check("XSJBXX")
     findings = pq.read_table(paths.quality / "findings" / "XSJBXX.parquet").to_pylist()
@@ -131,8 +131,12 @@ def test_verdict_is_written_and_tolerance_applies(judged):
     # key, reference), per business rule (E102, E103) and per person check (W101..W103)
     assert verdict.checks_failed == 12 and verdict.checks_passed > 0
     assert verdict.warnings == {"CDX-W101": 1, "CDX-W102": 1, "CDX-W103": 1}
-    # 11 of 55 rows is above the default 5 % tolerance: the dataset is blocked, the message says why
-    assert verdict.status == "blocked" and "11 of 55" in verdict.blocking[0]
+    # without an approval no error rule tolerates a failure: blocked, and the message says why
+    assert verdict.status == "blocked"
+    assert "CDX-E016 failed on 2 of 55 rows (3.6%), above its tolerance 0 (no approval)" in verdict.blocking
+    assert sorted(b.split()[0] for b in verdict.blocking) == sorted(
+        {rule for _, _, rule in FAULTS.values() if rule.startswith("CDX-E")} | {"CDX-E014"}
+    )
     assert read_verdict("XSJBXX", paths).failures == verdict.failures
     assert json.loads((paths.quality / "gate" / "XSJBXX.json").read_text())["status"] == "blocked"
 
@@ -197,11 +201,109 @@ def test_gate_status_prints_the_verdicts_as_a_table_and_as_json(judged, monkeypa
     out = capsys.readouterr()
     lines = {line.split()[0]: line for line in out.out.splitlines() if line and not line.startswith(" ")}
     assert lines["XSJBXX"].split()[1:4] == ["blocked", "55", "11"]
-    assert lines["ZZJG"].split()[1:4] == ["blocked", "2", "1"]  # 1 of 2 rows held: above 5 %
+    assert lines["ZZJG"].split()[1:4] == ["blocked", "2", "1"]
     assert "CDX-E016 x2" in lines["XSJBXX"] and "CDX-W101 x1" in lines["XSJBXX"]
-    assert "blocked: quarantined 11 of 55 rows" in out.out
+    assert "blocked: CDX-E016 failed on 2 of 55 rows" in out.out
     assert "CDX-E016  Correct the reference at its source" in out.out
     assert "not judged yet: CWKMYE, GDZC, JZGJBXX, XJYD, ZY" in out.err
     assert main(["gate-status", "--json"]) == 1
     verdicts = json.loads(capsys.readouterr().out)
     assert sorted(verdicts) == ["XSJBXX", "ZZJG"] and verdicts["XSJBXX"]["failures"]["CDX-E016"] == 2
+
+
+APPROVAL = """
+approvals:
+  - id: APR-2026-07
+    rule: CDX-E013
+    dataset: XSJBXX
+    max_share: 0.05
+    approved_by: 学生工作部 学籍科
+    approved_on: 2026-01-01
+    valid_until: 2026-06-30
+    reason: 20 students' ID cards are being re-checked with the public security bureau.
+  - id: CDX-POLICY-1
+    rule: "*"
+    max_share: 0.01
+    approved_by: 数据治理办公室
+    approved_on: 2026-01-01
+    valid_until: 2027-12-31
+    reason: a standing policy
+"""
+
+
+@pytest.fixture
+def one_bad_id(tmp_path):
+    rows = {f"K-OK{i}": {**CLEAN, "XH": f"22010100{i:02d}"} for i in range(40)}
+    rows["K-ID"] = {**CLEAN, "XH": "2301010001", "SFZJH": "110105194912310021"}  # 1 of 41: 2.4 %
+    paths = Paths(tmp_path / "home")
+    paths.home.mkdir()
+    _warehouse(paths.warehouse, rows)
+    _warehouse(paths.warehouse, ORGS, "ZZJG")
+    approvals = tmp_path / "approvals.yml"
+    approvals.write_text(APPROVAL, encoding="utf-8")
+    return paths, approvals
+
+
+def test_an_approval_relaxes_its_rule_until_its_last_day_and_then_stops_by_itself(one_bad_id):
+    from datetime import UTC, datetime
+
+    paths, approvals = one_bad_id
+    gate = Gate(paths, approvals_file=approvals)
+    # 2026-06-30 23:00 in Beijing: the approval's last day, in force
+    last_day = gate.check("XSJBXX", now=datetime(2026, 6, 30, 15, 0, tzinfo=UTC))
+    assert last_day.status == "passed" and last_day.failures == {"CDX-E013": 1}
+    assert "approval APR-2026-07, until 2026-06-30" in last_day.tolerances["CDX-E013"]
+    # 2026-07-01 00:00 in Beijing: expired; the standing 1 % policy is all that is left
+    expired = gate.check("XSJBXX", now=datetime(2026, 6, 30, 16, 0, tzinfo=UTC))
+    assert expired.status == "blocked" and expired.failures == {"CDX-E013": 1}
+    assert expired.blocking == [
+        "CDX-E013 failed on 1 of 41 rows (2.4%), above its tolerance "
+        "1.0% (approval CDX-POLICY-1, until 2027-12-31)"
+    ]
+    # the failing row is held back either way
+    findings = pq.read_table(paths.quality / "findings" / "XSJBXX.parquet").to_pylist()
+    assert [(f["record_key"], f["rule_id"]) for f in findings] == [("K-ID", "CDX-E013")]
+
+
+def test_without_any_approval_an_expired_one_is_named(one_bad_id, tmp_path):
+    from datetime import UTC, datetime
+
+    paths, _ = one_bad_id
+    only = tmp_path / "only.yml"
+    only.write_text(APPROVAL.split("  - id: CDX-POLICY-1")[0], encoding="utf-8")
+    verdict = Gate(paths, approvals_file=only).check("XSJBXX", now=datetime(2026, 7, 2, tzinfo=UTC))
+    assert verdict.blocking == [
+        "CDX-E013 failed on 1 of 41 rows (2.4%), above its tolerance "
+        "0 (approval APR-2026-07 expired on 2026-06-30)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("rule: CDX-E013", "rule: CDX-E999"), "rule 'CDX-E999' is not in expectations/rules.yml"),
+        (("dataset: XSJBXX", "dataset: XSJB"), "dataset 'XSJB' is not in the profile"),
+        (("max_share: 0.05", "max_share: 5"), "max_share 5.0 is not a share of rows between 0 and 1"),
+        (
+            ("valid_until: 2026-06-30", "valid_until: 2025-12-31"),
+            "valid_until 2025-12-31 is before approved_on",
+        ),
+        (("    approved_by: 学生工作部 学籍科\n", ""), "approval APR-2026-07 lacks ['approved_by']"),
+        (("valid_until: 2026-06-30", "valid_until: 30/6/2026"), "valid_until '30/6/2026' is not a date"),
+    ],
+)
+def test_a_bad_approval_is_refused_naming_the_file_and_entry(tmp_path, change, message):
+    from expectations.approvals import load_approvals
+
+    path = tmp_path / "approvals.yml"
+    path.write_text(APPROVAL.replace(*change), encoding="utf-8")
+    book = load_rules()
+    with pytest.raises(ValueError) as refused:
+        load_approvals(path, rule_ids={r.id for r in book.rules}, datasets=set(load_profile().datasets))
+    assert message in str(refused.value) and str(path) in str(refused.value)
+
+
+def test_the_shipped_approvals_load():
+    from expectations.approvals import APPROVALS_FILE, load_approvals
+
+    assert load_approvals(APPROVALS_FILE, rule_ids={r.id for r in load_rules().rules}, datasets=None)
