@@ -132,13 +132,14 @@ def extract(
     }
 
 
-def gate(dataset: str, *, paths: Paths | None = None) -> dict:
-    """Judge one dataset's candidate rows; returns the verdict."""
+def gate(dataset: str, *, paths: Paths | None = None, run_id: str | None = None) -> dict:
+    """Judge one dataset's candidate rows; returns the verdict. ``run_id`` groups the verdicts
+    of one warehouse run in the quality summary (the Airflow run's id)."""
     from dataclasses import asdict
 
     from expectations.gate import Gate
 
-    verdict = Gate(paths).check(dataset)
+    verdict = Gate(paths).check(dataset, run_id=run_id)
     return asdict(verdict)
 
 

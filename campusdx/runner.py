@@ -196,6 +196,7 @@ def print_summary(paths: Paths, report: dict) -> None:
     print(
         f"\nWhere to look\n  warehouse   {paths.warehouse}"
         "  (open read-only: duckdb.connect(path, read_only=True))"
+        f"\n  quality     {paths.quality / 'summary.html'}  (and summary.json; campusdx gate-status)"
         f"\n  data docs   {docs}\n  gateway     {paths.gateway}/inbox and /receipts"
         f"\n  ledger      {paths.exchange / 'ledger.sqlite'}\n  logs        {paths.home / 'logs'}"
     )

@@ -23,8 +23,9 @@ def warehouse():
     transform = dbt_task_group("transform", exclude=["tag:gated"])
 
     @task
-    def quality_gate(dataset: str) -> dict:
-        return pipeline.gate(dataset)
+    def quality_gate(dataset: str, run_id: str | None = None) -> dict:
+        # run_id: Airflow's, from the task context; it groups the run's verdicts in the summary
+        return pipeline.gate(dataset, run_id=run_id)
 
     # A dataset is judged after the datasets it references: its references resolve against
     # their rows less what their gate quarantined (CDX-E016), as the province resolves them.

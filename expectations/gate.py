@@ -33,6 +33,7 @@ from campusdx.settings import paths as default_paths
 from connectors.exchange.profile import Dataset, load_profile
 from connectors.sources.landing import write_atomic
 from expectations.approvals import APPROVALS_FILE, load_approvals, tolerance
+from expectations.report import record, write_summary
 from expectations.rules import Rule, RuleBook, load_rules
 
 log = logging.getLogger(__name__)
@@ -428,6 +429,12 @@ class Gate:
             gate_dir / f"{dataset}.json",
             (json.dumps(asdict(verdict), ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
         )
+        record(self.paths, asdict(verdict))
+        latest = {
+            path.stem: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(gate_dir.glob("*.json"))
+        }
+        write_summary(self.paths, latest, self.book)
         log.info(
             "gate %s: %s, %d rows checked, %d quarantined, failures %s",
             dataset,

@@ -101,8 +101,8 @@ def judged(tmp_path_factory):
     _warehouse(paths.warehouse, rows)
     _warehouse(paths.warehouse, ORGS, "ZZJG")
     gate = Gate(paths, approvals_file=home / "no-approvals.yml")  # no approval: no tolerance
-    gate.check("ZZJG")
-    verdict = gate.check("XSJBXX")
+    gate.check("ZZJG", run_id="gate-test-1")
+    verdict = gate.check("XSJBXX", run_id="gate-test-2")
     findings = pq.read_table(paths.quality / "findings" / "XSJBXX.parquet").to_pylist()
     return paths, verdict, findings
 
@@ -307,3 +307,34 @@ def test_the_shipped_approvals_load():
     from expectations.approvals import APPROVALS_FILE, load_approvals
 
     assert load_approvals(APPROVALS_FILE, rule_ids={r.id for r in load_rules().rules}, datasets=None)
+
+
+def test_the_summary_page_and_json_show_each_verdict_and_the_failures_per_run(judged):
+    from html.parser import HTMLParser
+
+    paths, _, _ = judged
+    report = json.loads((paths.quality / "summary.json").read_text(encoding="utf-8"))
+    assert sorted(report["datasets"]) == ["XSJBXX", "ZZJG"]
+    assert [run["run_id"] for run in report["runs"]] == ["gate-test-1", "gate-test-2"]
+    # ZZJG (run 1) holds back 999 for its missing 单位名称; XSJBXX (run 2) the rest
+    assert report["failures_per_rule"]["CDX-E010"] == [1, 1]
+    assert report["failures_per_rule"]["CDX-E016"] == [0, 2]
+    assert report["failures_per_rule"]["CDX-W101"] == [0, 1]
+    page = (paths.quality / "summary.html").read_text(encoding="utf-8")
+
+    class Links(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.found = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("a", "svg"):
+                self.found.append((tag, dict(attrs).get("href")))
+
+    parser = Links()
+    parser.feed(page)
+    assert ("a", report["data_docs"]) in parser.found and (paths.quality / report["data_docs"]).exists()
+    assert sum(tag == "svg" for tag, _ in parser.found) == len(report["failures_per_rule"])
+    assert "Correct the reference at its source" in page and "<script" not in page
+    history = (paths.quality / "history.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["dataset"] for line in history] == ["ZZJG", "XSJBXX"]
