@@ -168,6 +168,40 @@ def read_feed(dataset: str, paths: Paths | None = None):
         ).to_arrow_table()
 
 
+class NotReconciled(RuntimeError):
+    """A feed's rows do not add up with its candidates and the quarantine."""
+
+
+def reconcile_feed(dataset: str, paths: Paths | None = None) -> dict:
+    """Every candidate row of the dataset is in the feed or held back, never both, never twice.
+
+    candidate rows = feed rows + candidate rows held back in the quarantine; raises
+    :class:`NotReconciled` naming the dataset and the counts when that does not hold.
+    """
+    import duckdb
+
+    paths = paths or default_paths()
+    code = dataset.lower()
+    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
+        candidates, feed, held = conn.execute(
+            f"""
+            select
+                (select count(*) from intermediate.int_px__{code}),
+                (select count(*) from feeds.feed_px__{code}),
+                (select count(*) from intermediate.int_px__{code}
+                 where record_key in (select record_key from quality.quarantine where dataset = ?))
+            """,
+            [dataset],
+        ).fetchone()
+    counts = {"dataset": dataset, "candidate_rows": candidates, "feed_rows": feed, "held_rows": held}
+    if candidates != feed + held:
+        raise NotReconciled(
+            f"{dataset}: {candidates} candidate rows != {feed} in feeds.feed_px__{code} + {held} held back "
+            f"in quality.quarantine ({candidates - feed - held:+d}); rebuild the feeds after the gate"
+        )
+    return counts
+
+
 def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = None) -> dict:
     """Send the dataset's feed as a FULL package, unless the gate blocked it or nothing changed."""
     from dataclasses import asdict
@@ -184,6 +218,7 @@ def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = Non
         raise Blocked(
             f"{dataset}: blocked by the quality gate ({'; '.join(verdict.blocking)}); failures: {rules}"
         )
+    reconcile_feed(dataset, paths)
     table = read_feed(dataset, paths)
     result = publish_dataset(dataset, table, paths=paths, as_of=as_of or datetime.now().date().isoformat())
     log.info("%s: %s %s", dataset, result.action, result.package_id or "")
