@@ -309,7 +309,8 @@ class Gate:
         frame = read_candidates(self.paths.warehouse, dataset)
         self._load_reference_keys(dataset, frame)
         pushed_down = self._pushed_down(dataset)
-        outcome = self._checkpoint(dataset, now.date().isoformat()).run(batch_parameters={"dataframe": frame})
+        day = now.astimezone(BEIJING).date().isoformat()  # ages (PX-W101) count on the Beijing date
+        outcome = self._checkpoint(dataset, day).run(batch_parameters={"dataframe": frame})
         validation = next(iter(outcome.run_results.values()))
         findings: list[dict] = []
         dataset_failures: list[str] = []
@@ -348,13 +349,14 @@ class Gate:
                 continue
             table = f"intermediate.int_px__{reference.dataset.lower()}"
             findings = self.paths.quality / "findings" / f"{reference.dataset}.parquet"
-            held_back = (
-                f"where {KEY_COLUMN} not in (select record_key from read_parquet('{findings.as_posix()}') "
-                "where severity = 'error')"
-                if findings.exists()
-                else ""
-            )
-            if not findings.exists():
+            query, params = f"select distinct cast({reference.field.lower()} as varchar) from {table}", []
+            if findings.exists():
+                query += (
+                    f" where {KEY_COLUMN} not in "
+                    "(select record_key from read_parquet(?) where severity = 'error')"
+                )
+                params.append(str(findings))
+            else:
                 log.warning(
                     "gate %s: %s has not been judged; its references resolve against all its candidate rows",
                     dataset.code,
@@ -362,9 +364,7 @@ class Gate:
                 )
             with duckdb.connect(str(self.paths.warehouse), read_only=True) as conn:
                 try:
-                    keys = conn.execute(
-                        f"select distinct cast({reference.field.lower()} as varchar) from {table} {held_back}"
-                    ).fetchall()
+                    keys = conn.execute(query, params).fetchall()
                 except duckdb.CatalogException:
                     raise RuntimeError(
                         f"{dataset.code}: the reference {reference.field} -> {target} cannot be checked: "
