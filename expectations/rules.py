@@ -42,10 +42,9 @@ class Rule:
 
 @dataclass(frozen=True)
 class RuleBook:
-    """All rules plus the gate's defaults."""
+    """All rules of the catalogue (tolerances are approvals: expectations/approvals.py)."""
 
     rules: tuple[Rule, ...]
-    defaults: dict
 
     def family(self, name: str) -> Rule:
         for rule in self.rules:
@@ -82,4 +81,4 @@ def load_rules(path: Path = RULES_FILE) -> RuleBook:
     ids = [r.id for r in rules]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: a rule ID is used twice: {sorted(ids)}")
-    return RuleBook(rules=tuple(rules), defaults=raw.get("defaults", {}))
+    return RuleBook(rules=tuple(rules))
