@@ -5,6 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Browser libraries of the GX Data Docs, vendored so the pages render offline (npm, pinned by lock)
+DOCS := expectations/datadocs
+DOCS_STAMP := $(DOCS)/node_modules/.installed
 
 export GX_ANALYTICS_ENABLED := False
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
@@ -23,7 +26,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(DOCS_STAMP): $(DOCS)/package.json $(DOCS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(DOCS) && npm ci --ignore-scripts --silent && touch node_modules/.installed; \
+	else \
+		echo "WARNING: npm not found: GX Data Docs will load their scripts from public CDNs"; \
+	fi
+
+demo: $(STAMP) $(DOCS_STAMP)
 	$(BIN)/campusdx demo
 
 test: lint sqllint pytest
@@ -36,7 +46,7 @@ lint: $(STAMP)
 sqllint: $(STAMP)
 	cd dbt_project && ../$(BIN)/sqlfluff lint models --processes 1
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(DOCS_STAMP)
 	$(BIN)/python -m pytest
 
 # Re-resolve the pinned set after editing pyproject.toml.
@@ -44,4 +54,4 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
 
 clean:
-	rm -rf var dbt_project/target dbt_project/logs
+	rm -rf var dbt_project/target dbt_project/logs $(DOCS)/node_modules

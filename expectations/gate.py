@@ -33,6 +33,7 @@ from campusdx.settings import paths as default_paths
 from connectors.exchange.profile import Dataset, load_profile
 from connectors.sources.landing import write_atomic
 from expectations.approvals import APPROVALS_FILE, load_approvals, tolerance
+from expectations.datadocs import localise
 from expectations.report import record, write_summary
 from expectations.rules import Rule, RuleBook, load_rules
 
@@ -312,6 +313,7 @@ class Gate:
         day = now.astimezone(BEIJING).date().isoformat()  # ages (PX-W101) count on the Beijing date
         outcome = self._checkpoint(dataset, day).run(batch_parameters={"dataframe": frame})
         validation = next(iter(outcome.run_results.values()))
+        self._localise_docs()
         findings: list[dict] = []
         dataset_failures: list[str] = []
         for result in validation.results:
@@ -443,6 +445,11 @@ class Gate:
             verdict.rows_quarantined,
             verdict.failures,
         )
+
+    def _localise_docs(self) -> None:
+        site = self.paths.quality / "gx" / "uncommitted" / "data_docs" / "local_site"
+        if site.is_dir():
+            localise(site)
 
     def docs_index(self) -> Path | None:
         """The local Data Docs index page, once built."""

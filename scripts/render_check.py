@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/render_check.py [--home var] [--out DIR] [PAGE ...]
 
-Default pages: ``<home>/quality/summary.html`` and the GX Data Docs index. Needs a Chromium on
+Default pages: ``<home>/quality/summary.html``, the GX Data Docs index, every suite page and each suite's
+newest validation page. Needs a Chromium on
 PATH (Debian: ``apt-get install chromium``); not run by the tests, which do not install a
 browser. The page is loaded through the DevTools protocol (over a pipe, no port): a
 ``console.error``, an uncaught exception, an error in the browser's log or a resource that
@@ -112,7 +113,7 @@ class DevTools:
 
 def render(page: Path, screenshot: Path) -> list[str]:
     """The console errors, uncaught exceptions and failed loads of ``page``; writes a screenshot."""
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         tools = DevTools(profile)
         try:
             target = tools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -146,6 +147,20 @@ def render(page: Path, screenshot: Path) -> list[str]:
     return list(dict.fromkeys(errors))
 
 
+def default_pages(quality: Path) -> list[Path]:
+    """The summary, the Data Docs index, every suite's page and each suite's newest validation."""
+    site = quality / "gx" / "uncommitted" / "data_docs" / "local_site"
+    newest = {}
+    for page in sorted((site / "validations").glob("*/*/*/*.html")):
+        newest[page.parts[-4]] = page  # validations/<suite>/<run name>/<run time>/<page>
+    return [
+        quality / "summary.html",
+        site / "index.html",
+        *sorted((site / "expectations").glob("*.html")),
+        *newest.values(),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, default=None, help="CAMPUSDX_HOME (default: the current one)")
@@ -153,10 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pages", nargs="*", type=Path)
     args = parser.parse_args(argv)
     quality = (args.home / "quality") if args.home else default_paths().quality
-    pages = args.pages or [
-        quality / "summary.html",
-        quality / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html",
-    ]
+    pages = args.pages or default_pages(quality)
     out = args.out or quality / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     failed = 0

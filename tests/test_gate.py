@@ -1,6 +1,8 @@
 """The quality gate: each rule family catches its fault, under its rule ID; clean rows pass."""
 
 import json
+import os
+import re
 
 import duckdb
 import pyarrow.parquet as pq
@@ -8,6 +10,7 @@ import pytest
 
 from campusdx.settings import Paths
 from connectors.exchange.profile import load_profile
+from expectations import datadocs
 from expectations.gate import Gate, read_verdict
 from expectations.rules import load_rules
 
@@ -141,9 +144,22 @@ def test_verdict_is_written_and_tolerance_applies(judged):
     assert json.loads((paths.quality / "gate" / "XSJBXX.json").read_text())["status"] == "blocked"
 
 
-def test_data_docs_are_built(judged):
+def test_data_docs_are_built_and_load_nothing_from_the_network(judged):
     paths, _, _ = judged
-    assert (paths.quality / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
+    site = paths.quality / "gx" / "uncommitted" / "data_docs" / "local_site"
+    assert (site / "index.html").exists()
+    if not datadocs.available():
+        message = "Data Docs assets not installed (run `make`: npm ci in expectations/datadocs)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    pages = sorted(site.rglob("*.html"))
+    assert any("validations" in p.parts for p in pages) and any("expectations" in p.parts for p in pages)
+    for page in pages:
+        assert datadocs.remote_loads(page) == [], page
+        # every script, stylesheet and image a page names is a file of the site
+        for link in re.findall(r'<(?:script|link|img)\b[^>]*?(?:src|href)="([^"#?]+)', page.read_text()):
+            assert (page.parent / link).resolve().is_file(), f"{page.relative_to(site)} names {link}"
 
 
 def test_every_rule_explains_itself():
