@@ -114,8 +114,8 @@ def build_suite(dataset: Dataset, book: RuleBook, *, as_of: str | None = None):
     from expectations import custom
     from expectations.row_rules import ROW_RULES
 
-    suite = gx.ExpectationSuite(name=f"px_{dataset.code.lower()}")
-    add = suite.add_expectation
+    expectations: list = []
+    add = expectations.append  # one suite at the end: adding to a saved suite writes it each time
     for f in dataset.fields:
         if f.required:
             add(gxe.ExpectColumnValuesToNotBeNull(column=f.code, meta=_meta(book.family("required"), f.code)))
@@ -180,7 +180,7 @@ def build_suite(dataset: Dataset, book: RuleBook, *, as_of: str | None = None):
             continue  # an aggregate over the whole dataset, computed in DuckDB (Gate.check)
         else:
             raise ValueError(f"rule {rule.id}: unknown check {rule.check!r}")
-    return suite
+    return gx.ExpectationSuite(name=f"px_{dataset.code.lower()}", expectations=expectations)
 
 
 # Dataset-level rules computed as aggregates in DuckDB: (warehouse connection, dataset) -> the

@@ -107,7 +107,7 @@ def _valid_datetime(value: str) -> bool:
     if not _DATETIME_RE.fullmatch(value):
         return False
     try:
-        datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+        datetime.fromisoformat(value)  # the pattern fixed the shape; this checks the calendar
     except ValueError:
         return False
     return True
