@@ -5,6 +5,7 @@ campusdx generate [--scale S] [--seed N]              write the simulated campus
 campusdx gen-feeds                                    regenerate the feed contracts from the profile
 campusdx dictionary [--out PATH]                      write the data dictionary (Markdown) under the home
 campusdx gate-status [--json]                         the quality gate's latest verdict per dataset
+campusdx reconcile [--json]                           per source table: rows read = landed = staging + ...
 """
 
 from __future__ import annotations
@@ -46,7 +47,25 @@ def _parser() -> argparse.ArgumentParser:
     dictionary.add_argument("--out", help="where to write it (default: <home>/docs/data-dictionary.md)")
     status = sub.add_parser("gate-status", help="the quality gate's latest verdict per dataset, as a table")
     status.add_argument("--json", action="store_true", help="the verdicts as JSON, for machines")
+    rec = sub.add_parser(
+        "reconcile", help="per source table: rows read = landed = staging + superseded + deleted + held"
+    )
+    rec.add_argument("--json", action="store_true", help="the counts as JSON, for machines")
     return parser
+
+
+def _reconcile(as_json: bool) -> int:
+    """Print the reconciliation of every source table; exit 1 when one does not add up."""
+    import json
+
+    from campusdx import reconcile
+
+    results = reconcile.reconcile_sources(strict=False)
+    if as_json:
+        print(json.dumps(reconcile.as_rows(results), ensure_ascii=False, indent=2))
+    else:
+        print(reconcile.main_table(results))
+    return 0 if all(r.ok for r in results) else 1
 
 
 def _gate_status(as_json: bool) -> int:
@@ -156,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     elif args.command == "gate-status":
         return _gate_status(args.json)
+    elif args.command == "reconcile":
+        return _reconcile(args.json)
     elif args.command == "gen-sources":
         from campusdx.sourcegen import write as write_sources
 

@@ -11,6 +11,7 @@ import logging
 import os
 from datetime import datetime
 
+from campusdx.reconcile import NotReconciled  # a source table's or a feed's rows do not add up
 from campusdx.settings import Paths
 from campusdx.settings import paths as default_paths
 
@@ -168,8 +169,14 @@ def read_feed(dataset: str, paths: Paths | None = None):
         ).to_arrow_table()
 
 
-class NotReconciled(RuntimeError):
-    """A feed's rows do not add up with its candidates and the quarantine."""
+def reconcile_sources(paths: Paths | None = None) -> list[dict]:
+    """Every source table reconciled with staging (campusdx.reconcile); raises
+    :class:`NotReconciled` naming each table that does not add up."""
+    from campusdx import reconcile
+
+    results = reconcile.reconcile_sources(paths)
+    log.info("sources reconciled:\n%s", reconcile.main_table(results))
+    return reconcile.as_rows(results)
 
 
 def reconcile_feed(dataset: str, paths: Paths | None = None) -> dict:

@@ -1,8 +1,10 @@
-"""Warehouse DAG: dbt builds the warehouse, the quality gate judges each PX dataset, dbt builds
-the feeds without the quarantined rows. Scheduled on every source system's landing Asset.
+"""Warehouse DAG: dbt builds the warehouse, every source table is reconciled with staging, the
+quality gate judges each PX dataset, dbt builds the feeds without the quarantined rows.
+Scheduled on every source system's landing Asset.
 """
 
 from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from campusdx import pipeline
 from campusdx.orchestration import DEFAULT_ARGS, START, dbt_task_group, landing_asset, warehouse_asset
@@ -23,6 +25,16 @@ def warehouse():
     transform = dbt_task_group("transform", exclude=["tag:gated"])
 
     @task
+    def reconcile_sources() -> list[dict]:
+        """Per source table: rows read = landed = staging + superseded + deleted + held."""
+        try:
+            return pipeline.reconcile_sources()
+        except pipeline.NotReconciled as exc:
+            raise AirflowFailException(str(exc)) from None  # a rerun would find the same
+
+    reconciled = reconcile_sources()
+
+    @task
     def quality_gate(dataset: str, run_id: str | None = None) -> dict:
         # run_id: Airflow's, from the task context; it groups the run's verdicts in the summary
         return pipeline.gate(dataset, run_id=run_id)
@@ -40,7 +52,7 @@ def warehouse():
     def warehouse_ready() -> None:
         """Marks the warehouse Asset updated: the publish DAG runs next."""
 
-    transform >> list(verdicts.values()) >> feeds >> warehouse_ready()
+    transform >> reconciled >> list(verdicts.values()) >> feeds >> warehouse_ready()
 
 
 warehouse()

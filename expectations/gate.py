@@ -53,6 +53,7 @@ FINDINGS_SCHEMA = pa.schema(
         ("batch_id", pa.string()),
         ("run_id", pa.string()),
         ("checked_at", pa.timestamp("us")),
+        ("first_seen", pa.timestamp("us")),
     ]
 )
 # Which source system each dataset's rows come from (一数一源), for the quarantine's lineage.
@@ -239,6 +240,7 @@ def _findings(result, dataset: str, frame: pd.DataFrame, run_id: str, now: datet
                 "batch_id": batches.get(key),
                 "run_id": run_id,
                 "checked_at": now.replace(tzinfo=None),
+                "first_seen": now.replace(tzinfo=None),
             }
         )
     return rows
@@ -423,6 +425,7 @@ class Gate:
         gate_dir = self.paths.quality / "gate"
         findings_dir.mkdir(parents=True, exist_ok=True)
         gate_dir.mkdir(parents=True, exist_ok=True)
+        _carry_first_seen(findings_dir / f"{dataset}.parquet", findings)
         table = pa.Table.from_pylist(findings, schema=FINDINGS_SCHEMA)
         tmp = findings_dir / f"{dataset}.parquet.tmp"
         pq.write_table(table, tmp)
@@ -455,6 +458,25 @@ class Gate:
         """The local Data Docs index page, once built."""
         index = self.paths.quality / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
         return index if index.exists() else None
+
+
+def _carry_first_seen(previous: Path, findings: list[dict]) -> None:
+    """A finding the gate made before keeps the time it was first seen (quarantine ``first_seen``).
+
+    The same row, rule, field, value and batch is the same finding; a row fixed at the source
+    comes back in a new batch, so if it fails again it is a new finding."""
+    if not previous.exists():
+        return
+    key = ("record_key", "rule_id", "field", "value", "batch_id")
+    columns = pq.read_schema(previous).names
+    if "first_seen" not in columns:
+        return  # written before findings carried it
+    seen = {
+        tuple(row[k] for k in key): row["first_seen"]
+        for row in pq.read_table(previous, columns=[*key, "first_seen"]).to_pylist()
+    }
+    for finding in findings:
+        finding["first_seen"] = seen.get(tuple(finding[k] for k in key), finding["first_seen"])
 
 
 def read_verdict(dataset: str, paths: Paths | None = None) -> GateResult | None:

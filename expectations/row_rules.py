@@ -136,6 +136,19 @@ def age_in_range(rows: pd.DataFrame, as_of: date | None = None) -> pd.Series:
     return birth.isna() | age.between(checks.min_age, checks.max_age)
 
 
+# 培养层次码 (JY/T 1001) -> the 学制 in years it allows (CDX-W201).
+STUDY_YEARS = {"1": (3, 6), "2": (2, 3), "3": (4, 5), "4": (2, 3)}
+
+
+def xz_fits_pycc(rows: pd.DataFrame) -> pd.Series:
+    """CDX-W201: 学制 XZ within the years STUDY_YEARS gives the 培养层次 PYCCM."""
+    years = pd.to_numeric(rows["XZ"], errors="coerce")
+    low = rows["PYCCM"].map({level: span[0] for level, span in STUDY_YEARS.items()})
+    high = rows["PYCCM"].map({level: span[1] for level, span in STUDY_YEARS.items()})
+    judged = years.notna() & low.notna()
+    return ~judged | years.between(low, high)
+
+
 ROW_RULES: dict[str, RowRule] = {
     "lxrq_not_before_csrq": lxrq_not_before_csrq,
     "nj_is_year_of_rxrq": nj_is_year_of_rxrq,
@@ -148,4 +161,5 @@ ROW_RULES: dict[str, RowRule] = {
     "birth_date_matches_id": birth_date_matches_id,
     "sex_matches_id": sex_matches_id,
     "age_in_range": age_in_range,
+    "xz_fits_pycc": xz_fits_pycc,
 }

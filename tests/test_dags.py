@@ -50,6 +50,7 @@ def test_warehouse_runs_dbt_then_gate_then_feeds(dagbag):
     assert {
         "transform.stg_hr__staff_model_build",
         "transform.snp_student__students_snapshot_build",
+        "reconcile_sources",
         "gate_zzjg",
         "gate_xjyd",
         "feeds.quarantine_model_build",
@@ -60,8 +61,9 @@ def test_warehouse_runs_dbt_then_gate_then_feeds(dagbag):
     gates = [t for t in dag.tasks if t.task_id.startswith("gate_")]
     assert len(gates) == 7
     for gate in gates:
-        assert all(u.startswith(("transform.", "gate_")) for u in gate.upstream_task_ids)
+        assert all(u in ("reconcile_sources",) or u.startswith("gate_") for u in gate.upstream_task_ids)
         assert all(d.startswith(("feeds.", "gate_")) for d in gate.downstream_task_ids)
+    assert {t.startswith("transform.") for t in dag.get_task("reconcile_sources").upstream_task_ids} == {True}
     # references resolve against what the referenced dataset's gate let through: judged first
     assert {"gate_zzjg", "gate_xsjbxx"} <= dag.get_task("gate_xjyd").upstream_task_ids
     assert {"gate_zzjg", "gate_jzgjbxx"} <= dag.get_task("gate_gdzc").upstream_task_ids

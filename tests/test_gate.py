@@ -199,6 +199,7 @@ def test_the_business_rules_catch_their_faults_and_pass_clean_rows():
         ),
         "asset_value_not_negative": ({"JZ": "-0.01"}, {"JZ": "0.00"}),
         "asset_count_at_least_one": ({"SL": "0"}, {"SL": "1"}),
+        "xz_fits_pycc": ({"XZ": "3.0", "PYCCM": "3"}, {"XZ": "5.0"}),  # 本科: 4-5 years
     }
     for name, (broken, fix) in cases.items():
         frame = pd.DataFrame([broken, {**broken, **fix}])
@@ -206,6 +207,9 @@ def test_the_business_rules_catch_their_faults_and_pass_clean_rows():
     # a 贷 account closes the other way
     credit = {"QCYE": "10.00", "JFFSE": "5.00", "DFFSE": "2.00", "QMYE": "7.00", "YEFX": "D"}
     assert ROW_RULES["balance_identity"](pd.DataFrame([credit])).tolist() == [True]
+    # 学制 by 培养层次: 博士 up to 6 years, 专科 not 4; an unknown level or a missing 学制 is not judged
+    study = pd.DataFrame({"XZ": ["6", "4", "9", None], "PYCCM": ["1", "4", "9", "3"]})
+    assert ROW_RULES["xz_fits_pycc"](study).tolist() == [True, False, True, True]
 
 
 def test_gate_status_prints_the_verdicts_as_a_table_and_as_json(judged, monkeypatch, capsys):

@@ -8,7 +8,7 @@
         ('dataset', 'varchar'), ('record_key', 'varchar'), ('rule_id', 'varchar'),
         ('severity', 'varchar'), ('field', 'varchar'), ('value', 'varchar'),
         ('source_system', 'varchar'), ('batch_id', 'varchar'), ('run_id', 'varchar'),
-        ('checked_at', 'timestamp')
+        ('checked_at', 'timestamp'), ('first_seen', 'timestamp')
     ]) }}
 {%- endmacro %}
 

@@ -1,12 +1,37 @@
--- Rows held back from the feeds by an error-severity rule of the quality gate, with the rule.
--- Run stamps stay in the gate's findings files: an unchanged source gives an unchanged table.
-select distinct
-    dataset,
-    record_key,
-    rule_id,
-    field,
-    value,
-    source_system,
-    batch_id
-from {{ gate_findings() }}
-where severity = 'error'
+-- Rows held back: by an error-severity rule of the quality gate (PX datasets), or at the source
+-- (keys a file export wrote twice with different content). first_seen is when the finding was
+-- first made; last_seen is the latest gate run that still made it (it moves on every run).
+with
+
+gate as (
+    select distinct
+        dataset,
+        record_key,
+        rule_id,
+        field,
+        value,
+        source_system,
+        batch_id,
+        coalesce(first_seen, checked_at) as first_seen,
+        checked_at as last_seen
+    from {{ gate_findings() }}
+    where severity = 'error'
+),
+
+inventory_conflicts as (
+    select
+        'asset.zc_pd' as dataset,
+        check_no as record_key,
+        'CDX-E014' as rule_id,
+        '盘点单号' as field,
+        'lines ' || source_lines as value,  -- noqa: RF04
+        'asset' as source_system,
+        batch_id,
+        strptime(batch_id, '%Y%m%dT%H%M%S%fZ') as first_seen,
+        strptime(batch_id, '%Y%m%dT%H%M%S%fZ') as last_seen
+    from {{ ref('stg_asset__inventory_check_conflicts') }}
+)
+
+select * from gate
+union all
+select * from inventory_conflicts

@@ -1,7 +1,21 @@
 with
 
+conflicts as (
+    select
+        check_no,
+        batch_id
+    from {{ ref('stg_asset__inventory_check_conflicts') }}
+),
+
+landed as (
+    select landed.*
+    from {{ source('asset', 'zc_pd') }} as landed
+    anti join conflicts
+        on landed.盘点单号 = conflicts.check_no and landed._batch_id = conflicts.batch_id
+),
+
 source as (
-    {{ latest_version(source('asset', 'zc_pd'), '盘点单号', '盘点日期', lineage=['_source_file', '_source_line']) }}
+    {{ latest_version('landed', '盘点单号', '盘点日期', lineage=['_source_file', '_source_line']) }}
 ),
 
 renamed as (
