@@ -358,3 +358,23 @@ def test_the_summary_page_and_json_show_each_verdict_and_the_failures_per_run(ju
     assert "Correct the reference at its source" in page and "<script" not in page
     history = (paths.quality / "history.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["dataset"] for line in history] == ["ZZJG", "XSJBXX"]
+
+
+def test_vectorised_formats_answer_exactly_as_format_error():
+    """The gate checks formats a column at a time (a strict pattern accepts the bulk, the rest go
+    one by one); on every kind of value it must agree with FieldType.format_error."""
+    import pandas as pd
+
+    from connectors.exchange.profile import FieldType
+    from expectations.custom import formats_ok
+
+    samples = [
+        "2024-02-29", "2023-02-29", "0001-01-01", "9999-12-31", "2024-13-01", "2024-1-05", "20240105",
+        "2024-02-29 23:59:59", "2024-02-29 24:00:00", "1677-09-21 00:00:00", "0000-01-01 00:00:00",
+        "0", "-0", "00", "007", "123", "-12345678901234567", "1.5", "1.", ".5", "1.234", "000012345678.12",
+        "1e5", " 1", "1 ", "", "一", "１２",
+    ]  # fmt: skip
+    values = pd.Series(samples, dtype=object)
+    for text in ("date", "datetime", "integer", "decimal(18,2)", "decimal(5,0)", "decimal(3,3)"):
+        kind = FieldType.parse(text)
+        assert formats_ok(values, kind).tolist() == [kind.format_error(v) is None for v in samples], text
