@@ -163,3 +163,15 @@ def test_a_row_fixed_at_the_source_leaves_the_quarantine_on_the_next_run(warehou
     assert built.rows('select count(*) from feeds.feed_px__jzgjbxx where "GH" = ?', fixed["key"]) == [(1,)]
     for finding, (first, last) in after.items():
         assert first == before[finding][0] and last > before[finding][1], finding
+
+
+def test_campusdx_reconcile_prints_every_table_and_exits_0(warehouse):
+    import json
+
+    from tests.warehouse.conftest import campusdx
+
+    table = campusdx(warehouse.home, "reconcile").stdout
+    assert "asset.zc_pd" in table and "NOT RECONCILED" not in table
+    rows = json.loads(campusdx(warehouse.home, "reconcile", "--json").stdout)
+    assert len(rows) == 14 and all(r["ok"] for r in rows)
+    assert {r["table"]: r["held_rows"] for r in rows}["asset.zc_pd"] == 4
