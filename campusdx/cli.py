@@ -64,7 +64,7 @@ def _reconcile(as_json: bool) -> int:
     if as_json:
         print(json.dumps(reconcile.as_rows(results), ensure_ascii=False, indent=2))
     else:
-        print(reconcile.main_table(results))
+        print(reconcile.as_table(results))
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -175,7 +175,7 @@ def reconcile_sources(paths: Paths | None = None) -> list[dict]:
     from campusdx import reconcile
 
     results = reconcile.reconcile_sources(paths)
-    log.info("sources reconciled:\n%s", reconcile.main_table(results))
+    log.info("sources reconciled:\n%s", reconcile.as_table(results))
     return reconcile.as_rows(results)
 
 

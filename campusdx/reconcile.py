@@ -53,7 +53,8 @@ class TableReconciliation:
 
 
 def staging_models() -> dict[str, dict]:
-    """Source table (system.table) -> its staging model and, if any, its conflicts model.
+    """Source table (system.table) -> its staging model and, if any, its conflicts model (first
+    column: the key; and batch_id).
 
     The staging model of a table is the one that takes its current versions (``latest_version``);
     a model calling ``conflicting_copies`` lists the keys held at the source.
@@ -108,11 +109,15 @@ def reconcile_table(conn, paths: Paths, system: str, table, models: dict) -> Tab
                 f"tombstones read, the landing file holds {rows} and {tombstones}"
             )
     key = _key_expression(table.primary_key)
-    held = (
-        f"select cast(check_no as varchar) as k, batch_id as b from staging.{models['conflicts']}"
-        if "conflicts" in models
-        else "select null::varchar as k, null::varchar as b where false"
-    )
+    held = "select null::varchar as k, null::varchar as b where false"
+    if "conflicts" in models:  # by convention its first column is the key, beside batch_id
+        (first,) = conn.execute(
+            "select column_name from information_schema.columns where table_schema = 'staging' "
+            "and table_name = ? order by ordinal_position limit 1",
+            [models["conflicts"]],
+        ).fetchone()
+        held = f'select cast("{first}" as varchar) as k, batch_id as b from staging.{models["conflicts"]}'
+
     staging_rows, expected, data_rows, deleted, held_rows = conn.execute(
         f"""
         with
@@ -185,7 +190,7 @@ def as_rows(results: list[TableReconciliation]) -> list[dict]:
     return [{**asdict(r), "ok": r.ok} for r in results]
 
 
-def main_table(results: list[TableReconciliation]) -> str:
+def as_table(results: list[TableReconciliation]) -> str:
     """The reconciliation as a text table (``campusdx reconcile``)."""
     header = ("table", "read", "landed", "staging", "superseded", "deleted", "held", "status")
     lines = [header]
