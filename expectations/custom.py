@@ -185,6 +185,10 @@ class ExpectRowsToKeepPxRule(MulticolumnMapExpectation):
 REFERENCE_KEYS: dict[str, frozenset[str]] = {}
 
 
+def _in_keys(column: pd.Series, keys: frozenset[str]) -> pd.Series:
+    return column.astype(str).isin(keys)
+
+
 class ColumnValuesResolvePxReference(ColumnMapMetricProvider):
     """True where a value names a key of the referenced dataset that will be on the platform."""
 
@@ -195,8 +199,7 @@ class ColumnValuesResolvePxReference(ColumnMapMetricProvider):
     def _pandas(cls, column, target, **kwargs):
         if target not in REFERENCE_KEYS:
             raise KeyError(f"the keys of {target} were not loaded before validating a reference to it")
-        keys = REFERENCE_KEYS[target]
-        return column.astype(str).isin(keys)
+        return _in_keys(column, REFERENCE_KEYS[target])
 
 
 class ExpectColumnValuesToResolvePxReference(ColumnMapExpectation):
