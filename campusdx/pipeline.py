@@ -210,10 +210,11 @@ def reconcile_feed(dataset: str, paths: Paths | None = None) -> dict:
 
 
 def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = None) -> dict:
-    """Send the dataset's feed as a FULL package, unless the gate blocked it or nothing changed."""
+    """Send the dataset's feed, FULL or DELTA as the send policy says, unless the gate blocked
+    it or nothing changed (``connectors.exchange.publisher.publish_feed``)."""
     from dataclasses import asdict
 
-    from connectors.exchange.publisher import publish_dataset
+    from connectors.exchange.publisher import publish_feed
     from expectations.gate import read_verdict
 
     paths = paths or default_paths()
@@ -227,7 +228,7 @@ def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = Non
         )
     reconcile_feed(dataset, paths)
     table = read_feed(dataset, paths)
-    result = publish_dataset(dataset, table, paths=paths, as_of=as_of or datetime.now().date().isoformat())
+    result = publish_feed(dataset, table, paths=paths, as_of=as_of or datetime.now().date().isoformat())
     log.info("%s: %s %s", dataset, result.action, result.package_id or "")
     return asdict(result)
 

@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS packages (
     receipt_at      TEXT
 );
 CREATE INDEX IF NOT EXISTS packages_dataset ON packages (dataset, sequence);
+CREATE TABLE IF NOT EXISTS full_requests (
+    dataset      TEXT PRIMARY KEY,
+    requested_at TEXT NOT NULL,
+    reason       TEXT NOT NULL
+);
 """
 
 
@@ -101,9 +106,11 @@ class Ledger:
     # ----------------------------------------------------------------------- changes
 
     def record_built(self, package: Package, fingerprint: str, built_at: str) -> LedgerEntry:
-        """A package now in the outbox, not yet sent."""
+        """A package now in the outbox, not yet sent. A FULL answers a request for one."""
         m = package.manifest
         with self._tx() as db:
+            if m["mode"] == "FULL":
+                db.execute("DELETE FROM full_requests WHERE dataset = ?", (m["dataset"],))
             db.execute(
                 "INSERT INTO packages (package_id, dataset, mode, sequence, batch_id, fingerprint,"
                 " manifest_sha256, files, rows, built_at, as_of, status)"
@@ -145,6 +152,14 @@ class Ledger:
         )
         return self.entry(batch_id)
 
+    def request_full(self, dataset: str, reason: str, requested_at: str) -> None:
+        """The next package of ``dataset`` is a FULL, whatever the policy says."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO full_requests (dataset, requested_at, reason) VALUES (?, ?, ?)",
+                (dataset, requested_at, reason),
+            )
+
     def _update(self, batch_id: str, assignments: str, values: tuple, *, allowed: tuple[str, ...]) -> None:
         marks = ", ".join("?" * len(allowed))
         with self._tx() as db:
@@ -185,6 +200,30 @@ class Ledger:
         """The delivered package of ``dataset`` with the highest sequence."""
         marks = ", ".join("?" * len(self.delivered))
         found = self._select(f"dataset = ? AND status IN ({marks})", (dataset, *self.delivered))
+        return found[-1] if found else None
+
+    def full_requested(self, dataset: str) -> str | None:
+        """Why a FULL of ``dataset`` was asked for and when, or None."""
+        row = self._db.execute(
+            "SELECT requested_at, reason FROM full_requests WHERE dataset = ?", (dataset,)
+        ).fetchone()
+        return f"{row[1]} (asked {row[0]})" if row else None
+
+    def rejections_in_a_row(self, dataset: str) -> int:
+        """How many packages of ``dataset`` came back REJECTED since the last delivered one."""
+        count = 0
+        for entry in reversed(self.packages(dataset)):
+            if entry.status in self.delivered:
+                break
+            count += entry.status == "REJECTED"
+        return count
+
+    def last_delivered_full(self, dataset: str) -> LedgerEntry | None:
+        """The delivered FULL of ``dataset`` with the highest sequence."""
+        marks = ", ".join("?" * len(self.delivered))
+        found = self._select(
+            f"dataset = ? AND mode = 'FULL' AND status IN ({marks})", (dataset, *self.delivered)
+        )
         return found[-1] if found else None
 
     def packages(self, dataset: str | None = None) -> list[LedgerEntry]:

@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from campusdx import settings
+from connectors.exchange import delta as states
 from connectors.exchange.gateway import DirectoryGateway, Gateway
 from connectors.exchange.ledger import Ledger, LedgerEntry
 from connectors.exchange.package import (
@@ -39,6 +40,7 @@ from connectors.exchange.package import (
     px_datetime,
     verify_package,
 )
+from connectors.exchange.policy import Policy, choose_mode, load_policies
 from connectors.exchange.profile import Profile, load_profile
 from connectors.exchange.signing import ensure_demo_key, load_key
 
@@ -65,6 +67,7 @@ class PublishResult:
     action: str
     status: str | None
     package_id: str | None = None
+    mode: str | None = None
     sequence: int | None = None
     batch_id: str | None = None
     rows: int | None = None
@@ -140,6 +143,69 @@ def publish_dataset(
         return _build_and_send(run, dataset_code, table, mode, as_of, fingerprint)
 
 
+def publish_feed(
+    dataset_code: str,
+    feed: pa.Table,
+    *,
+    paths: settings.Paths | None = None,
+    gateway: Gateway | None = None,
+    as_of: date | str,
+    now: datetime | None = None,
+    profile: Profile | None = None,
+    policy: Policy | None = None,
+) -> PublishResult:
+    """Send the dataset's ``feed`` (its whole current set of rows) as the policy says.
+
+    A pending package is re-delivered first. Otherwise :func:`choose_mode` picks FULL (first
+    time, asked for, after REJECTED packages in a row, on a schedule) or DELTA: the changes from
+    what the platform holds, per our records of delivered packages, to ``feed``, computed in
+    DuckDB; an empty DELTA sends nothing.
+    """
+    paths = paths or settings.paths()
+    profile = profile or load_profile()
+    dataset = profile.dataset(dataset_code)
+    policy = policy or load_policies(datasets=set(profile.datasets))[dataset_code]
+    gateway = gateway or DirectoryGateway(paths.gateway, profile.gateway)
+    now = now or datetime.now(BEIJING)
+    stamp = px_datetime(now)
+    with open_ledger(paths, profile) as ledger:
+        run = _Run(paths, profile, gateway, ledger, exchange_key(paths), stamp)
+        pending = ledger.pending(dataset_code)
+        if pending:
+            return _redeliver(run, pending[0])
+        state = states.delivered_state(paths.exchange, dataset_code, ledger.last_delivered(dataset_code))
+        last_full = ledger.last_delivered_full(dataset_code)
+        decision = choose_mode(
+            policy,
+            has_state=state is not None,
+            full_requested=ledger.full_requested(dataset_code),
+            rejections_in_a_row=ledger.rejections_in_a_row(dataset_code),
+            last_full_at=_beijing(last_full.built_at) if last_full else None,
+            now=now,
+        )
+        log.info("%s: %s (%s)", dataset_code, decision.mode, decision.reason)
+        if decision.mode == "FULL":
+            fingerprint = content_fingerprint(feed)
+            if ledger.full_requested(dataset_code) is None:
+                unchanged = _unchanged(ledger, dataset_code, "FULL", feed, fingerprint)
+                if unchanged:
+                    return unchanged
+            table, post = feed, feed
+        else:
+            table = states.compute_delta(profile, dataset, feed, state)
+            unchanged = _unchanged(ledger, dataset_code, "DELTA", table, "")
+            if unchanged:
+                return unchanged
+            fingerprint = content_fingerprint(table)
+            post = states.apply_delta(profile, dataset, state, table)
+        result = _build_and_send(run, dataset_code, table, decision.mode, as_of, fingerprint, post=post)
+        return PublishResult(**{**result.__dict__, "message": decision.reason})
+
+
+def _beijing(stamp: str) -> datetime:
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
+
+
 def _unchanged(
     ledger: Ledger, dataset_code: str, mode: str, table: pa.Table, fingerprint: str
 ) -> PublishResult | None:
@@ -182,10 +248,21 @@ def _redeliver(run: _Run, entry: LedgerEntry) -> PublishResult:
 
 
 def _build_and_send(
-    run: _Run, dataset_code: str, table: pa.Table, mode: str, as_of: date | str, fingerprint: str
+    run: _Run,
+    dataset_code: str,
+    table: pa.Table,
+    mode: str,
+    as_of: date | str,
+    fingerprint: str,
+    *,
+    post: pa.Table | None = None,
 ) -> PublishResult:
-    """Build the next package of the dataset, check it, send it and record each step."""
+    """Build the next package of the dataset, check it, send it and record each step.
+
+    ``post``: what the platform holds once it takes the whole package; kept with the rows sent
+    (:mod:`connectors.exchange.delta`) so the next DELTA starts from it once delivered."""
     profile = run.profile
+    batch_id = str(uuid.uuid4())
     sequence = run.ledger.next_sequence(dataset_code)
     _retire(run.outbox / profile.package_id(profile.school_code, dataset_code, mode, sequence), run.outbox)
     package = build_package(
@@ -195,7 +272,7 @@ def _build_and_send(
         table,
         school_code=profile.school_code,
         sequence=sequence,
-        batch_id=str(uuid.uuid4()),
+        batch_id=batch_id,
         as_of=as_of,
         generated_at=run.stamp,
         key=run.key,
@@ -209,6 +286,9 @@ def _build_and_send(
     except PublishError:
         _retire(package.path, run.outbox)
         raise
+    if post is not None:  # on disk before the ledger knows the package
+        states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "sent"), table)
+        states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "post"), post)
     entry = run.ledger.record_built(package, fingerprint, run.stamp)
     run.gateway.upload(package.path)
     entry = run.ledger.record_sent(entry.batch_id, run.stamp)
@@ -241,6 +321,7 @@ def _result(entry: LedgerEntry, action: str, message: str = "") -> PublishResult
         action,
         entry.status,
         package_id=entry.package_id,
+        mode=entry.mode,
         sequence=entry.sequence,
         batch_id=entry.batch_id,
         rows=entry.rows,
@@ -302,6 +383,8 @@ def _matching_receipt(gateway: Gateway, entry: LedgerEntry, profile: Profile) ->
 def _record_receipt(
     ledger: Ledger, entry: LedgerEntry, receipt: dict[str, Any], paths: settings.Paths
 ) -> PublishResult:
+    if receipt.get("status") == "PARTIAL":
+        _keep_held_state(ledger, entry, receipt, paths)
     entry = ledger.record_receipt(entry.batch_id, receipt, px_datetime(datetime.now(BEIJING)))
     rules = Counter(e.get("rule") for e in receipt.get("errors") or [])
     log.info(
@@ -315,3 +398,25 @@ def _record_receipt(
     if entry.status not in ledger.delivered:
         _retire(outbox_dir(paths) / entry.package_id, outbox_dir(paths))
     return _result(entry, "receipt")
+
+
+def _keep_held_state(
+    ledger: Ledger, entry: LedgerEntry, receipt: dict[str, Any], paths: settings.Paths
+) -> None:
+    """After a PARTIAL, what the platform holds is the package less its rejected rows: written
+    before the ledger records the receipt (re-collecting the receipt writes it again)."""
+    sent = states.state_file(paths.exchange, entry.dataset, entry.batch_id, "sent")
+    post = states.state_file(paths.exchange, entry.dataset, entry.batch_id, "post")
+    if not (sent.exists() and post.exists()):
+        return  # built before state files were kept: the next package is a FULL
+    profile = load_profile()
+    previous = states.delivered_state(paths.exchange, entry.dataset, ledger.last_delivered(entry.dataset))
+    held = states.held_after_partial(
+        profile.dataset(entry.dataset),
+        entry.mode,
+        sent,
+        post,
+        previous,
+        states.rejected_rows(profile, receipt),
+    )
+    states.write_table(states.state_file(paths.exchange, entry.dataset, entry.batch_id, "held"), held)

@@ -1,0 +1,200 @@
+"""FULL and DELTA: the send policy, the DELTA computed in DuckDB, and the platform's data after each
+receipt (the province simulator is the peer)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from campusdx import settings
+from connectors.exchange import delta as states
+from connectors.exchange.package import BEIJING, table_from_rows
+from connectors.exchange.policy import Policy, PolicyError, choose_mode, load_policies
+from connectors.exchange.profile import load_profile
+from connectors.exchange.publisher import collect_receipts, open_ledger, publish_feed
+from demo.province import Province
+
+NOW = datetime(2026, 12, 3, 10, 0, tzinfo=BEIJING)
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load_profile()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMPUSDX_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CAMPUSDX_PX_KEY_FILE", raising=False)
+    return settings.paths()
+
+
+def org(code: str, name: str = "", kind: str = "10", parent: str | None = None) -> dict:
+    return {"DWH": code, "DWMC": name or f"单位{code}", "DWLBM": kind, "SJDWH": parent, "SFSY": "1"}
+
+
+def feed(profile, rows) -> pa.Table:
+    return table_from_rows(profile, "ZZJG", rows)
+
+
+def rows_of(table: pa.Table) -> list[dict]:
+    return [{k: v or "" for k, v in row.items()} for row in table.to_pylist()]
+
+
+def deliver(home, profile, rows, *, now=NOW) -> tuple:
+    """publish_feed, the province answers, the receipt is collected: (result, receipt status)."""
+    sent = publish_feed("ZZJG", feed(profile, rows), as_of="2026-12-03", now=now)
+    if sent.action == "unchanged":
+        return sent, None
+    province = Province.for_home(home, profile)
+    try:
+        province.process_inbox()
+    finally:
+        province.close()
+    [receipt] = collect_receipts(timeout_s=1, poll_s=0.05, datasets=["ZZJG"])
+    return sent, receipt.status
+
+
+def platform(home, profile) -> list[dict]:
+    province = Province.for_home(home, profile)
+    try:
+        return sorted(province.current("ZZJG"), key=lambda r: r["DWH"])
+    finally:
+        province.close()
+
+
+def test_first_full_then_deltas_keep_the_platform_equal_to_the_feed(home, profile):
+    rows = [org("1000"), org("1001", parent="1000"), org("1002", parent="1000")]
+    first, status = deliver(home, profile, rows)
+    assert (first.mode, status, first.message) == (
+        "FULL",
+        "ACCEPTED",
+        "first package: nothing delivered on record",
+    )
+    changed = [org("1000"), org("1001", name="新名称", parent="1000"), org("1003", parent="1000")]
+    second, status = deliver(home, profile, changed)
+    assert (second.action, second.mode, status, second.sequence) == ("sent", "DELTA", "ACCEPTED", 2)
+    with open_ledger(home, profile) as ledger:
+        last = ledger.packages("ZZJG")[-1]
+    assert (last.rows, last.package_id) == (3, "4161010704-ZZJG-D-000002")
+    sent = states.state_file(home.exchange, "ZZJG", last.batch_id, "sent")
+    ops = {r["DWH"]: r["CZLX"] for r in states.pq.read_table(sent).to_pylist()}
+    assert ops == {"1001": "U", "1002": "D", "1003": "I"}
+    assert platform(home, profile) == rows_of(feed(profile, changed))
+    unchanged, status = deliver(home, profile, changed)
+    assert (unchanged.action, status, unchanged.message) == (
+        "unchanged",
+        None,
+        "empty DELTA: nothing to send",
+    )
+
+
+def test_a_partial_delta_leaves_the_rejected_key_as_it_was_and_the_next_delta_sends_it_again(home, profile):
+    rows = [org("1000"), org("1001", parent="1000")]
+    deliver(home, profile, rows)
+    bad = [org("1000", name="改名"), org("1001", kind="ZZ", parent="1000"), org("1004")]
+    _, status = deliver(home, profile, bad)
+    assert status == "PARTIAL"
+    expected = rows_of(feed(profile, [org("1000", name="改名"), org("1001", parent="1000"), org("1004")]))
+    assert platform(home, profile) == expected  # 1001 kept its old version
+    fixed = [org("1000", name="改名"), org("1001", kind="20", parent="1000"), org("1004")]
+    again, status = deliver(home, profile, fixed)
+    assert (status, again.rows) == ("ACCEPTED", 1)  # only 1001 differs from what the platform holds
+    assert platform(home, profile) == rows_of(feed(profile, fixed))
+
+
+def test_a_partial_full_leaves_the_rejected_rows_out_and_the_next_delta_inserts_them(home, profile):
+    _, status = deliver(home, profile, [org("1000"), org("1001", kind="ZZ")])
+    assert status == "PARTIAL"
+    assert [r["DWH"] for r in platform(home, profile)] == ["1000"]
+    again, status = deliver(home, profile, [org("1000"), org("1001", kind="20")])
+    with open_ledger(home, profile) as ledger:
+        assert ledger.packages("ZZJG")[-1].mode == "DELTA"
+    assert (status, again.rows) == ("ACCEPTED", 1)
+    assert platform(home, profile) == rows_of(feed(profile, [org("1000"), org("1001", kind="20")]))
+
+
+def test_an_operator_request_and_the_schedule_send_a_full(home, profile):
+    rows = [org("1000"), org("1001", parent="1000")]
+    deliver(home, profile, rows)
+    with open_ledger(home, profile) as ledger:
+        ledger.request_full("ZZJG", "platform data restored from backup", "2026-12-03 10:05:00")
+    forced, status = deliver(home, profile, rows)  # unchanged data, still sent: it was asked for
+    assert (forced.action, status, forced.message.split(":")[0]) == ("sent", "ACCEPTED", "requested")
+    with open_ledger(home, profile) as ledger:
+        assert [e.mode for e in ledger.packages("ZZJG")] == ["FULL", "FULL"]
+        assert ledger.full_requested("ZZJG") is None
+    rows.append(org("1002"))
+    later = deliver(home, profile, rows, now=NOW + timedelta(days=29))[0]
+    assert later.message.startswith("changes since")
+    scheduled = deliver(home, profile, [*rows, org("1003")], now=NOW + timedelta(days=31))[0]
+    assert scheduled.message.startswith("scheduled")
+    assert platform(home, profile) == rows_of(feed(profile, [*rows, org("1003")]))
+
+
+def test_choose_mode_follows_the_policy():
+    policy = Policy(full_every_days=30, full_after_rejections=2)
+    last_full = NOW - timedelta(days=3)
+
+    def mode(**kw):
+        args = dict(
+            has_state=True, full_requested=None, rejections_in_a_row=0, last_full_at=last_full, now=NOW
+        )
+        return choose_mode(policy, **{**args, **kw}).mode
+
+    assert mode() == "DELTA"
+    assert mode(has_state=False) == "FULL"
+    assert mode(full_requested="operator") == "FULL"
+    assert (mode(rejections_in_a_row=1), mode(rejections_in_a_row=2)) == ("DELTA", "FULL")
+    assert mode(last_full_at=NOW - timedelta(days=30)) == "FULL"
+    assert choose_mode(Policy(None, None), has_state=True, full_requested=None, rejections_in_a_row=9,
+                       last_full_at=None, now=NOW).mode == "DELTA"  # fmt: skip
+
+
+def test_the_policy_file_covers_every_dataset_and_bad_entries_are_named(profile, tmp_path):
+    policies = load_policies(datasets=set(profile.datasets))
+    assert set(policies) == set(profile.datasets)
+    bad = tmp_path / "policy.yml"
+    bad.write_text("defaults: {full_every_days: 0}\n", encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"defaults\.full_every_days must be a positive whole number"):
+        load_policies(bad, datasets={"ZZJG"})
+    bad.write_text("datasets: {ZZJG: {full_evry_days: 3}}\n", encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"ZZJG: unknown setting\(s\) \['full_evry_days'\]"):
+        load_policies(bad, datasets={"ZZJG"})
+
+
+def test_compute_delta_agrees_with_a_plain_python_diff(profile, tmp_path):
+    dataset = profile.dataset("CWKMYE")  # a composite key
+    rng = random.Random(7)
+    fields = dataset.field_codes
+
+    def row(i):
+        values = {f: rng.choice(["1", "2", None]) for f in fields}
+        values.update({k: str(i % 7 if n else i // 7) for n, k in enumerate(dataset.primary_key)})
+        return values
+
+    before = [row(i) for i in range(0, 400, 1)]
+    after = [dict(r) for r in before if rng.random() > 0.1]
+    for r in after:
+        if rng.random() < 0.2:
+            r[fields[-1]] = "changed"
+    after += [row(i) for i in range(400, 430)]
+    state = tmp_path / "state.parquet"
+    states.write_table(state, pa.Table.from_pylist(before, schema=_schema(fields)))
+    got = states.compute_delta(profile, dataset, pa.Table.from_pylist(after, schema=_schema(fields)), state)
+    key = lambda r: tuple(r[k] for k in dataset.primary_key)  # noqa: E731
+    old, new = {key(r): r for r in before}, {key(r): r for r in after}
+    expected = {k: "I" for k in new.keys() - old.keys()}
+    expected |= {k: "D" for k in old.keys() - new.keys()}
+    expected |= {k: "U" for k in new.keys() & old.keys() if new[k] != old[k]}
+    assert {key(r): r["CZLX"] for r in got.to_pylist()} == expected
+    assert all(r == {**new[key(r)], "CZLX": r["CZLX"]} for r in got.to_pylist() if r["CZLX"] != "D")
+    applied = states.apply_delta(profile, dataset, state, got)
+    assert sorted(applied.to_pylist(), key=key) == sorted(after, key=key)
+
+
+def _schema(fields) -> pa.Schema:
+    return pa.schema([(f, pa.string()) for f in fields])
