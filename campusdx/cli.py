@@ -6,6 +6,10 @@ campusdx gen-feeds                                    regenerate the feed contra
 campusdx dictionary [--out PATH]                      write the data dictionary (Markdown) under the home
 campusdx gate-status [--json]                         the quality gate's latest verdict per dataset
 campusdx reconcile [--json]                           per source table: rows read = landed = staging + ...
+campusdx exchange packages [--dataset D] [--json]     the ledger: every package and its status
+campusdx exchange receipt PACKAGE_ID [--json]         one receipt, its errors as a table
+campusdx exchange resend PACKAGE_ID                   upload an unanswered package again, byte for byte
+campusdx exchange full DATASET --reason TEXT          the next publish of DATASET sends a FULL
 """
 
 from __future__ import annotations
@@ -51,7 +55,92 @@ def _parser() -> argparse.ArgumentParser:
         "reconcile", help="per source table: rows read = landed = staging + superseded + deleted + held"
     )
     rec.add_argument("--json", action="store_true", help="the counts as JSON, for machines")
+    exchange = sub.add_parser("exchange", help="the provincial exchange: packages, receipts, resends")
+    ex = exchange.add_subparsers(dest="action", required=True)
+    packages = ex.add_parser("packages", help="every package in the ledger and its status")
+    packages.add_argument("--dataset", help="only this dataset")
+    packages.add_argument("--json", action="store_true", help="as JSON, for machines")
+    receipt = ex.add_parser("receipt", help="one package's receipt, its errors as a table")
+    receipt.add_argument("package_id")
+    receipt.add_argument("--json", action="store_true", help="the receipt as JSON")
+    again = ex.add_parser("resend", help="upload an unanswered package again (same bytes, same batch id)")
+    again.add_argument("package_id")
+    full = ex.add_parser("full", help="make the next publish of a dataset a FULL")
+    full.add_argument("dataset")
+    full.add_argument("--reason", required=True, help="why (kept in the ledger)")
     return parser
+
+
+def _exchange(args) -> int:
+    """The operator's exchange tools; exit 1 when the package or dataset is unknown or refused."""
+    import json
+    from dataclasses import asdict
+
+    from connectors.exchange.profile import load_profile
+    from connectors.exchange.publisher import PublishError, open_ledger, request_full, resend
+
+    profile = load_profile()
+    if args.action == "resend":
+        try:
+            result = resend(args.package_id)
+        except PublishError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"{result.package_id}: {result.message}")
+        return 0
+    if args.action == "full":
+        try:
+            request_full(args.dataset, args.reason)
+        except KeyError as exc:
+            print(exc.args[0], file=sys.stderr)
+            return 1
+        print(f"{args.dataset}: the next publish sends a FULL ({args.reason})")
+        return 0
+    with open_ledger(paths(), profile) as ledger:
+        entries = ledger.packages(getattr(args, "dataset", None))
+    if args.action == "packages":
+        if args.json:
+            print(json.dumps([asdict(e) for e in entries], ensure_ascii=False, indent=2))
+            return 0
+        print(_table(
+            ["package", "batch", "rows", "status", "attempts", "built", "answered"],
+            [[e.package_id, e.batch_id[:8], e.rows, e.status, e.attempts, e.built_at, e.receipt_at or "-"]
+             for e in entries],
+        ))  # fmt: skip
+        return 0
+    found = [e for e in entries if e.package_id == args.package_id]
+    if not found:
+        print(f"{args.package_id}: no such package in the ledger", file=sys.stderr)
+        return 1
+    entry = found[-1]
+    if entry.receipt is None:
+        print(f"{entry.package_id}: {entry.status}, no receipt yet (attempts: {entry.attempts})")
+        return 0
+    r = entry.receipt
+    if args.json:
+        print(json.dumps(r, ensure_ascii=False, indent=2))
+        return 0
+    print(
+        f"{entry.package_id} ({entry.mode}, batch {entry.batch_id}): {r['status']} at {r['received_at']}, "
+        f"{r['rows_accepted']} of {r['rows_received']} rows accepted, {r['rows_rejected']} rejected"
+    )
+    errors = r.get("errors") or []
+    if errors:
+        print(_table(
+            ["rule", "file", "line", "field", "value", "message"],
+            [[e.get("rule"), e.get("file") or "-", e.get("line") or "-", e.get("field") or "-",
+              "-" if e.get("value") is None else e["value"], e.get("message")] for e in errors],
+        ))  # fmt: skip
+    return 0
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    """Plain text columns, as wide as their widest value."""
+    cells = [[str(v) for v in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def _reconcile(as_json: bool) -> int:
@@ -177,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         return _gate_status(args.json)
     elif args.command == "reconcile":
         return _reconcile(args.json)
+    elif args.command == "exchange":
+        return _exchange(args)
     elif args.command == "gen-sources":
         from campusdx.sourcegen import write as write_sources
 

@@ -198,3 +198,48 @@ def test_compute_delta_agrees_with_a_plain_python_diff(profile, tmp_path):
 
 def _schema(fields) -> pa.Schema:
     return pa.schema([(f, pa.string()) for f in fields])
+
+
+# --------------------------------------------------------------------------- operator tools
+
+
+def test_operator_lists_packages_reads_a_receipt_resends_and_asks_for_a_full(home, profile, capsys):
+    from campusdx.cli import main
+
+    deliver(home, profile, [org("1000"), org("1001", kind="ZZ")])
+    capsys.readouterr()
+    assert main(["exchange", "packages"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split() == ["package", "batch", "rows", "status", "attempts", "built", "answered"]
+    assert listing[2].split()[:5] == ["4161010704-ZZJG-F-000001", listing[2].split()[1], "2", "PARTIAL", "1"]
+    assert main(["exchange", "receipt", "4161010704-ZZJG-F-000001"]) == 0
+    shown = capsys.readouterr().out
+    assert "PARTIAL" in shown and "1 of 2 rows accepted, 1 rejected" in shown
+    [error] = [line for line in shown.splitlines() if line.startswith("PX-E011")]
+    assert error.split()[1:5] == ["ZZJG.001.csv", "3", "DWLBM", "ZZ"]
+    assert main(["exchange", "resend", "4161010704-ZZJG-F-000001"]) == 1
+    assert "already answered PARTIAL" in capsys.readouterr().err
+
+    pending = publish_feed("ZZJG", feed(profile, [org("1000"), org("1001")]), as_of="2026-12-03", now=NOW)
+    inbox = home.gateway / "inbox" / pending.package_id
+    first_bytes = {p.name: p.read_bytes() for p in inbox.iterdir()}
+    for p in inbox.iterdir():
+        p.unlink()
+    inbox.rmdir()  # the upload was lost on the way
+    assert main(["exchange", "resend", pending.package_id]) == 0
+    assert {p.name: p.read_bytes() for p in inbox.iterdir()} == first_bytes
+    with open_ledger(home, profile) as ledger:
+        assert ledger.packages("ZZJG")[-1].attempts == 2
+
+    assert main(["exchange", "full", "ZZJG", "--reason", "platform restored a backup"]) == 0
+    assert main(["exchange", "full", "NOPE", "--reason", "x"]) == 1
+    assert "no dataset 'NOPE'" in capsys.readouterr().err
+    province = Province.for_home(home, profile)
+    try:
+        province.process_inbox()
+    finally:
+        province.close()
+    collect_receipts(timeout_s=1, poll_s=0.05)
+    forced = publish_feed("ZZJG", feed(profile, [org("1000"), org("1001")]), as_of="2026-12-03", now=NOW)
+    assert (forced.mode, forced.message) == ("FULL", "requested: platform restored a backup (asked "
+                                              + forced.message.split("(asked ")[1])  # fmt: skip

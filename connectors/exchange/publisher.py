@@ -32,7 +32,7 @@ import pyarrow as pa
 from campusdx import settings
 from connectors.exchange import delta as states
 from connectors.exchange.gateway import DirectoryGateway, Gateway
-from connectors.exchange.ledger import Ledger, LedgerEntry
+from connectors.exchange.ledger import UNANSWERED, Ledger, LedgerEntry
 from connectors.exchange.package import (
     BEIJING,
     build_package,
@@ -200,6 +200,36 @@ def publish_feed(
             post = states.apply_delta(profile, dataset, state, table)
         result = _build_and_send(run, dataset_code, table, decision.mode, as_of, fingerprint, post=post)
         return PublishResult(**{**result.__dict__, "message": decision.reason})
+
+
+def resend(
+    package_id: str, *, paths: settings.Paths | None = None, gateway: Gateway | None = None
+) -> PublishResult:
+    """Upload an unanswered package again, byte for byte, under its batch id (operator tool)."""
+    paths = paths or settings.paths()
+    profile = load_profile()
+    gateway = gateway or DirectoryGateway(paths.gateway, profile.gateway)
+    with open_ledger(paths, profile) as ledger:
+        entries = [e for e in ledger.packages() if e.package_id == package_id]
+        if not entries:
+            raise PublishError(f"{package_id}: no such package in the ledger")
+        entry = entries[-1]
+        if entry.status not in UNANSWERED:
+            raise PublishError(
+                f"{package_id}: already answered {entry.status}; nothing to resend "
+                f"(to send the data again: campusdx exchange full {entry.dataset})"
+            )
+        run = _Run(paths, profile, gateway, ledger, exchange_key(paths), px_datetime(datetime.now(BEIJING)))
+        return _redeliver(run, entry)
+
+
+def request_full(dataset_code: str, reason: str, *, paths: settings.Paths | None = None) -> None:
+    """The next publish of ``dataset_code`` sends a FULL, whatever the send policy says."""
+    paths = paths or settings.paths()
+    profile = load_profile()
+    profile.dataset(dataset_code)
+    with open_ledger(paths, profile) as ledger:
+        ledger.request_full(dataset_code, reason, px_datetime(datetime.now(BEIJING)))
 
 
 def _beijing(stamp: str) -> datetime:
