@@ -148,6 +148,10 @@ class Blocked(RuntimeError):
     """The quality gate blocked a dataset; the message lists the rules and counts."""
 
 
+class Rejected(RuntimeError):
+    """The province REJECTED a package; the message lists the platform's rules."""
+
+
 def read_feed(dataset: str, paths: Paths | None = None):
     """The dataset's feed rows as an Arrow table of strings, columns in profile order.
 
@@ -234,7 +238,10 @@ def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = Non
 
 
 def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
-    """One look for the receipts of the dataset's sent packages; None while still waiting."""
+    """One look for the receipts of the dataset's sent packages; None while still waiting.
+
+    Raises :class:`Rejected`, naming the platform's rules, when the receipt is REJECTED (the
+    package is retired; the next publish rebuilds it under the same sequence)."""
     from dataclasses import asdict
 
     from connectors.exchange.profile import load_profile
@@ -244,6 +251,11 @@ def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
     profile = load_profile()
     results = collect_receipts(paths, timeout_s=0, poll_s=0, datasets=[dataset])
     done = [r for r in results if r.action == "receipt"]
+    rejected = [r for r in done if r.status == "REJECTED"]
+    if rejected:
+        errors = rejected[-1].receipt.get("errors") or []
+        rules = "; ".join(f"{e.get('rule')}: {e.get('message')}" for e in errors[:10]) or "no rule given"
+        raise Rejected(f"{dataset}: package {rejected[-1].package_id} REJECTED by the province: {rules}")
     if done:
         return asdict(done[-1])
     with open_ledger(paths, profile) as ledger:

@@ -3,14 +3,22 @@
 A dataset waits for the receipts of the datasets it references (ZZJG before the rest), so the
 province can resolve its references. A dataset the quality gate blocked fails its publish
 task with the rule IDs; the datasets that do not depend on it go on.
+
+Receipts are awaited by sensors in reschedule mode: between looks the task gives its worker
+slot back. A REJECTED receipt fails the receipt task with the platform's rules (the package is
+retired and the next run rebuilds it under the same sequence); no receipt within
+``CAMPUSDX_RECEIPT_TIMEOUT_S`` seconds (default 600) fails it too, and the package stays
+pending in the ledger, to be re-delivered byte for byte by the next run.
 """
+
+import os
 
 from airflow.sdk import PokeReturnValue, dag, task
 
 from campusdx import pipeline
 from campusdx.orchestration import DEFAULT_ARGS, START, warehouse_asset
 
-RECEIPT_TIMEOUT_S = 600
+RECEIPT_TIMEOUT_S = int(os.environ.get("CAMPUSDX_RECEIPT_TIMEOUT_S", "600"))
 
 
 @dag(
@@ -32,7 +40,10 @@ def publish():
             return pipeline.publish(code)
 
         @task.sensor(
-            task_id=f"receipt_{dataset.lower()}", poke_interval=1, timeout=RECEIPT_TIMEOUT_S, mode="poke"
+            task_id=f"receipt_{dataset.lower()}",
+            poke_interval=2,
+            timeout=RECEIPT_TIMEOUT_S,
+            mode="reschedule",
         )
         def wait(code: str = dataset) -> PokeReturnValue:
             answer = pipeline.receipt(code)

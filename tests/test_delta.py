@@ -243,3 +243,19 @@ def test_operator_lists_packages_reads_a_receipt_resends_and_asks_for_a_full(hom
     forced = publish_feed("ZZJG", feed(profile, [org("1000"), org("1001")]), as_of="2026-12-03", now=NOW)
     assert (forced.mode, forced.message) == ("FULL", "requested: platform restored a backup (asked "
                                               + forced.message.split("(asked ")[1])  # fmt: skip
+
+
+def test_a_rejected_receipt_fails_the_receipt_step_with_the_rule_and_the_next_run_rebuilds(home, profile):
+    from campusdx.pipeline import Rejected, receipt
+
+    first = publish_feed("ZZJG", feed(profile, [org("1000")]), as_of="2026-12-03", now=NOW)
+    wrong_key = Province(home.gateway, home.province, profile, {profile.key_id: b"\x02" * 32}, {})
+    try:
+        wrong_key.process_inbox()
+    finally:
+        wrong_key.close()
+    with pytest.raises(Rejected, match=rf"{first.package_id} REJECTED by the province: PX-E002"):
+        receipt("ZZJG", paths=home)
+    again, status = deliver(home, profile, [org("1000")])
+    assert (again.package_id, again.mode, status) == (first.package_id, "FULL", "ACCEPTED")
+    assert again.batch_id != first.batch_id
