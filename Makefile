@@ -15,7 +15,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint sqllint pytest lock clean
+.PHONY: demo test lint sqllint pytest sshd lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,8 +46,12 @@ lint: $(STAMP)
 sqllint: $(STAMP)
 	cd dbt_project && ../$(BIN)/sqlfluff lint models --processes 1
 
-pytest: $(STAMP) $(DOCS_STAMP)
+pytest: $(STAMP) $(DOCS_STAMP) sshd
 	$(BIN)/python -m pytest
+
+# OpenSSH for the SFTP gateway's tests (installed from Debian's packages where missing)
+sshd:
+	@scripts/install-openssh.sh
 
 # Re-resolve the pinned set after editing pyproject.toml.
 lock: $(STAMP)
