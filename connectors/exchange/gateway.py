@@ -1,9 +1,11 @@
 """Delivery to the provincial gateway: a small interface and its directory implementation.
 
 The gateway has ``inbox/`` (the school writes) and ``receipts/`` (the platform writes), PX-1.0 §3.
-:class:`DirectoryGateway` serves a gateway on the same host (the embedded default); an SFTP
-gateway will implement the same :class:`Gateway` protocol. Uploads are atomic (``.part``
-directory renamed when complete) and safe to repeat.
+:class:`DirectoryGateway` serves a gateway on the same host (the embedded default);
+:class:`connectors.exchange.sftp.SftpGateway` the province's SFTP gateway. :func:`configured`
+picks one: SFTP when ``$CAMPUSDX_SFTP_SETTINGS`` names a settings file (JSON: host, port, user,
+key_file, known_hosts, remote_root), else the directory under the home. Uploads are atomic
+(``.part`` directory renamed when complete) and safe to repeat.
 """
 
 from __future__ import annotations
@@ -29,6 +31,23 @@ class Gateway(Protocol):
 
     def receipt(self, package_id: str) -> dict[str, Any] | None:
         """The platform's receipt for ``package_id``, or None while there is none."""
+
+
+SFTP_SETTINGS_ENV = "CAMPUSDX_SFTP_SETTINGS"
+
+
+def configured(directory: Path, layout: GatewayLayout | None = None) -> Gateway:
+    """The SFTP gateway when ``$CAMPUSDX_SFTP_SETTINGS`` names its settings, else ``directory``."""
+    settings_file = os.environ.get(SFTP_SETTINGS_ENV)
+    if not settings_file:
+        return DirectoryGateway(directory, layout)
+    from connectors.exchange.sftp import SftpGateway, SftpSettings
+
+    try:
+        text = Path(settings_file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuntimeError(f"{SFTP_SETTINGS_ENV}: cannot read {settings_file}: {exc.strerror}") from None
+    return SftpGateway(SftpSettings.from_json(text), layout)
 
 
 class DirectoryGateway:

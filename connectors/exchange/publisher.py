@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from campusdx import settings
 from connectors.exchange import delta as states
-from connectors.exchange.gateway import DirectoryGateway, Gateway
+from connectors.exchange.gateway import Gateway, configured
 from connectors.exchange.ledger import UNANSWERED, Ledger, LedgerEntry
 from connectors.exchange.package import (
     BEIJING,
@@ -128,7 +128,7 @@ def publish_dataset(
     paths = paths or settings.paths()
     profile = profile or load_profile()
     profile.dataset(dataset_code)
-    gateway = gateway or DirectoryGateway(paths.gateway, profile.gateway)
+    gateway = gateway or configured(paths.gateway, profile.gateway)
     key = exchange_key(paths)
     stamp = px_datetime(now or datetime.now(BEIJING))
     with open_ledger(paths, profile) as ledger:
@@ -165,7 +165,7 @@ def publish_feed(
     profile = profile or load_profile()
     dataset = profile.dataset(dataset_code)
     policy = policy or load_policies(datasets=set(profile.datasets))[dataset_code]
-    gateway = gateway or DirectoryGateway(paths.gateway, profile.gateway)
+    gateway = gateway or configured(paths.gateway, profile.gateway)
     now = now or datetime.now(BEIJING)
     stamp = px_datetime(now)
     with open_ledger(paths, profile) as ledger:
@@ -208,7 +208,7 @@ def resend(
     """Upload an unanswered package again, byte for byte, under its batch id (operator tool)."""
     paths = paths or settings.paths()
     profile = load_profile()
-    gateway = gateway or DirectoryGateway(paths.gateway, profile.gateway)
+    gateway = gateway or configured(paths.gateway, profile.gateway)
     with open_ledger(paths, profile) as ledger:
         entries = [e for e in ledger.packages() if e.package_id == package_id]
         if not entries:
@@ -376,7 +376,7 @@ def collect_receipts(
     """
     paths = paths or settings.paths()
     profile = profile or load_profile()
-    gateway = gateway or DirectoryGateway(paths.gateway, profile.gateway)
+    gateway = gateway or configured(paths.gateway, profile.gateway)
     results: list[PublishResult] = []
     with open_ledger(paths, profile) as ledger:
         waiting = {

@@ -26,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     once = commands.add_parser("once", help="answer the packages in the inbox now, then exit")
     for command in (serve, once):
         command.add_argument("--home", type=Path, help="campusdx home (default: $CAMPUSDX_HOME or var/)")
+        command.add_argument(
+            "--delay-receipts", type=float, default=0.0, metavar="SECONDS",
+            help="misbehave: answer a package only once it has waited this long",
+        )  # fmt: skip
+        command.add_argument(
+            "--reject-once", action="append", default=[], metavar="DATASET",
+            help="misbehave: answer the next package of DATASET REJECTED (repeatable)",
+        )  # fmt: skip
     serve.add_argument(
         "--idle-exit", type=float, metavar="SECONDS", help="stop after this long without packages"
     )
@@ -38,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     paths = settings.Paths(args.home.resolve()) if args.home else settings.paths()
-    province = Province.for_home(paths)
+    province = Province.for_home(paths, receipt_delay_s=args.delay_receipts, reject_once=args.reject_once)
     try:
         if args.command == "once":
             for receipt in province.process_inbox():

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -404,6 +404,11 @@ class Province:
 
     ``keys`` maps key ids to exchange keys; ``code_sets`` maps code set ids to their codes
     (a coded field whose set is missing is checked for its format only).
+
+    It can be told to misbehave, for fault tests: ``receipt_delay_s`` leaves a package
+    unanswered until it has been in the inbox that long; ``reject_once`` answers the next
+    package of each listed dataset REJECTED (as if a file had been lost on the platform's side)
+    and behaves from then on.
     """
 
     def __init__(
@@ -415,8 +420,12 @@ class Province:
         code_sets: Mapping[str, set[str]],
         *,
         clock: Callable[[], datetime] | None = None,
+        receipt_delay_s: float = 0.0,
+        reject_once: Iterable[str] = (),
     ) -> None:
         self.profile = profile
+        self.receipt_delay_s = receipt_delay_s
+        self.reject_once = set(reject_once)
         self.inbox = Path(gateway_root) / profile.gateway.inbox
         self.receipts = Path(gateway_root) / profile.gateway.receipts
         self.keys = dict(keys)
@@ -426,13 +435,20 @@ class Province:
         self._log_limits()
 
     @classmethod
-    def for_home(cls, paths: settings.Paths | None = None, profile: Profile | None = None) -> Province:
+    def for_home(
+        cls, paths: settings.Paths | None = None, profile: Profile | None = None, **misbehave: Any
+    ) -> Province:
         """The embedded default's platform: gateway, state and demo key under one home."""
         paths = paths or settings.paths()
         profile = profile or load_profile()
         key = ensure_demo_key(paths.secrets / "px-hmac.key")
         return cls(
-            paths.gateway, paths.province, profile, {profile.key_id: key}, available_code_sets(profile)
+            paths.gateway,
+            paths.province,
+            profile,
+            {profile.key_id: key},
+            available_code_sets(profile),
+            **misbehave,
         )
 
     def close(self) -> None:
@@ -497,6 +513,8 @@ class Province:
             manifest = _peek_manifest(path / self.profile.manifest_file)
             if self._answered(path.name, manifest.get("batch_id")):
                 continue
+            if self.receipt_delay_s and time.time() - path.stat().st_mtime < self.receipt_delay_s:
+                continue  # told to answer late
             sequence = manifest.get("sequence")
             rank = order.get(manifest.get("dataset"), len(order))
             found.append((rank, sequence if isinstance(sequence, int) else 0, path.name))
@@ -515,6 +533,11 @@ class Province:
         insp = inspect_package(path, self.profile, self.keys.get)
         problems = [self.finding(p.rule, p.message, file=p.file, line=p.line) for p in insp.problems]
         problems += self._identity_problems(path.name, insp.manifest)
+        if not problems and insp.manifest and insp.manifest["dataset"] in self.reject_once:
+            self.reject_once.discard(insp.manifest["dataset"])
+            problems = [
+                self.finding("PX-E003", "simulated fault (reject_once): a file of this package was lost")
+            ]
         if problems:
             receipt = self._receipt(path.name, insp.manifest, "REJECTED", received_at, errors=problems)
         else:
