@@ -1,6 +1,6 @@
 """``campusdx``: the command line of the platform.
 
-campusdx demo [--scale S] [--seed N] [--regenerate]   the main job on the embedded default
+campusdx demo [--scale S] [--seed N] [--regenerate] [--sftp]   the main job on the embedded default
 campusdx generate [--scale S] [--seed N]              write the simulated campus only
 campusdx gen-feeds                                    regenerate the feed contracts from the profile
 campusdx dictionary [--out PATH]                      write the data dictionary (Markdown) under the home
@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--seed", type=int, default=None, help="generator seed (default: fixed)")
     demo.add_argument("--regenerate", action="store_true", help="rewrite the simulated campus first")
+    demo.add_argument(
+        "--sftp",
+        action="store_true",
+        help="send over SFTP to a local OpenSSH server (scripts/install-openssh.sh)",
+    )
     adv = sub.add_parser("advance", help="apply N simulated days to every source system")
     adv.add_argument("--days", type=int, required=True)
     adv.add_argument("--seed", type=int, default=20261122)
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         from campusdx.runner import StepFailed, demo
 
         try:
-            demo(scale=args.scale, seed=args.seed, regenerate=args.regenerate)
+            demo(scale=args.scale, seed=args.seed, regenerate=args.regenerate, sftp=args.sftp)
         except StepFailed as failed:
             print(f"\n{failed}", file=sys.stderr)
             return 1

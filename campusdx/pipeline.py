@@ -256,6 +256,8 @@ def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
         errors = rejected[-1].receipt.get("errors") or []
         rules = "; ".join(f"{e.get('rule')}: {e.get('message')}" for e in errors[:10]) or "no rule given"
         raise Rejected(f"{dataset}: package {rejected[-1].package_id} REJECTED by the province: {rules}")
+    for partial in (r for r in done if r.status == "PARTIAL"):
+        _quarantine_rejections(partial, paths, profile)
     if done:
         return asdict(done[-1])
     with open_ledger(paths, profile) as ledger:
@@ -268,6 +270,22 @@ def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
                 "package_id": last.package_id if last else None,
             }
     return None
+
+
+def _quarantine_rejections(result, paths: Paths, profile) -> None:
+    """A PARTIAL receipt's rejected rows go to the quarantine under the platform's rule IDs."""
+    from connectors.exchange.delta import state_file
+    from expectations.platform import record_rejections
+
+    sent = state_file(paths.exchange, result.dataset, result.batch_id, "sent")
+    if not sent.exists():
+        log.warning(
+            "%s: rows of %s sent are not on record; rejections not quarantined",
+            result.dataset,
+            result.package_id,
+        )
+        return
+    record_rejections(paths, profile, result.dataset, result.package_id, result.receipt, sent)
 
 
 def publish_order(datasets: list[str]) -> list[tuple[str, list[str]]]:

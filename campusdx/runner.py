@@ -8,6 +8,7 @@ answering packages in the gateway directory as the real one would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -97,11 +98,42 @@ def prepare(
     )
 
 
-def run_dags(paths: Paths) -> None:
-    """Every extract DAG, then the warehouse DAG, then the publish DAG, with the province running."""
+def run_dags(paths: Paths, *, sftp: bool = False) -> None:
+    """Every extract DAG, then the warehouse DAG, then the publish DAG, with the province running.
+
+    ``sftp``: the packages go over SFTP to a real OpenSSH server started on 127.0.0.1 (demo.sshd),
+    which serves the province's gateway directory, instead of into that directory directly."""
     from connectors.sources.declarations import load_systems
 
     env = airflow_env(paths)
+    with contextlib.ExitStack() as stack:
+        if sftp:
+            env["CAMPUSDX_SFTP_SETTINGS"] = str(stack.enter_context(_sftp_gateway(paths)))
+        _run_dags(paths, env, load_systems())
+
+
+@contextlib.contextmanager
+def _sftp_gateway(paths: Paths):
+    """A local OpenSSH server for the demo; yields the settings file the publisher reads."""
+    from dataclasses import asdict
+
+    from demo.sshd import LocalSshd
+
+    server = LocalSshd(paths.home / "sshd", paths.gateway)
+    endpoint = server.start()
+    settings_file = paths.home / "sshd" / "sftp.json"
+    settings_file.write_text(json.dumps(asdict(endpoint)), encoding="utf-8")
+    print(
+        f"  - SFTP gateway: OpenSSH on {endpoint.host}:{endpoint.port}, "
+        f"host key pinned in {endpoint.known_hosts}"
+    )
+    try:
+        yield settings_file
+    finally:
+        server.stop()
+
+
+def _run_dags(paths: Paths, env: dict[str, str], systems) -> None:
     logs = paths.home / "logs"
     province_log = open(logs / "province.log", "ab")  # noqa: SIM115 - closed in finally
     province = subprocess.Popen(
@@ -111,7 +143,7 @@ def run_dags(paths: Paths) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        for decl in load_systems():
+        for decl in systems:
             _run(
                 f"dag-extract_{decl.system}",
                 [executable("airflow"), "dags", "test", f"extract_{decl.system}"],
@@ -208,12 +240,13 @@ def demo(
     scale: float | None = None,
     seed: int | None = None,
     regenerate: bool = False,
+    sftp: bool = False,
 ) -> dict:
     """The whole main job; returns the summary."""
     paths = paths or default_paths()
     print(f"campusdx demo in {paths.home}")
     prepare(paths, scale=scale, seed=seed, regenerate=regenerate)
-    run_dags(paths)
+    run_dags(paths, sftp=sftp)
     report = summary(paths)
     print_summary(paths, report)
     return report

@@ -310,6 +310,9 @@ class Gate:
         run_id = run_id or uuid.uuid4().hex[:12]
         now = now or datetime.now(UTC)
         frame = read_candidates(self.paths.warehouse, dataset)
+        from expectations.platform import prune  # here: it imports this module
+
+        prune(self.paths, dataset_code, dict(zip(frame[KEY_COLUMN], frame["batch_id"], strict=True)))
         self._load_reference_keys(dataset, frame)
         pushed_down = self._pushed_down(dataset)
         day = now.astimezone(BEIJING).date().isoformat()  # ages (PX-W101) count on the Beijing date

@@ -128,17 +128,18 @@ def apply_delta(profile: Profile, dataset: Dataset, state: Path, delta: pa.Table
         return _strings(conn.execute(sql).to_arrow_table(), fields)
 
 
-def rejected_rows(profile: Profile, receipt: Mapping[str, Any]) -> list[int]:
-    """Indexes (from 0, in package order) of the rows a receipt rejected: rows with at least one
-    error that is not a warning. A line counts file lines, the header being line 1."""
-    rows = set()
+def rejected_rows(profile: Profile, receipt: Mapping[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    """The rows a receipt rejected, by index (from 0, in package order), each with its errors:
+    the errors that are not warnings. A receipt's line counts file lines, the header being 1."""
+    rows: dict[int, list[dict[str, Any]]] = {}
     for error in receipt.get("errors") or []:
         rule, file, line = error.get("rule") or "", error.get("file") or "", error.get("line")
         match = _LINE.match(file)
         if rule.startswith("PX-W") or not match or not isinstance(line, int) or line < 2:
             continue
-        rows.add((int(match["part"]) - 1) * profile.max_rows_per_part + line - 2)
-    return sorted(rows)
+        index = (int(match["part"]) - 1) * profile.max_rows_per_part + line - 2
+        rows.setdefault(index, []).append(dict(error))
+    return dict(sorted(rows.items()))
 
 
 def held_after_partial(
@@ -149,7 +150,7 @@ def held_after_partial(
     FULL: the rejected rows are simply missing. DELTA: a rejected row's key keeps the version
     the platform held before (or stays absent)."""
     fields = dataset.field_codes
-    keys = pq.read_table(sent, columns=list(dataset.primary_key)).take(pa.array(list(rejected), pa.int64()))
+    keys = pq.read_table(sent, columns=list(dataset.primary_key)).take(pa.array(sorted(rejected), pa.int64()))
     held = _conn(post=post, rejected=keys)
     try:
         on = _keys_match("p", "r", dataset)

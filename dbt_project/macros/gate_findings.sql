@@ -12,8 +12,9 @@
     ]) }}
 {%- endmacro %}
 
-{% macro gate_findings() -%}
-    {%- set pattern = env_var('CAMPUSDX_HOME', '../var') ~ '/quality/findings/*.parquet' -%}
+{% macro gate_findings(folder='findings') -%}
+    {#- folder: findings (the gate's) or platform (the province's rejections, expectations/platform.py) -#}
+    {%- set pattern = env_var('CAMPUSDX_HOME', '../var') ~ '/quality/' ~ folder ~ '/*.parquet' -%}
     {%- set found = 0 -%}
     {%- if execute -%}
         {%- set result = run_query("select count(*) from glob('" ~ pattern ~ "')") -%}

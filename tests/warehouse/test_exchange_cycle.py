@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import asdict
 
 import pytest
 
 from campusdx import pipeline, settings
+from campusdx.settings import REPO_ROOT
 from connectors.exchange.profile import load_profile
 from connectors.exchange.publisher import open_ledger
 from demo.province import Province
@@ -114,3 +117,28 @@ def test_after_30_days_the_second_run_sends_deltas_over_both_transports(schools,
         with open_ledger(settings.Paths(home), load_profile()) as ledger:
             for code in modes:
                 assert [e.sequence for e in ledger.packages(code)] == [1, 2]
+
+
+def test_a_sent_xsjbxx_package_verifies_with_a_script_that_knows_only_px_1_0(schools, tmp_path):
+    local, _, _ = schools
+    paths = settings.Paths(local)
+    [package] = sorted((paths.exchange / "outbox").glob("4161010704-XSJBXX-F-*"))[:1]
+    script = [sys.executable, "-I", str(REPO_ROOT / "scripts" / "verify_px_package.py")]
+    key = ["--key-file", str(paths.secrets / "px-hmac.key")]
+    fields = ["--fields", ",".join(load_profile().dataset("XSJBXX").field_codes)]
+    sound = subprocess.run([*script, str(package), *key, *fields], capture_output=True, text=True)
+    assert sound.returncode == 0 and "sound (" in sound.stdout, sound.stdout + sound.stderr
+    tampered = tmp_path / package.name
+    shutil.copytree(package, tampered)
+    part = tampered / "XSJBXX.001.csv"
+    data = bytearray(part.read_bytes())
+    data[-2] = ord("9") if data[-2] != ord("9") else ord("8")
+    part.write_bytes(bytes(data))
+    broken = subprocess.run([*script, str(tampered), *key], capture_output=True, text=True)
+    assert broken.returncode == 1 and "XSJBXX.001.csv: sha256 differs" in broken.stdout, broken.stdout
+    wrong = tmp_path / "wrong.key"
+    wrong.write_text("00" * 32)
+    unsigned = subprocess.run(
+        [*script, str(package), "--key-file", str(wrong)], capture_output=True, text=True
+    )
+    assert "the HMAC does not verify" in unsigned.stdout

@@ -1,6 +1,8 @@
--- Rows held back: by an error-severity rule of the quality gate (PX datasets), or at the source
--- (keys a file export wrote twice with different content). first_seen is when the finding was
--- first made; last_seen is the latest gate run that still made it (it moves on every run).
+-- Rows held back: by an error-severity rule of the quality gate (PX datasets), by the province
+-- (rows a PARTIAL receipt rejected, under the platform's PX rule IDs, while the candidate is still
+-- the version it rejected), or at the source (keys a file export wrote twice with different
+-- content). first_seen is when the finding was first made; last_seen is the latest run that
+-- still made it (it moves on every gate run).
 with
 
 gate as (
@@ -18,6 +20,21 @@ gate as (
     where severity = 'error'
 ),
 
+province as (
+    -- kept by the gate only while the candidate is the version the province rejected
+    select distinct
+        dataset,
+        record_key,
+        rule_id,
+        field,
+        value,
+        source_system,
+        batch_id,
+        first_seen,
+        checked_at as last_seen
+    from {{ gate_findings('platform') }}
+),
+
 inventory_conflicts as (
     select
         'asset.zc_pd' as dataset,
@@ -33,5 +50,7 @@ inventory_conflicts as (
 )
 
 select * from gate
+union all
+select * from province
 union all
 select * from inventory_conflicts

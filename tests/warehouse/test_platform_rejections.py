@@ -1,0 +1,58 @@
+"""A PARTIAL receipt routes the rows the province rejected to the quarantine under its PX rule IDs;
+they stay out of the feed while unchanged, and the feed still reconciles."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+
+import pyarrow.parquet as pq
+
+from campusdx import pipeline, settings
+from connectors.exchange.profile import load_profile
+from connectors.exchange.publisher import exchange_key
+from demo.province import Province, available_code_sets
+from expectations.platform import platform_findings_file, prune
+from tests.warehouse.conftest import Built, gate
+
+
+def test_rows_the_province_rejects_are_quarantined_under_its_rules(warehouse, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    shutil.copytree(warehouse.home, home, ignore=shutil.ignore_patterns("exchange", "gateway", "province"))
+    monkeypatch.setenv("CAMPUSDX_HOME", str(home))
+    monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
+    paths, profile = settings.Paths(home), load_profile()
+    feed = pipeline.read_feed("ZZJG", paths).to_pylist()
+    rarest, count = Counter(r["DWLBM"] for r in feed).most_common()[-1]
+    sent = pipeline.publish("ZZJG", paths=paths)
+    codes = available_code_sets(profile)
+    codes["DWLB"] = set(codes["DWLB"]) - {rarest}  # this province does not know one unit type
+    province = Province(paths.gateway, paths.province, profile, {profile.key_id: exchange_key(paths)}, codes)
+    try:
+        [receipt] = province.process_inbox()
+    finally:
+        province.close()
+    assert (receipt["status"], receipt["rows_rejected"]) == ("PARTIAL", count)
+    answered = pipeline.receipt("ZZJG", paths=paths)
+    assert (answered["status"], answered["package_id"]) == ("PARTIAL", sent["package_id"])
+
+    findings = pq.read_table(platform_findings_file(paths, "ZZJG")).to_pylist()
+    rejected = {r["DWH"] for r in feed if r["DWLBM"] == rarest}
+    assert {(f["record_key"], f["rule_id"], f["field"], f["value"]) for f in findings} == {
+        (key, "PX-E011", "DWLBM", rarest) for key in rejected
+    }
+    gate(home)  # the next warehouse run: the gate, then the quarantine and the feeds
+    built = Built(home)
+    held = built.rows("select record_key, rule_id from quality.quarantine where dataset = 'ZZJG'")
+    assert {(k, r) for k, r in held if r.startswith("PX-")} == {(key, "PX-E011") for key in rejected}
+    assert not rejected & {r[0] for r in built.rows('select "DWH" from feeds.feed_px__zzjg')}
+    counts = pipeline.reconcile_feed("ZZJG", paths)
+    assert counts["held_rows"] >= len(rejected)
+
+    # the row changes at the source (a new landing batch): it leaves the quarantine by itself
+    with built.connect() as conn:
+        current = dict(conn.execute("select record_key, batch_id from intermediate.int_px__zzjg").fetchall())
+    moved = {k: ("a later batch" if k == min(rejected) else b) for k, b in current.items()}
+    assert prune(paths, "ZZJG", moved) == 1
+    left = {f["record_key"] for f in pq.read_table(platform_findings_file(paths, "ZZJG")).to_pylist()}
+    assert left == rejected - {min(rejected)}
