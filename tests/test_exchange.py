@@ -450,3 +450,28 @@ def test_publisher_will_not_redeliver_a_changed_outbox_copy(profile, home):
     manifest.write_bytes(manifest.read_bytes().replace(b"2026-11-22", b"2026-11-23", 1))
     with pytest.raises(PublishError, match="missing or changed"):
         publish_dataset("ZZJG", table_from_rows(profile, "ZZJG", [org("1")]), as_of="2026-11-22")
+
+
+def test_columnar_csv_writer_gives_exactly_the_row_by_row_bytes():
+    """csv_rows (Arrow, a column at a time) against csv_line on every kind of awkward value,
+    with chunked columns, a sliced table and a column of nulls only."""
+    import random
+
+    from connectors.exchange.package import csv_line, csv_rows
+
+    rng = random.Random(11)
+    alphabet = ["a", "Z", "0", ",", '"', "\r", "\n", " ", "中", "𠀀", "#", "'", "\t", "é"]
+    values = [
+        None,
+        "",
+        *("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(3000)),
+    ]
+    rng.shuffle(values)
+    first = pa.chunked_array([values[:1000], values[1000:]], pa.string())
+    second = pa.array(list(reversed(values)), pa.string())
+    table = pa.table({"A": first, "B": second, "C": pa.nulls(len(values), pa.string())}).slice(7, 2500)
+    expected = "".join(
+        csv_line(["" if v is None else v for v in row.values()]) for row in table.to_pylist()
+    ).encode("utf-8")
+    assert csv_rows(table) == expected
+    assert csv_rows(table.slice(0, 0)) == b""

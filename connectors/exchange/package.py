@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import campusdx
 from connectors.exchange.profile import FieldType, Profile
@@ -151,6 +152,36 @@ def _rows(table: pa.Table) -> Iterator[list[str]]:
         columns = [c.to_pylist() for c in batch.columns]
         for row in zip(*columns, strict=True):
             yield ["" if v is None else v for v in row]
+
+
+def csv_rows(table: pa.Table, dialect: CsvDialect = RFC4180) -> bytes:
+    """The table's rows as CSV text in UTF-8, exactly as :func:`csv_line` writes each row, but
+    computed a column at a time in Arrow (a value is quoted only when it holds the delimiter, the
+    quote, CR or LF; a null is the empty string)."""
+    if table.num_rows == 0:
+        return b""
+    special = "[" + re.escape(dialect.delimiter + dialect.quote) + "\r\n]"
+    d, q, nothing, end_of_line = (
+        pa.scalar(v, pa.large_string()) for v in (dialect.delimiter, dialect.quote, "", dialect.line_ending)
+    )
+    doubled = dialect.quote * 2
+    cells = []
+    for column in table.columns:
+        values = pc.cast(column, pa.large_string())
+        needs = pc.fill_null(pc.match_substring_regex(values, special), False)
+        if pc.any(needs).as_py():  # most columns never need a quote: skip the work for them
+            escaped = pc.replace_substring(values, dialect.quote, doubled)
+            values = pc.if_else(needs, pc.binary_join_element_wise(q, escaped, q, nothing), values)
+        cells.append(pc.fill_null(values, nothing))
+    lines = pc.binary_join_element_wise(*cells, d)
+    lines = pc.binary_join_element_wise(lines, nothing, end_of_line)
+    lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+    offsets = lines.buffers()[1]
+    start, end = (
+        int.from_bytes(offsets[8 * i : 8 * i + 8], "little")
+        for i in (lines.offset, lines.offset + len(lines))
+    )
+    return lines.buffers()[2].to_pybytes()[start:end]
 
 
 def _chunks(rows: Iterator[list[str]], size: int) -> Iterator[list[list[str]]]:
@@ -336,20 +367,28 @@ def _write_parts(
 ) -> list[dict[str, Any]]:
     """Write the data parts; return their manifest entries."""
     files = []
-    chunks = _chunks(_rows(table), profile.max_rows_per_part)
-    for number, chunk in enumerate(chunks, start=1):
+    size = profile.max_rows_per_part
+    dialect = _dialect(profile)
+    for number, start in enumerate(range(0, max(table.num_rows, 1), size), start=1):
         name = profile.part_name(dataset_code, number)
-        data = _encode_part(
-            header,
-            chunk,
-            dialect=_dialect(profile),
-            encoding=encoding,
-            where=(dataset_code, name),
-            pii=profile.pii_fields,
-        )
+        chunk = table.slice(start, size)
+        data = csv_line(header, dialect).encode("utf-8") + csv_rows(chunk, dialect)
+        if encoding.upper() not in ("UTF-8", "UTF8"):
+            try:
+                data = data.decode("utf-8").encode(encoding)
+            except UnicodeEncodeError:  # the row-by-row writer names the line and the field
+                _encode_part(
+                    header,
+                    _rows(chunk),
+                    dialect=dialect,
+                    encoding=encoding,
+                    where=(dataset_code, name),
+                    pii=profile.pii_fields,
+                )
+                raise
         write_file_durably(directory / name, data)
         sha256, sm3 = file_digests(data)
-        files.append({"name": name, "rows": len(chunk), "bytes": len(data), "sha256": sha256, "sm3": sm3})
+        files.append({"name": name, "rows": chunk.num_rows, "bytes": len(data), "sha256": sha256, "sm3": sm3})
     return files
 
 
@@ -360,8 +399,8 @@ def content_fingerprint(table: pa.Table) -> str:
     fingerprints mean "this package would carry exactly what that one carried".
     """
     digest = hashlib.sha256(csv_line(table.column_names).encode("utf-8"))
-    for values in _rows(table):
-        digest.update(csv_line(values).encode("utf-8"))
+    for batch in table.to_batches(max_chunksize=200_000):
+        digest.update(csv_rows(pa.Table.from_batches([batch])))
     return digest.hexdigest()
 
 
