@@ -21,3 +21,39 @@ os.environ.update(
     }
 )
 os.environ.pop("CAMPUSDX_PX_KEY_FILE", None)
+os.environ.pop("CAMPUSDX_SFTP_SETTINGS", None)
+
+import pytest  # noqa: E402  (after the environment is fixed)
+
+
+@pytest.fixture
+def exchange_home(tmp_path, monkeypatch):
+    """A fresh campusdx home for the publisher and the province (directory gateway, demo key)."""
+    from campusdx import settings
+
+    monkeypatch.setenv("CAMPUSDX_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CAMPUSDX_PX_KEY_FILE", raising=False)
+    monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
+    return settings.paths()
+
+
+def start_sshd(directory: Path, root: Path):
+    """A real OpenSSH server on 127.0.0.1 serving ``root`` (demo.sshd): (server, endpoint).
+    Without OpenSSH the test skips with that reason, except under CI=true, where it fails."""
+    from demo.sshd import LocalSshd, SshdUnavailable
+
+    server = LocalSshd(directory, root)
+    try:
+        return server, server.start()
+    except SshdUnavailable as exc:
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(f"{exc} (CI=true: a missing SSH server is a failure here)", pytrace=False)
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def profile():
+    """The PX-1.0 profile as the project declares it (schemas/exchange/px-1.0)."""
+    from connectors.exchange.profile import load_profile
+
+    return load_profile()

@@ -9,27 +9,18 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from campusdx import settings
 from connectors.exchange import delta as states
 from connectors.exchange.package import BEIJING, table_from_rows
 from connectors.exchange.policy import Policy, PolicyError, choose_mode, load_policies
-from connectors.exchange.profile import load_profile
 from connectors.exchange.publisher import collect_receipts, open_ledger, publish_feed
 from demo.province import Province
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=BEIJING)
 
 
-@pytest.fixture(scope="module")
-def profile():
-    return load_profile()
-
-
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CAMPUSDX_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CAMPUSDX_PX_KEY_FILE", raising=False)
-    return settings.paths()
+def home(exchange_home):
+    return exchange_home
 
 
 def org(code: str, name: str = "", kind: str = "10", parent: str | None = None) -> dict:

@@ -16,26 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from campusdx import settings
 from connectors.exchange.package import table_from_rows
-from connectors.exchange.profile import load_profile
 from connectors.exchange.publisher import collect_receipts, open_ledger, publish_feed
 from demo.province import Province
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def profile():
-    return load_profile()
-
-
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CAMPUSDX_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CAMPUSDX_PX_KEY_FILE", raising=False)
-    monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
-    return settings.paths()
+def home(exchange_home):
+    return exchange_home
 
 
 ROWS = [

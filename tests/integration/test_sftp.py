@@ -6,7 +6,6 @@ except under ``CI=true``, where that is a failure."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from connectors.exchange.profile import load_profile
 from connectors.exchange.publisher import collect_receipts, open_ledger, publish_feed
 from connectors.exchange.sftp import SftpError, SftpGateway, SftpSettings
 from demo.province import Province
-from demo.sshd import LocalSshd, SshdUnavailable
+from tests.conftest import start_sshd
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +29,7 @@ def profile():
 @pytest.fixture
 def server(tmp_path):
     """A fresh sshd whose SFTP root is the gateway directory of this test's home."""
-    root = tmp_path / "home" / "gateway"
-    sshd = LocalSshd(tmp_path / "sshd", root)
-    try:
-        endpoint = sshd.start()
-    except SshdUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{exc} (CI=true: a missing SSH server is a failure here)", pytrace=False)
-        pytest.skip(str(exc))
+    sshd, endpoint = start_sshd(tmp_path / "sshd", tmp_path / "home" / "gateway")
     yield endpoint
     sshd.stop()
 

@@ -9,7 +9,6 @@ the advance, the second home takes the rebuilt warehouse and gate results of the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from campusdx.settings import REPO_ROOT
 from connectors.exchange.profile import load_profile
 from connectors.exchange.publisher import open_ledger
 from demo.province import Province
-from demo.sshd import LocalSshd, SshdUnavailable
+from tests.conftest import start_sshd
 from tests.warehouse.conftest import build, campusdx, dbt, gate
 
 DATASETS = ("ZZJG", "ZY", "JZGJBXX", "XSJBXX", "XJYD", "CWKMYE", "GDZC")
@@ -34,13 +33,7 @@ def schools(tmp_path_factory):
     local = build(tmp_path_factory.mktemp("exchange-directory"))
     remote = tmp_path_factory.mktemp("exchange-sftp") / "home"
     shutil.copytree(local.home, remote)
-    server = LocalSshd(remote.parent / "sshd", remote / "gateway")
-    try:
-        endpoint = server.start()
-    except SshdUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{exc} (CI=true: a missing SSH server is a failure here)", pytrace=False)
-        pytest.skip(str(exc))
+    server, endpoint = start_sshd(remote.parent / "sshd", remote / "gateway")
     sftp_settings = remote.parent / "sftp.json"
     sftp_settings.write_text(json.dumps(asdict(endpoint)), encoding="utf-8")
     yield local.home, remote, sftp_settings
