@@ -250,3 +250,12 @@ def test_a_rejected_receipt_fails_the_receipt_step_with_the_rule_and_the_next_ru
     again, status = deliver(home, profile, [org("1000")])
     assert (again.package_id, again.mode, status) == (first.package_id, "FULL", "ACCEPTED")
     assert again.batch_id != first.batch_id
+
+
+def test_only_the_state_the_next_delta_needs_is_kept(home, profile):
+    deliver(home, profile, [org("1000")])
+    deliver(home, profile, [org("1000"), org("1001")])
+    last, status = deliver(home, profile, [org("1001")])
+    assert status == "ACCEPTED"
+    kept = sorted(p.name for p in states.state_dir(home.exchange, "ZZJG").iterdir())
+    assert kept == [f"{last.batch_id}.post.parquet", f"{last.batch_id}.sent.parquet"]

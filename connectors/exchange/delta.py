@@ -67,6 +67,16 @@ def delivered_state(exchange: Path, dataset: str, entry: Any | None) -> Path | N
     return post if post.exists() else None
 
 
+def prune(exchange: Path, dataset: str, keep: set[str]) -> int:
+    """Remove the state files of the dataset's packages whose batch id is not in ``keep``."""
+    removed = 0
+    for path in state_dir(exchange, dataset).glob("*.parquet"):
+        if path.name.split(".", 1)[0] not in keep:
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

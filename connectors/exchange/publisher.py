@@ -14,6 +14,7 @@ package gives its sequence number back and is moved to ``outbox/retired/``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -175,10 +176,11 @@ def publish_feed(
             return _redeliver(run, pending[0])
         state = states.delivered_state(paths.exchange, dataset_code, ledger.last_delivered(dataset_code))
         last_full = ledger.last_delivered_full(dataset_code)
+        requested = ledger.full_requested(dataset_code)
         decision = choose_mode(
             policy,
             has_state=state is not None,
-            full_requested=ledger.full_requested(dataset_code),
+            full_requested=requested,
             rejections_in_a_row=ledger.rejections_in_a_row(dataset_code),
             last_full_at=_beijing(last_full.built_at) if last_full else None,
             now=now,
@@ -186,7 +188,7 @@ def publish_feed(
         log.info("%s: %s (%s)", dataset_code, decision.mode, decision.reason)
         if decision.mode == "FULL":
             fingerprint = content_fingerprint(feed)
-            if ledger.full_requested(dataset_code) is None:
+            if requested is None:  # asked for: sent even when it equals the last FULL
                 unchanged = _unchanged(ledger, dataset_code, "FULL", feed, fingerprint)
                 if unchanged:
                     return unchanged
@@ -199,7 +201,7 @@ def publish_feed(
             fingerprint = content_fingerprint(table)
             post = states.apply_delta(profile, dataset, state, table)
         result = _build_and_send(run, dataset_code, table, decision.mode, as_of, fingerprint, post=post)
-        return PublishResult(**{**result.__dict__, "message": decision.reason})
+        return dataclasses.replace(result, message=decision.reason)
 
 
 def resend(
@@ -416,6 +418,11 @@ def _record_receipt(
     if receipt.get("status") == "PARTIAL":
         _keep_held_state(ledger, entry, receipt, paths)
     entry = ledger.record_receipt(entry.batch_id, receipt, px_datetime(datetime.now(BEIJING)))
+    keep = {e.batch_id for e in ledger.pending(entry.dataset)}
+    last = ledger.last_delivered(entry.dataset)
+    if last is not None:
+        keep.add(last.batch_id)
+    states.prune(paths.exchange, entry.dataset, keep)  # the next DELTA's base and what is unanswered
     rules = Counter(e.get("rule") for e in receipt.get("errors") or [])
     log.info(
         "%s: receipt %s, %s of %s rows accepted%s",
