@@ -240,8 +240,9 @@ def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = Non
 def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
     """One look for the receipts of the dataset's sent packages; None while still waiting.
 
-    Raises :class:`Rejected`, naming the platform's rules, when the receipt is REJECTED (the
-    package is retired; the next publish rebuilds it under the same sequence)."""
+    Raises :class:`Rejected`, naming the platform's rules, when the receipt is REJECTED, after
+    building the dataset's package again under the same sequence and sending it (its receipt is
+    awaited by the next run; after REJECTED packages in a row the send policy makes it a FULL)."""
     from dataclasses import asdict
 
     from connectors.exchange.profile import load_profile
@@ -255,7 +256,14 @@ def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
     if rejected:
         errors = rejected[-1].receipt.get("errors") or []
         rules = "; ".join(f"{e.get('rule')}: {e.get('message')}" for e in errors[:10]) or "no rule given"
-        raise Rejected(f"{dataset}: package {rejected[-1].package_id} REJECTED by the province: {rules}")
+        try:  # the sequence is still free: build the package again and send it now
+            again = publish(dataset, paths=paths)
+            rebuilt = f"rebuilt and sent again as {again['package_id']} (batch {again['batch_id']})"
+        except Exception as exc:  # the alert below goes out whatever failed here
+            rebuilt = f"not rebuilt: {exc}"
+        raise Rejected(
+            f"{dataset}: package {rejected[-1].package_id} REJECTED by the province: {rules}; {rebuilt}"
+        )
     for partial in (r for r in done if r.status == "PARTIAL"):
         _quarantine_rejections(partial, paths, profile)
     if done:

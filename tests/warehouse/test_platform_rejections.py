@@ -7,6 +7,7 @@ import shutil
 from collections import Counter
 
 import pyarrow.parquet as pq
+import pytest
 
 from campusdx import pipeline, settings
 from connectors.exchange.profile import load_profile
@@ -56,3 +57,35 @@ def test_rows_the_province_rejects_are_quarantined_under_its_rules(warehouse, tm
     assert prune(paths, "ZZJG", moved) == 1
     left = {f["record_key"] for f in pq.read_table(platform_findings_file(paths, "ZZJG")).to_pylist()}
     assert left == rejected - {min(rejected)}
+
+
+def test_a_rejected_package_raises_the_alert_and_is_rebuilt_and_sent_at_once(
+    warehouse, tmp_path, monkeypatch
+):
+    home = tmp_path / "home"
+    shutil.copytree(warehouse.home, home, ignore=shutil.ignore_patterns("exchange", "gateway", "province"))
+    monkeypatch.setenv("CAMPUSDX_HOME", str(home))
+    monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
+    paths, profile = settings.Paths(home), load_profile()
+    first = pipeline.publish("ZZJG", paths=paths)
+    province = Province.for_home(paths, profile, reject_once={"ZZJG"})
+    try:
+        assert [r["status"] for r in province.process_inbox()] == ["REJECTED"]
+    finally:
+        province.close()
+    with pytest.raises(
+        pipeline.Rejected, match=r"PX-E003: simulated fault.*rebuilt and sent again as "
+    ) as alert:
+        pipeline.receipt("ZZJG", paths=paths)
+    assert first["package_id"] in str(alert.value) and first["batch_id"] not in str(alert.value)
+    province = Province.for_home(paths, profile)
+    try:
+        assert [r["status"] for r in province.process_inbox()] == ["ACCEPTED"]
+    finally:
+        province.close()
+    answer = pipeline.receipt("ZZJG", paths=paths)
+    assert (answer["status"], answer["package_id"], answer["sequence"]) == (
+        "ACCEPTED",
+        first["package_id"],
+        1,
+    )
