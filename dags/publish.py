@@ -5,8 +5,9 @@ province can resolve its references. A dataset the quality gate blocked fails it
 task with the rule IDs; the datasets that do not depend on it go on.
 
 Receipts are awaited by sensors in reschedule mode: between looks the task gives its worker
-slot back. A REJECTED receipt fails the receipt task with the platform's rules (the package is
-retired and the next run rebuilds it under the same sequence); no receipt within
+slot back. A REJECTED receipt fails the receipt task with the platform's rules, after the
+package is rebuilt under the same sequence and sent again (its receipt is awaited by the next
+run); a PARTIAL one sends the rejected rows to the quarantine; no receipt within
 ``CAMPUSDX_RECEIPT_TIMEOUT_S`` seconds (default 600) fails it too, and the package stays
 pending in the ledger, to be re-delivered byte for byte by the next run.
 """
