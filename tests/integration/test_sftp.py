@@ -120,6 +120,12 @@ def test_a_connection_cut_mid_upload_is_resumed_and_the_package_is_applied_once(
     assert [r["status"] for r in answer(home, profile)] == ["ACCEPTED"]
     assert collect_receipts(gateway=gateway, timeout_s=5, poll_s=0.1)[0].status == "ACCEPTED"
     assert platform_keys(home, profile) == ["1000", "1001"]
+    province = Province.for_home(home, profile)
+    try:  # applied once: one batch, sequence 1
+        applied = province.store._db.execute("SELECT sequence, batch_id FROM batches").fetchall()
+    finally:
+        province.close()
+    assert applied == [(1, entry.batch_id)]
 
 
 def test_an_unknown_or_changed_host_key_is_refused_before_anything_is_sent(server, home, profile, tmp_path):
