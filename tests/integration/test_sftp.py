@@ -122,7 +122,7 @@ def test_a_connection_cut_mid_upload_is_resumed_and_the_package_is_applied_once(
     assert platform_keys(home, profile) == ["1000", "1001"]
     province = Province.for_home(home, profile)
     try:  # applied once: one batch, sequence 1
-        applied = province.store._db.execute("SELECT sequence, batch_id FROM batches").fetchall()
+        applied = [tuple(r) for r in province.store._db.execute("SELECT sequence, batch_id FROM batches")]
     finally:
         province.close()
     assert applied == [(1, entry.batch_id)]
