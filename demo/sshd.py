@@ -112,10 +112,10 @@ class LocalSshd:
         (self.dir / "sshd_config").write_text("\n".join(config) + "\n")
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
-        log = open(self.dir / "sshd.log", "ab")  # noqa: SIM115 (the server's lifetime)
-        self.process = subprocess.Popen(
-            [binary, "-D", "-e", "-f", str(self.dir / "sshd_config")], stdout=log, stderr=log
-        )
+        with open(self.dir / "sshd.log", "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [binary, "-D", "-e", "-f", str(self.dir / "sshd_config")], stdout=log, stderr=log
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
