@@ -6,12 +6,14 @@
 ``start`` makes, under DIR, a host key, a client key (the school's), ``known_hosts`` pinning the
 host key, ``authorized_keys`` and an ``sshd_config`` that allows only that key, only SFTP, and
 only inside GATEWAY (``ChrootDirectory`` when running as root). It binds 127.0.0.1 on a free port.
+``LocalSshd.drop_connections`` cuts the open sessions from the server's side (fault tests).
 ``scripts/install-openssh.sh`` installs OpenSSH from Debian's packages where it is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -138,6 +140,18 @@ class LocalSshd:
             remote_root="/" if chroot else str(self.root),
         )
         return self.endpoint
+
+    def drop_connections(self) -> int:
+        """Cut every open session, as a network failure on the gateway's side would: kill the
+        per-connection sshd processes, keep the listener. Returns how many were cut."""
+        if not self.process:
+            return 0
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):  # already gone
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

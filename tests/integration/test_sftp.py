@@ -27,11 +27,17 @@ def profile():
 
 
 @pytest.fixture
-def server(tmp_path):
+def sshd(tmp_path):
     """A fresh sshd whose SFTP root is the gateway directory of this test's home."""
-    sshd, endpoint = start_sshd(tmp_path / "sshd", tmp_path / "home" / "gateway")
-    yield endpoint
-    sshd.stop()
+    server, _ = start_sshd(tmp_path / "sshd", tmp_path / "home" / "gateway")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(sshd):
+    """How the school reaches that sshd."""
+    return sshd.endpoint
 
 
 @pytest.fixture
@@ -91,16 +97,20 @@ def test_full_then_delta_over_sftp_with_receipts_polled_over_sftp(server, home, 
     assert platform_keys(home, profile) == ["1000", "1002"]
 
 
+@pytest.mark.parametrize("side", ["school", "gateway"])
 def test_a_connection_cut_mid_upload_is_resumed_and_the_package_is_applied_once(
-    server, home, profile, monkeypatch, caplog
+    side, sshd, server, home, profile, monkeypatch, caplog
 ):
     gateway = gateway_for(server)
     real_rename, calls = sftp_module._rename, []
 
     def cut_after_the_first_file(sftp, source, target):
         calls.append(target)
-        if len(calls) == 2:
-            sftp.get_channel().get_transport().close()  # the network goes away mid-upload
+        if len(calls) == 2:  # the network goes away mid-upload, on our side or the province's
+            if side == "school":
+                sftp.get_channel().get_transport().close()
+            else:
+                assert sshd.drop_connections() >= 1
         return real_rename(sftp, source, target)
 
     monkeypatch.setattr(sftp_module, "_rename", cut_after_the_first_file)
