@@ -22,8 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from campusdx.settings import Paths
-from connectors.exchange.delta import rejected_rows
-from connectors.exchange.package import write_atomically
+from connectors.exchange.delta import rejected_rows, write_table
 from connectors.exchange.profile import Profile
 from expectations.gate import FINDINGS_SCHEMA, SOURCE_SYSTEM
 
@@ -87,10 +86,7 @@ def record_rejections(
                 findings[key]["first_seen"] = old["first_seen"]
             else:
                 findings[key] = old
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(list(findings.values()), schema=FINDINGS_SCHEMA), sink)
-    write_atomically(target, sink.getvalue().to_pybytes())
+    write_table(target, pa.Table.from_pylist(list(findings.values()), schema=FINDINGS_SCHEMA))
     log.warning(
         "%s: the province rejected %d row(s) of %s; they are in the quarantine under its rule IDs",
         dataset,
@@ -120,9 +116,7 @@ def prune(paths: Paths, dataset: str, candidates: Mapping[str, str]) -> int:
     findings = pq.read_table(target).to_pylist()
     kept = [f for f in findings if candidates.get(f["record_key"]) == f["batch_id"]]
     if len(kept) < len(findings):
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(kept, schema=FINDINGS_SCHEMA), sink)
-        write_atomically(target, sink.getvalue().to_pybytes())
+        write_table(target, pa.Table.from_pylist(kept, schema=FINDINGS_SCHEMA))
         log.info(
             "%s: %d province finding(s) left the quarantine (row changed at the source)",
             dataset,

@@ -1,7 +1,9 @@
 {#-
-  The quality gate's findings (written by expectations/gate.py as Parquet under
-  <home>/quality/findings/). Before the gate has ever run there are no files: the relation is
-  then empty, with the same columns, so a bare `dbt build` works on a fresh checkout.
+  The findings the quality gate keeps, as Parquet under <home>/quality/: its own
+  (findings/, written by expectations/gate.py) and the province's row rejections it still holds
+  (platform/, written by expectations/platform.py), both in the same format. Before the gate has
+  ever run there are no files: the relation is then empty, with the same columns, so a bare
+  `dbt build` works on a fresh checkout.
 -#}
 {% macro gate_findings_columns() -%}
     {{ return([
@@ -12,16 +14,20 @@
     ]) }}
 {%- endmacro %}
 
-{% macro gate_findings(folder='findings') -%}
-    {#- folder: findings (the gate's) or platform (the province's rejections, expectations/platform.py) -#}
-    {%- set pattern = env_var('CAMPUSDX_HOME', '../var') ~ '/quality/' ~ folder ~ '/*.parquet' -%}
-    {%- set found = 0 -%}
+{% macro gate_findings() -%}
+    {%- set quality = env_var('CAMPUSDX_HOME', '../var') ~ '/quality/' -%}
+    {%- set patterns = [] -%}
     {%- if execute -%}
-        {%- set result = run_query("select count(*) from glob('" ~ pattern ~ "')") -%}
-        {%- set found = result.columns[0].values()[0] -%}
+        {%- for folder in ['findings', 'platform'] -%}
+            {%- set pattern = quality ~ folder ~ '/*.parquet' -%}
+            {%- set result = run_query("select count(*) from glob('" ~ pattern ~ "')") -%}
+            {%- if result.columns[0].values()[0] > 0 -%}
+                {%- do patterns.append("'" ~ pattern ~ "'") -%}
+            {%- endif -%}
+        {%- endfor -%}
     {%- endif -%}
-    {%- if found > 0 -%}
-        (select * from read_parquet('{{ pattern }}', union_by_name = true))
+    {%- if patterns -%}
+        (select * from read_parquet([{{ patterns | join(', ') }}], union_by_name = true))
     {%- else -%}
         (
             select

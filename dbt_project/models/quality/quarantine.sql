@@ -6,6 +6,7 @@
 with
 
 gate as (
+    -- the gate's own findings and the province's rejections it still holds (same format)
     select distinct
         dataset,
         record_key,
@@ -18,21 +19,6 @@ gate as (
         checked_at as last_seen
     from {{ gate_findings() }}
     where severity = 'error'
-),
-
-province as (
-    -- kept by the gate only while the candidate is the version the province rejected
-    select distinct
-        dataset,
-        record_key,
-        rule_id,
-        field,
-        value,
-        source_system,
-        batch_id,
-        first_seen,
-        checked_at as last_seen
-    from {{ gate_findings('platform') }}
 ),
 
 inventory_conflicts as (
@@ -50,7 +36,5 @@ inventory_conflicts as (
 )
 
 select * from gate
-union all
-select * from province
 union all
 select * from inventory_conflicts
