@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -26,9 +27,19 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import ValidationError
 
 import campusdx
-from connectors.exchange.profile import FieldType, Profile
+from connectors.exchange.manifest import (
+    MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES,
+    UUID_PATTERN,
+    Manifest,
+    Signature,
+    describe,
+    load_json,
+)
+from connectors.exchange.profile import Profile
 from connectors.exchange.signing import file_digests, sign, verify
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -88,6 +99,9 @@ class Inspection:
     manifest_bytes: bytes | None = None
     problems: list[Problem] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
+    batch_id: str | None = None
+    """The manifest's batch id when it is a UUID, even if the manifest is otherwise invalid (so a
+    REJECTED receipt can name the batch it answers)."""
 
 
 class CsvDialect(NamedTuple):
@@ -425,10 +439,16 @@ def inspect_package(
     *,
     expected_fields: Sequence[str] | None = None,
 ) -> Inspection:
-    """Check manifest, signature and data files (PX-E001..E006) and parse the data parts.
+    """Check manifest, signature and data files (PX-E001..E006, E008) and parse the data parts.
 
     ``key_for`` maps the ``key_id`` of manifest.sig to a key (None = unknown key). The parts of
     files that passed their checks are returned for row-level checks.
+
+    Nothing in the package is trusted: manifest.json is validated (types, bounds, formats, part
+    names; :mod:`connectors.exchange.manifest`) before any value of it is used, and every file
+    is read through :func:`read_in_package`, which opens only regular files directly inside the
+    package directory. No file outside the package is ever opened, and no message depends on
+    what exists outside it.
     """
     insp = Inspection(Path(path))
     _read_manifest(insp, profile)
@@ -436,10 +456,10 @@ def inspect_package(
         return insp
     insp.problems += _signature_problems(insp, profile, key_for)
     manifest = insp.manifest
+    if manifest["dataset"] not in profile.datasets:
+        return insp  # PX-E008 already said so; its parts cannot be named
     if manifest["encoding"] not in profile.encodings:
-        insp.problems.append(
-            Problem("PX-E006", None, None, f"encoding {manifest['encoding']!r} is not allowed")
-        )
+        insp.problems.append(Problem("PX-E006", None, None, "encoding is not one of the allowed encodings"))
         return insp
     fields = tuple(expected_fields) if expected_fields is not None else _expected_fields(profile, manifest)
     if list(manifest["fields"]) != list(fields):
@@ -458,80 +478,112 @@ def inspect_package(
 
 
 def _expected_fields(profile: Profile, manifest: dict[str, Any]) -> tuple[str, ...]:
-    """The profile's field list for the manifest's dataset (the manifest's own when unknown)."""
-    dataset = profile.datasets.get(manifest["dataset"])
-    return dataset.field_codes if dataset else tuple(manifest["fields"])
+    """The profile's field list for the manifest's (known) dataset."""
+    return profile.dataset(manifest["dataset"]).field_codes
+
+
+class PackageFileRefused(Exception):
+    """A name that is not a regular file directly inside the package (never opened)."""
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")
+
+
+def read_in_package(package: Path, name: str, limit: int) -> bytes | None:
+    """At most ``limit + 1`` bytes of the file ``name`` directly inside ``package``; None when
+    there is no such file.
+
+    The one way the checks open a file. ``name`` must be a plain file name (no separator, no
+    ``..``, not absolute); the file must be a regular file, not a symbolic link (checked on the
+    path, and again by ``O_NOFOLLOW`` when it is opened), and resolve inside the package.
+    Anything else raises :class:`PackageFileRefused` without opening anything.
+    """
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name) or name.strip(".") == "":
+        raise PackageFileRefused("is not a plain file name")
+    root = Path(os.path.realpath(package))
+    target = root / name
+    if not Path(os.path.realpath(target)).is_relative_to(root) or target.is_symlink():
+        raise PackageFileRefused("is a symbolic link, not a file of the package")
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(target, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        raise PackageFileRefused("cannot be read as a file of the package") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PackageFileRefused("is not a regular file")
+        chunks, left = [], limit + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _read_manifest(insp: Inspection, profile: Profile) -> None:
-    """Load manifest.json into ``insp``, or add a PX-E001 problem."""
+    """Load and validate manifest.json into ``insp``, or add PX-E001 problems."""
     name = profile.manifest_file
     try:
-        data = (insp.path / name).read_bytes()
-    except FileNotFoundError:
+        data = read_in_package(insp.path, name, MAX_MANIFEST_BYTES)
+    except PackageFileRefused as exc:
+        insp.problems.append(Problem("PX-E001", name, None, f"{name} {exc}"))
+        return
+    if data is None:
         insp.problems.append(Problem("PX-E001", name, None, f"{name} is missing"))
         return
+    if len(data) > MAX_MANIFEST_BYTES:
+        insp.problems.append(
+            Problem("PX-E001", name, None, f"{name} is larger than {MAX_MANIFEST_BYTES} bytes")
+        )
+        return
+    raw, why, line = load_json(data)
+    if why is not None:
+        insp.problems.append(Problem("PX-E001", name, line, f"{name} {why}"))
+        return
+    if isinstance(raw, dict) and isinstance(raw.get("batch_id"), str) and _UUID.fullmatch(raw["batch_id"]):
+        insp.batch_id = raw["batch_id"]
     try:
-        manifest = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        insp.problems.append(Problem("PX-E001", name, None, f"{name} is not UTF-8"))
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        insp.problems += [Problem("PX-E001", name, None, e) for e in describe(exc)]
         return
-    except json.JSONDecodeError as exc:
-        insp.problems.append(Problem("PX-E001", name, exc.lineno, f"{name} is not JSON: {exc.msg}"))
-        return
-    errors = _manifest_errors(manifest, profile)
+    errors = _profile_errors(manifest, profile)
     if errors:
         insp.problems += [Problem("PX-E001", name, None, e) for e in errors]
         return
-    insp.manifest, insp.manifest_bytes = manifest, data
+    insp.problems += [Problem("PX-E008", name, None, e) for e in _identity_errors(manifest, profile)]
+    insp.manifest, insp.manifest_bytes = raw, data
 
 
-def _manifest_errors(m: Any, profile: Profile) -> list[str]:
-    """What is missing or malformed in a parsed manifest (PX-E001)."""
-    if not isinstance(m, dict):
-        return ["manifest.json is not a JSON object"]
-    missing = [k for k in profile.manifest_keys if k not in m]
-    if missing:
-        return [f"required key(s) missing: {', '.join(missing)}"]
+_UUID = re.compile(UUID_PATTERN)
+
+
+def _profile_errors(m: Manifest, profile: Profile) -> list[str]:
+    """PX-E001 beyond types: the manifest's keys as the profile lists them, part names
+    ``{dataset}.{nnn}.csv`` numbered from 1, parts of at most the profile's rows."""
     errors = []
-    for key in ("spec", "school_code", "dataset", "batch_id", "as_of", "generated_at", "encoding"):
-        if not isinstance(m[key], str):
-            errors.append(f"{key} is not a string")
-    for key, kind in (("as_of", "date"), ("generated_at", "datetime")):
-        if isinstance(m[key], str) and FieldType(kind).format_error(m[key]):
-            errors.append(f"{key} is not a PX {kind}")
-    if m["mode"] not in profile.mode_letters:
-        errors.append(f"mode {m['mode']!r} is not one of {sorted(profile.mode_letters)}")
-    if not _count(m["sequence"]) or m["sequence"] < 1:
-        errors.append("sequence is not a positive integer")
-    if not _count(m["total_rows"]):
-        errors.append("total_rows is not a non-negative integer")
-    if not isinstance(m["fields"], list) or not all(isinstance(f, str) for f in m["fields"]):
-        errors.append("fields is not a list of field codes")
-    errors += _files_errors(m["files"], m["dataset"], profile)
+    for number, entry in enumerate(m.files, start=1):
+        expected = profile.part_name(m.dataset, number)
+        if entry.name != expected:
+            errors.append(f"files[{number - 1}].name is not the part name {expected}")
+        if entry.rows > profile.max_rows_per_part:
+            errors.append(f"files[{number - 1}].rows exceeds {profile.max_rows_per_part} rows per part")
     return errors
 
 
-def _files_errors(files: Any, dataset: Any, profile: Profile) -> list[str]:
-    if not isinstance(files, list) or not files:
-        return ["files is not a non-empty list"]
+def _identity_errors(m: Manifest, profile: Profile) -> list[str]:
+    """PX-E008: the spec, the school and the dataset must be ones the profile knows."""
     errors = []
-    for number, entry in enumerate(files, start=1):
-        if not isinstance(entry, dict) or any(k not in entry for k in profile.file_keys):
-            errors.append(f"files[{number - 1}] lacks one of {list(profile.file_keys)}")
-            continue
-        expected = profile.part_name(str(dataset), number)
-        if entry["name"] != expected:
-            errors.append(f"files[{number - 1}] is named {entry['name']!r}, expected {expected!r}")
-        if not (_count(entry["rows"]) and _count(entry["bytes"])):
-            errors.append(f"files[{number - 1}]: rows and bytes must be non-negative integers")
-        if not (isinstance(entry["sha256"], str) and isinstance(entry["sm3"], str)):
-            errors.append(f"files[{number - 1}]: sha256 and sm3 must be hex strings")
+    if m.spec != profile.spec:
+        errors.append(f"spec is not {profile.spec}")
+    if m.school_code not in profile.school_codes:
+        errors.append(f"unknown school_code {m.school_code}")
+    if m.dataset not in profile.datasets:
+        errors.append(f"unknown dataset {m.dataset}")
     return errors
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _signature_problems(
@@ -540,21 +592,31 @@ def _signature_problems(
     """PX-E002: manifest.sig present, well-formed, allowed algorithm, known key, HMAC verifies."""
     name = profile.signature_file
     try:
-        sig = json.loads((insp.path / name).read_bytes().decode("utf-8"))
-    except FileNotFoundError:
+        data = read_in_package(insp.path, name, MAX_SIGNATURE_BYTES)
+    except PackageFileRefused as exc:
+        return [Problem("PX-E002", name, None, f"{name} {exc}")]
+    if data is None:
         return [Problem("PX-E002", name, None, f"{name} is missing")]
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return [Problem("PX-E002", name, None, f"{name} is not JSON")]
-    if not isinstance(sig, dict) or not all(
-        isinstance(sig.get(k), str) for k in ("alg", "key_id", "signature")
-    ):
-        return [Problem("PX-E002", name, None, f"{name} lacks alg, key_id or signature")]
-    if sig["alg"] not in profile.signature_algorithms:
-        return [Problem("PX-E002", name, None, f"signature algorithm {sig['alg']!r} is not accepted")]
-    key = key_for(sig["key_id"])
+    raw, why, _ = load_json(data) if len(data) <= MAX_SIGNATURE_BYTES else (None, "is too large", None)
+    if why is not None:
+        return [Problem("PX-E002", name, None, f"{name} {why}")]
+    try:
+        sig = Signature.model_validate(raw)
+    except ValidationError as exc:
+        return [Problem("PX-E002", name, None, f"{name}: {e}") for e in describe(exc, limit=3)]
+    if sig.alg not in profile.signature_algorithms:
+        return [
+            Problem(
+                "PX-E002",
+                name,
+                None,
+                f"signature algorithm is not one of {list(profile.signature_algorithms)}",
+            )
+        ]
+    key = key_for(sig.key_id)
     if key is None:
-        return [Problem("PX-E002", name, None, f"unknown key_id {sig['key_id']!r}")]
-    if not verify(insp.manifest_bytes or b"", key, sig["alg"], sig["signature"]):
+        return [Problem("PX-E002", name, None, f"unknown key_id {sig.key_id!r}")]
+    if not verify(insp.manifest_bytes or b"", key, sig.alg, sig.signature):
         return [Problem("PX-E002", name, None, "signature does not verify")]
     return []
 
@@ -563,18 +625,20 @@ def _check_file(insp: Inspection, profile: Profile, entry: dict[str, Any], heade
     """PX-E003..E006 for one listed file; a file that passes is parsed into ``insp.parts``."""
     name = entry["name"]
     try:
-        data = (insp.path / name).read_bytes()
-    except FileNotFoundError:
+        data = read_in_package(insp.path, name, entry["bytes"])
+    except PackageFileRefused as exc:
+        insp.problems.append(Problem("PX-E003", name, None, f"listed file {exc}"))
+        return
+    if data is None:
         insp.problems.append(Problem("PX-E003", name, None, "listed file is missing"))
+        return
+    if len(data) != entry["bytes"]:
+        insp.problems.append(Problem("PX-E003", name, None, "bytes differ from the manifest"))
         return
     sha256, sm3 = file_digests(data)
     differ = [
         k
-        for k, ok in (
-            ("bytes", len(data) == entry["bytes"]),
-            ("sha256", sha256 == entry["sha256"]),
-            ("sm3", sm3 == entry["sm3"]),
-        )
+        for k, ok in (("sha256", sha256 == entry["sha256"].lower()), ("sm3", sm3 == entry["sm3"].lower()))
         if not ok
     ]
     if differ:

@@ -12,10 +12,13 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+_HEX = re.compile(r"[0-9a-fA-F]{1,1024}")
 
 DIGESTS = {"HMAC-SM3": "sm3", "HMAC-SHA256": "sha256"}
 """Signature algorithm names of the profile -> hashlib digest names."""
@@ -68,8 +71,8 @@ def sign(data: bytes, key: bytes, alg: str) -> str:
 
 def verify(data: bytes, key: bytes, alg: str, signature: str) -> bool:
     """True when ``signature`` (hex) is the HMAC of ``data``; compared in constant time."""
-    if not isinstance(signature, str):
-        return False
+    if not isinstance(signature, str) or not _HEX.fullmatch(signature.strip()):
+        return False  # compare_digest refuses non-ASCII text: a hostile signature must not raise
     return hmac.compare_digest(sign(data, key, alg), signature.strip().lower())
 
 

@@ -14,7 +14,10 @@ References (E016) are resolved against it.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import hashlib
+import io
 import json
 import logging
 import re
@@ -33,12 +36,15 @@ from stdnum.cn import ric
 from campusdx import settings
 from campusdx.idnumbers import is_valid_ric
 from campusdx.sqlitedb import open_durable, transaction
+from connectors.exchange.manifest import MAX_MANIFEST_BYTES, MAX_SEQUENCE, UUID_PATTERN, load_json
 from connectors.exchange.package import (
     BEIJING,
     Inspection,
+    PackageFileRefused,
     Part,
     inspect_package,
     px_datetime,
+    read_in_package,
     write_atomically,
 )
 from connectors.exchange.profile import Dataset, Profile, load_profile, parse_px_date, parse_px_decimal
@@ -47,6 +53,10 @@ from connectors.exchange.signing import ensure_demo_key
 log = logging.getLogger(__name__)
 
 _RESIDENT_ID = re.compile(r"[0-9]{17}[0-9Xx]")
+_PACKAGE_ID = re.compile(r"[0-9]{10}-[A-Z][A-Z0-9_]{0,29}-[A-Z]-[0-9]{6}")
+"""What a directory named as a package id looks like (§1), whatever the profile's letters."""
+_UUID = re.compile(UUID_PATTERN)
+_MAX_RECEIPT_BYTES = 64 * 1024 * 1024
 
 Row = dict[str, str]
 Finding = dict[str, Any]
@@ -319,6 +329,10 @@ class _RowChecker:
     def check(self, row: Row) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
         """(errors, warnings) of one row, each as (rule, field, message)."""
         errors = self._op_errors(row) if self.delta else []
+        told = self.p.reject_rows.get(self.dataset.code, set())
+        if "|".join(self.key(row)) in told:  # simulated fault, once per key
+            told.discard("|".join(self.key(row)))
+            errors.append(("PX-E017", self.dataset.primary_key[0], "simulated fault (reject_rows)"))
         if self.key(row) in self.repeats:
             shown = ", ".join(map(str, self.repeats[self.key(row)]))
             errors.append(("PX-E014", self.dataset.primary_key[0], f"primary key repeats at lines {shown}"))
@@ -408,7 +422,8 @@ class Province:
     It can be told to misbehave, for fault tests: ``receipt_delay_s`` leaves a package
     unanswered until it has been in the inbox that long; ``reject_once`` answers the next
     package of each listed dataset REJECTED (as if a file had been lost on the platform's side)
-    and behaves from then on.
+    and behaves from then on; ``reject_rows`` ({dataset: primary keys, composite keys joined
+    with ``|``}) rejects the next row carrying each key (PX-E017), once.
     """
 
     def __init__(
@@ -422,10 +437,13 @@ class Province:
         clock: Callable[[], datetime] | None = None,
         receipt_delay_s: float = 0.0,
         reject_once: Iterable[str] = (),
+        reject_rows: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.profile = profile
         self.receipt_delay_s = receipt_delay_s
         self.reject_once = set(reject_once)
+        self._ignored: set[str] = set()  # inbox entries not named as packages, logged once
+        self.reject_rows = {code: set(keys) for code, keys in (reject_rows or {}).items()}
         self.inbox = Path(gateway_root) / profile.gateway.inbox
         self.receipts = Path(gateway_root) / profile.gateway.receipts
         self.keys = dict(keys)
@@ -498,8 +516,35 @@ class Province:
     # ----------------------------------------------------------------------- inbox
 
     def process_inbox(self) -> list[dict[str, Any]]:
-        """Answer every complete package in the inbox that has no receipt for its batch yet."""
-        return [self.process(path) for path in self._arrivals()]
+        """Answer every complete package in the inbox that has no receipt for its batch yet.
+
+        One package's failure never stops the others: a package that cannot be judged is
+        answered REJECTED (PX-E001) when its directory name is a package id, else logged and
+        left where it is.
+        """
+        receipts = []
+        for path in self._arrivals():
+            try:
+                receipts.append(self.process(path))
+            except Exception as exc:
+                log.error("province: %s could not be judged (%s)", _shown(path.name), type(exc).__name__)
+                receipt = self._unjudged(path)
+                if receipt is not None:
+                    receipts.append(receipt)
+        return receipts
+
+    def _unjudged(self, path: Path) -> dict[str, Any] | None:
+        """REJECTED (PX-E001) for a package the checks failed on, if its name is a package id."""
+        if not _PACKAGE_ID.fullmatch(path.name):
+            return None
+        error = self.finding("PX-E001", "the package could not be read as a PX-1.0 package")
+        receipt = self._receipt(path.name, None, "REJECTED", px_datetime(self.clock()), errors=[error])
+        try:
+            self._write_receipt(path.name, receipt)
+        except Exception as exc:
+            log.error("province: no receipt written for %s (%s)", path.name, type(exc).__name__)
+            return None
+        return receipt
 
     def _arrivals(self) -> list[Path]:
         """Unanswered packages, per dataset in sequence order, datasets in profile order."""
@@ -508,45 +553,53 @@ class Province:
         order = {code: i for i, code in enumerate(self.profile.dataset_order)}
         found = []
         for path in self.inbox.iterdir():
-            if not path.is_dir() or path.name.endswith(self.profile.gateway.part_suffix):
+            if path.is_symlink() or not path.is_dir() or path.name.endswith(self.profile.gateway.part_suffix):
+                continue  # a package is a directory of the inbox itself, never a link elsewhere
+            if not _PACKAGE_ID.fullmatch(path.name):
+                if path.name not in self._ignored:
+                    self._ignored.add(path.name)
+                    log.warning("province: ignoring %s in the inbox", _shown(path.name))
                 continue
-            manifest = _peek_manifest(path / self.profile.manifest_file)
-            if self._answered(path.name, manifest.get("batch_id")):
-                continue
-            if self.receipt_delay_s and time.time() - path.stat().st_mtime < self.receipt_delay_s:
-                continue  # told to answer late
-            sequence = manifest.get("sequence")
-            rank = order.get(manifest.get("dataset"), len(order))
-            found.append((rank, sequence if isinstance(sequence, int) else 0, path.name))
+            try:
+                manifest = _peek_manifest(path, self.profile.manifest_file)
+                if self._answered(path.name, manifest.get("batch_id")):
+                    continue
+                if self.receipt_delay_s and time.time() - path.stat().st_mtime < self.receipt_delay_s:
+                    continue  # told to answer late
+            except OSError:
+                continue  # removed or replaced while we looked: the next pass sees it
+            sequence = manifest.get("sequence", 0)
+            rank = order.get(manifest.get("dataset", ""), len(order))
+            found.append((rank, sequence, path.name))
         return [self.inbox / name for _, _, name in sorted(found)]
 
-    def _answered(self, package_id: str, batch_id: Any) -> bool:
+    def _answered(self, package_id: str, batch_id: str | None) -> bool:
         try:
-            receipt = json.loads((self.receipts / f"{package_id}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = read_in_package(self.receipts, f"{package_id}.json", _MAX_RECEIPT_BYTES)
+        except PackageFileRefused:
             return False
-        return receipt.get("batch_id") == batch_id
+        receipt, why, _ = load_json(data or b"")
+        return why is None and isinstance(receipt, dict) and receipt.get("batch_id") == batch_id
 
     def process(self, path: Path) -> dict[str, Any]:
         """Judge one package, take what is accepted, write and return its receipt."""
         received_at = px_datetime(self.clock())
         insp = inspect_package(path, self.profile, self.keys.get)
         problems = [self.finding(p.rule, p.message, file=p.file, line=p.line) for p in insp.problems]
-        problems += self._identity_problems(path.name, insp.manifest)
+        if not any(p.rule in ("PX-E001", "PX-E008") for p in insp.problems):
+            problems += self._identity_problems(path.name, insp.manifest)
         if not problems and insp.manifest and insp.manifest["dataset"] in self.reject_once:
             self.reject_once.discard(insp.manifest["dataset"])
             problems = [
                 self.finding("PX-E003", "simulated fault (reject_once): a file of this package was lost")
             ]
         if problems:
-            receipt = self._receipt(path.name, insp.manifest, "REJECTED", received_at, errors=problems)
+            receipt = self._receipt(
+                path.name, insp.manifest, "REJECTED", received_at, errors=problems, batch_id=insp.batch_id
+            )
         else:
             receipt = self._judge(path.name, insp, received_at)
-        self.receipts.mkdir(parents=True, exist_ok=True)
-        write_atomically(
-            self.receipts / f"{path.name}.json",
-            (json.dumps(receipt, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
-        )
+        self._write_receipt(path.name, receipt)
         log.info(
             "province: %s -> %s (%s accepted, %s rejected, %d findings)",
             path.name,
@@ -557,23 +610,22 @@ class Province:
         )
         return receipt
 
+    def _write_receipt(self, package_id: str, receipt: dict[str, Any]) -> None:
+        self.receipts.mkdir(parents=True, exist_ok=True)
+        write_atomically(
+            self.receipts / f"{package_id}.json",
+            (json.dumps(receipt, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
+        )
+
     def _identity_problems(self, package_id: str, manifest: Mapping[str, Any] | None) -> list[Finding]:
-        """PX-E008 (spec, school, dataset) and a directory named after another package (E001)."""
+        """A directory named after another package (E001). The manifest's spec, school and
+        dataset (PX-E008) were checked with the manifest itself (``inspect_package``)."""
         if manifest is None:
             return []
         p, m = self.profile, manifest
-        problems = []
-        if m["spec"] != p.spec:
-            problems.append(self.finding("PX-E008", f"spec {m['spec']!r} is not {p.spec}"))
-        if m["school_code"] not in p.school_codes:
-            problems.append(self.finding("PX-E008", f"unknown school_code {m['school_code']!r}"))
-        if m["dataset"] not in p.datasets:
-            problems.append(self.finding("PX-E008", f"unknown dataset {m['dataset']!r}"))
-        if not problems and package_id != p.package_id(
-            m["school_code"], m["dataset"], m["mode"], m["sequence"]
-        ):
-            problems.append(self.finding("PX-E001", "directory name differs from the manifest's package id"))
-        return problems
+        if package_id != p.package_id(m["school_code"], m["dataset"], m["mode"], m["sequence"]):
+            return [self.finding("PX-E001", "directory name differs from the manifest's package id")]
+        return []
 
     def _judge(self, package_id: str, insp: Inspection, received_at: str) -> dict[str, Any]:
         """Batch history, sequence, dataset rules, then rows; take the accepted rows."""
@@ -590,7 +642,8 @@ class Province:
             error = self.finding("PX-E007", f"sequence {m['sequence']}, expected {expected}")
             return self._receipt(package_id, m, "REJECTED", received_at, errors=[error])
         dataset = self.profile.dataset(m["dataset"])
-        checker = _RowChecker(self, dataset, m, insp.parts)
+        parts = [_lines_as_px_counts(insp.path, part, m["encoding"], self.profile) for part in insp.parts]
+        checker = _RowChecker(self, dataset, m, parts)
         breaches = self._dataset_rule_breaches(dataset, m, [row for _, _, row in checker.records])
         if breaches:
             return self._receipt(package_id, m, "REJECTED", received_at, errors=breaches)
@@ -627,6 +680,7 @@ class Province:
         *,
         errors: list[Finding],
         rejected: int | None = None,
+        batch_id: str | None = None,
     ) -> dict[str, Any]:
         """A receipt as in §4. REJECTED takes nothing; DUPLICATE changes nothing."""
         received = manifest["total_rows"] if manifest else 0
@@ -635,7 +689,7 @@ class Province:
         accepted = received - rejected if status in ("ACCEPTED", "PARTIAL") else 0
         return {
             "package_id": package_id,
-            "batch_id": manifest["batch_id"] if manifest else None,
+            "batch_id": manifest["batch_id"] if manifest else batch_id,
             "status": status,
             "received_at": received_at,
             "rows_received": received,
@@ -669,13 +723,45 @@ class Province:
             stop.wait(poll_s)
 
 
-def _peek_manifest(path: Path) -> dict[str, Any]:
-    """The manifest as far as it can be read, for ordering only ({} when unreadable)."""
+def _lines_as_px_counts(package: Path, part: Part, encoding: str, profile: Profile) -> Part:
+    """``part`` with each record's line counted as PX-1.0 §4 counts file lines (the header is
+    line 1; lines end with LF, inside a quoted value too; a CR, alone or before the LF, is no
+    line break of its own), not as :mod:`csv` over universal newlines counts them."""
+    text = (package / part.name).read_bytes().decode(encoding)
+    reader = csv.reader(
+        io.StringIO(text, newline="\n"), delimiter=profile.delimiter, quotechar=profile.quote, strict=True
+    )
+    starts, line = [], 1
+    for _ in reader:
+        starts.append(line)
+        line = reader.line_num + 1
+    records = [(start, values) for start, (_, values) in zip(starts[1:], part.records, strict=True)]
+    return dataclasses.replace(part, records=records)
+
+
+def _peek_manifest(package: Path, name: str) -> dict[str, Any]:
+    """What ordering needs of a manifest, where it has the right type: ``dataset`` (str),
+    ``sequence`` (int) and ``batch_id`` (a UUID); nothing else is trusted or returned."""
     try:
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError):
+        data = read_in_package(package, name, MAX_MANIFEST_BYTES)
+    except PackageFileRefused:
         return {}
-    return manifest if isinstance(manifest, dict) else {}
+    raw, why, _ = load_json(data or b"")
+    if why is not None or not isinstance(raw, dict):
+        return {}
+    peek: dict[str, Any] = {}
+    if isinstance(raw.get("dataset"), str):
+        peek["dataset"] = raw["dataset"]
+    if type(raw.get("sequence")) is int and 0 < raw["sequence"] <= MAX_SEQUENCE:
+        peek["sequence"] = raw["sequence"]
+    if isinstance(raw.get("batch_id"), str) and _UUID.fullmatch(raw["batch_id"]):
+        peek["batch_id"] = raw["batch_id"]
+    return peek
+
+
+def _shown(name: str) -> str:
+    """A directory name as a log line may show it (printable ASCII, bounded)."""
+    return name if _PACKAGE_ID.fullmatch(name) else "an inbox entry that is not named as a package"
 
 
 def _content_hash(manifest: Mapping[str, Any]) -> str:
