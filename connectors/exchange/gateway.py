@@ -10,15 +10,15 @@ key_file, known_hosts, remote_root), else the directory under the home. Uploads 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
-from connectors.exchange.package import fsync_dir, write_file_durably
+from connectors.exchange.package import PackageFileRefused, fsync_dir, read_in_package, write_file_durably
 from connectors.exchange.profile import GatewayLayout, load_profile
+from connectors.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,10 @@ class Gateway(Protocol):
     def upload(self, package_path: Path) -> None:
         """Publish the package directory atomically; repeating an upload changes nothing."""
 
-    def receipt(self, package_id: str) -> dict[str, Any] | None:
-        """The platform's receipt for ``package_id``, or None while there is none."""
+    def receipt(self, package_id: str) -> Any:
+        """The platform's receipt for ``package_id`` as parsed JSON, or None while there is none;
+        :class:`ReceiptProblem` when it is not JSON. The caller validates it
+        (:func:`connectors.exchange.receipts.validate_receipt`)."""
 
 
 SFTP_SETTINGS_ENV = "CAMPUSDX_SFTP_SETTINGS"
@@ -94,16 +96,18 @@ class DirectoryGateway:
         shutil.rmtree(stale)
         log.info("gateway: replaced an older package under the id %s", final.name)
 
-    def receipt(self, package_id: str) -> dict[str, Any] | None:
-        """``receipts/{package_id}.json`` parsed, or None when absent or not yet readable."""
-        path = self.receipts / f"{package_id}.json"
+    def receipt(self, package_id: str) -> Any:
+        """``receipts/{package_id}.json`` parsed as JSON (not yet validated), or None when absent.
+
+        Only a regular file directly in ``receipts/`` is read (never a link elsewhere), at most
+        :data:`MAX_RECEIPT_BYTES`; a receipt that is not JSON raises :class:`ReceiptProblem`."""
+        name = f"{package_id}.json"
+        source = f"{self.layout.receipts}/{name}"
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            log.warning("gateway: receipt %s is not valid JSON; ignoring it for now", path.name)
-            return None
+            data = read_in_package(self.receipts, name, MAX_RECEIPT_BYTES)
+        except PackageFileRefused as exc:
+            raise ReceiptProblem(f"receipt {source} {exc}") from None
+        return None if data is None else parse_receipt(data, source)
 
 
 def _same_package(a: Path, b: Path) -> bool:

@@ -43,6 +43,7 @@ from connectors.exchange.package import (
 )
 from connectors.exchange.policy import Policy, choose_mode, load_policies
 from connectors.exchange.profile import Profile, load_profile
+from connectors.exchange.receipts import ReceiptProblem, validate_receipt
 from connectors.exchange.signing import ensure_demo_key, load_key
 
 log = logging.getLogger(__name__)
@@ -384,10 +385,11 @@ def collect_receipts(
         waiting = {
             e.batch_id: e for e in ledger.awaiting_receipt() if datasets is None or e.dataset in datasets
         }
+        unusable: dict[str, str] = {}  # batch id -> why its receipt cannot be used
         deadline = time.monotonic() + timeout_s
         while waiting:
             for batch_id, entry in list(waiting.items()):
-                receipt = _matching_receipt(gateway, entry, profile)
+                receipt = _matching_receipt(gateway, entry, profile, unusable)
                 if receipt is not None:
                     results.append(_record_receipt(ledger, entry, receipt, paths))
                     del waiting[batch_id]
@@ -396,20 +398,36 @@ def collect_receipts(
                 break
             time.sleep(min(poll_s, remaining))
         for entry in waiting.values():
+            if entry.batch_id in unusable:
+                why = f"{unusable[entry.batch_id]}; the package stays pending"
+                results.append(_result(entry, "unusable_receipt", message=why))
+                continue
             log.warning("%s: no receipt after %g s; it stays pending", entry.package_id, timeout_s)
             results.append(_result(entry, "no_receipt", message=f"no receipt after {timeout_s:g} s"))
     return results
 
 
-def _matching_receipt(gateway: Gateway, entry: LedgerEntry, profile: Profile) -> dict[str, Any] | None:
-    """The receipt for this very batch (an older receipt under a reused package id is ignored)."""
-    receipt = gateway.receipt(entry.package_id)
-    if receipt is None or receipt.get("batch_id") != entry.batch_id:
+def _matching_receipt(
+    gateway: Gateway, entry: LedgerEntry, profile: Profile, unusable: dict[str, str]
+) -> dict[str, Any] | None:
+    """The receipt for this very batch (an older receipt under a reused package id is ignored),
+    validated (:func:`validate_receipt`). A receipt that is not valid is not used: the reason,
+    naming the receipt file, goes to the log and to ``unusable`` and the package stays pending."""
+    source = f"{profile.gateway.receipts}/{entry.package_id}.json"
+    try:
+        raw = gateway.receipt(entry.package_id)
+        if raw is None:
+            return None
+        receipt = validate_receipt(
+            raw, source, package_id=entry.package_id, statuses=profile.receipt_statuses
+        )
+    except ReceiptProblem as exc:
+        if unusable.get(entry.batch_id) != str(exc):
+            log.warning("%s: %s; the package stays pending", entry.package_id, exc)
+        unusable[entry.batch_id] = str(exc)
         return None
-    if receipt.get("status") not in profile.receipt_statuses:
-        log.warning("%s: receipt has unknown status %r; ignored", entry.package_id, receipt.get("status"))
-        return None
-    return receipt
+    unusable.pop(entry.batch_id, None)
+    return receipt if receipt["batch_id"] == entry.batch_id else None
 
 
 def _record_receipt(

@@ -24,6 +24,7 @@ from typing import Any
 import paramiko
 
 from connectors.exchange.profile import GatewayLayout, load_profile
+from connectors.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
 
 log = logging.getLogger(__name__)
 
@@ -154,21 +155,23 @@ class SftpGateway:
             sftp.close()
             client.close()
 
-    def receipt(self, package_id: str) -> dict[str, Any] | None:
-        """``receipts/{package_id}.json`` parsed, or None when absent or not yet readable."""
+    def receipt(self, package_id: str) -> Any:
+        """``receipts/{package_id}.json`` parsed as JSON (not yet validated), or None when absent.
+
+        At most :data:`MAX_RECEIPT_BYTES` are read; a receipt that is not JSON, or is not a
+        regular file, raises :class:`ReceiptProblem`."""
+        source = f"{self.layout.receipts}/{package_id}.json"
         client, sftp = self._connect()
         try:
             path = self._path(self.layout.receipts, f"{package_id}.json")
             try:
+                if not stat.S_ISREG(sftp.stat(path).st_mode or 0):
+                    raise ReceiptProblem(f"receipt {source} is not a regular file")
                 with sftp.open(path, "rb") as fh:
-                    data = fh.read()
+                    data = fh.read(MAX_RECEIPT_BYTES + 1)
             except FileNotFoundError:
                 return None
-            try:
-                return json.loads(data.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                log.warning("sftp: receipt %s is not valid JSON; ignoring it for now", package_id)
-                return None
+            return parse_receipt(data, source)
         finally:
             sftp.close()
             client.close()
