@@ -91,9 +91,12 @@ def extract(
     full_refresh: bool = False,
     key_snapshot: bool | None = None,
     paths: Paths | None = None,
+    lock_wait_s: float | None = None,
 ) -> dict:
     """Land one table's new rows (or a file export's new files); returns the batch's counts.
-    ``key_snapshot`` True takes the delete-detecting key snapshot even when it is not due."""
+    ``key_snapshot`` True takes the delete-detecting key snapshot even when it is not due.
+    ``lock_wait_s``: how long to wait while another extraction of the table runs (None: an
+    Airflow task's bounded wait; 0: fail at once with :class:`campusdx.locks.Busy`)."""
     from connectors.sources.declarations import load_systems
     from connectors.sources.files import extract_file, load_file_decls
     from connectors.sources.landing import Landing
@@ -103,7 +106,9 @@ def extract(
     decl = next(d for d in load_systems() if d.system == system)
     files = {f.name: f for f in load_file_decls(decl.path)}
     if table in files:
-        batches = extract_file(system, files[table], paths.home, Landing(paths.landing))
+        batches = extract_file(
+            system, files[table], paths.home, Landing(paths.landing), lock_wait_s=lock_wait_s
+        )
         return {
             "system": system,
             "table": table,
@@ -120,6 +125,7 @@ def extract(
         Landing(paths.landing),
         full_refresh=full_refresh,
         key_snapshot=key_snapshot,
+        lock_wait_s=lock_wait_s,
     )
     return {
         "system": system,
@@ -150,6 +156,11 @@ class Blocked(RuntimeError):
 
 class Rejected(RuntimeError):
     """The province REJECTED a package; the message lists the platform's rules."""
+
+
+class ReceiptUnmapped(RuntimeError):
+    """A PARTIAL receipt names a line that starts no row of the package as sent; the receipt is
+    not recorded and the package stays pending (the message names package, file, line, reason)."""
 
 
 def read_feed(dataset: str, paths: Paths | None = None):
@@ -242,7 +253,9 @@ def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
 
     Raises :class:`Rejected`, naming the platform's rules, when the receipt is REJECTED, after
     building the dataset's package again under the same sequence and sending it (its receipt is
-    awaited by the next run; after REJECTED packages in a row the send policy makes it a FULL)."""
+    awaited by the next run; after REJECTED packages in a row the send policy makes it a FULL).
+    Raises :class:`ReceiptUnmapped` when a PARTIAL receipt names a line that starts no row of the
+    package as sent: nothing is recorded and the package stays pending."""
     from dataclasses import asdict
 
     from connectors.exchange.profile import load_profile
@@ -250,7 +263,13 @@ def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
 
     paths = paths or default_paths()
     profile = load_profile()
-    results = collect_receipts(paths, timeout_s=0, poll_s=0, datasets=[dataset])
+    from campusdx.locks import Busy
+
+    try:  # a publish of the dataset is running: look again at the next poke
+        results = collect_receipts(paths, timeout_s=0, poll_s=0, datasets=[dataset], lock_wait_s=5)
+    except Busy as exc:
+        log.info("%s: receipts not collected now: %s", dataset, exc)
+        return None
     done = [r for r in results if r.action == "receipt"]
     rejected = [r for r in done if r.status == "REJECTED"]
     if rejected:
@@ -266,6 +285,9 @@ def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
         )
     for partial in (r for r in done if r.status == "PARTIAL"):
         _quarantine_rejections(partial, paths, profile)
+    unmapped = [r for r in results if r.action == "unmapped_receipt"]
+    if unmapped:
+        raise ReceiptUnmapped(f"{dataset}: " + "; ".join(r.message for r in unmapped))
     if done:
         return asdict(done[-1])
     with open_ledger(paths, profile) as ledger:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from campusdx.settings import Paths
-from connectors.exchange.delta import rejected_rows, write_table
+from connectors.exchange.delta import check_rows, rejected_rows, write_table
 from connectors.exchange.profile import Profile
 from expectations.gate import FINDINGS_SCHEMA, SOURCE_SYSTEM
 
@@ -47,11 +47,16 @@ def record_rejections(
 ) -> int:
     """Add the receipt's rejected rows to the dataset's platform findings; returns how many rows.
 
-    ``sent`` is the package's rows (``connectors.exchange.delta``'s ``.sent.parquet``)."""
+    ``sent`` is the package's rows (``connectors.exchange.delta``'s ``.sent.parquet``). The
+    receipt's lines are mapped on the package as sent, in the outbox (a line that starts no row
+    raises :class:`connectors.exchange.delta.ReceiptLineError`)."""
+    from connectors.exchange.publisher import outbox_dir
+
     now = (now or datetime.now(UTC)).replace(tzinfo=None)
-    rejected = rejected_rows(profile, receipt)
+    rejected = rejected_rows(profile, receipt, outbox_dir(paths) / package_id)
     if not rejected:
         return 0
+    check_rows(sent, rejected)
     declared = profile.dataset(dataset)
     table = pq.read_table(sent, columns=list(declared.primary_key))
     keys = {

@@ -12,11 +12,20 @@ rejected rows (FULL: those rows are missing; DELTA: those keys keep their previo
 Files are written before the ledger records the step they belong to, so the ledger never
 points at a state that is not on disk. The state of a dataset is that of its last delivered
 package (:func:`delivered_state`); with none on record the next package is a FULL.
+
+A receipt names a rejected row by file and line, and PX-1.0 counts file lines (lines end with
+LF, the header is line 1), while a quoted value may hold CR or LF. :func:`rejected_rows` maps a
+line to the record that starts on it by scanning the part exactly as sent (the package in the
+outbox, in the encoding its manifest declares); a line that starts no record is a
+:class:`ReceiptLineError`, never a guess.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import io
+import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,11 +38,15 @@ import pyarrow.parquet as pq
 from connectors.exchange.package import fsync_dir, write_atomically
 from connectors.exchange.profile import Dataset, Profile
 
-_LINE = re.compile(r"^(?P<dataset>[A-Z0-9]+)\.(?P<part>[0-9]+)\.csv$")
-
 
 class DeltaError(RuntimeError):
     """A state file the ledger names is missing or does not fit the dataset."""
+
+
+class ReceiptLineError(DeltaError):
+    """A receipt names a row that cannot be found in the package as sent (a line out of range,
+    the header, the middle of a multi-line record, a file not in the package...). The receipt
+    must not be recorded: the package stays pending. The message names package, file and line."""
 
 
 def state_dir(exchange: Path, dataset: str) -> Path:
@@ -138,18 +151,140 @@ def apply_delta(profile: Profile, dataset: Dataset, state: Path, delta: pa.Table
         return _strings(conn.execute(sql).to_arrow_table(), fields)
 
 
-def rejected_rows(profile: Profile, receipt: Mapping[str, Any]) -> dict[int, list[dict[str, Any]]]:
-    """The rows a receipt rejected, by index (from 0, in package order), each with its errors:
-    the errors that are not warnings. A receipt's line counts file lines, the header being 1."""
-    rows: dict[int, list[dict[str, Any]]] = {}
-    for error in receipt.get("errors") or []:
-        rule, file, line = error.get("rule") or "", error.get("file") or "", error.get("line")
-        match = _LINE.match(file)
-        if rule.startswith("PX-W") or not match or not isinstance(line, int) or line < 2:
+def record_lines(text: str, *, quote: str = '"', line_ending: str = "\n") -> list[int]:
+    """The file line (from 1) on which each record of CSV ``text`` starts, the header included.
+
+    File lines are counted as PX-1.0 counts them: a line ends with ``line_ending`` (LF), inside a
+    quoted value too; a CR, alone or before the LF, is no line break of its own. One pass that
+    stops only at quotes and line endings (a doubled quote toggles twice, so it cancels out).
+    The last entry is followed by :func:`line_count` lines of the file; a file that ends with a
+    line ending has no record after it."""
+    starts: list[int] = []
+    line, quoted, at_start = 1, False, True
+    pattern = re.compile("|".join(re.escape(t) for t in (quote, line_ending)))
+    for match in pattern.finditer(text):
+        if match.group() == quote:
+            if at_start:
+                starts.append(line)
+                at_start = False
+            quoted = not quoted
             continue
-        index = (int(match["part"]) - 1) * profile.max_rows_per_part + line - 2
-        rows.setdefault(index, []).append(dict(error))
+        if at_start:  # a record with no quote in it (or an empty line) starts here
+            starts.append(line)
+        at_start = not quoted
+        line += 1
+    if at_start and _tail(text, line_ending):  # the last record has no line ending
+        starts.append(line)
+    return starts
+
+
+def _tail(text: str, line_ending: str) -> bool:
+    return bool(text) and not text.endswith(line_ending)
+
+
+def line_count(text: str, line_ending: str = "\n") -> int:
+    """How many file lines ``text`` has (a last line without a line ending counts)."""
+    return text.count(line_ending) + (1 if _tail(text, line_ending) else 0)
+
+
+class _PartLines:
+    """The record start lines of one part of a package as sent (its bytes checked against the
+    manifest's sha256, its records against the manifest's rows)."""
+
+    def __init__(self, package: Path, name: str, entry: Mapping[str, Any], encoding: str, profile: Profile):
+        try:
+            data = (package / name).read_bytes()
+        except OSError as exc:
+            raise ReceiptLineError(f"{package.name}: {name} is not in the outbox ({exc})") from exc
+        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            raise ReceiptLineError(
+                f"{package.name}: {name} in the outbox is not the file sent (sha256 differs from the "
+                "manifest); the receipt's lines cannot be mapped"
+            )
+        try:
+            text = data.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise ReceiptLineError(f"{package.name}: {name} cannot be read as {encoding}: {exc}") from exc
+        self.lines = line_count(text, profile.line_ending)
+        self.starts = record_lines(text, quote=profile.quote, line_ending=profile.line_ending)
+        self.rows = len(self.starts) - 1  # less the header
+        if self.rows != entry.get("rows"):
+            raise ReceiptLineError(
+                f"{package.name}: {name} holds {self.rows} records, its manifest says {entry.get('rows')}; "
+                "the receipt's lines cannot be mapped"
+            )
+
+    def record(self, line: int) -> int | str:
+        """The record (from 0, within the part) that starts on ``line``, else why none does."""
+        if line < 1 or line > self.lines:
+            return f"out of range (the file has {self.lines} lines)"
+        if line == 1:
+            return "it is the header"
+        at = bisect.bisect_right(self.starts, line) - 1
+        if self.starts[at] != line:
+            end = self.starts[at + 1] - 1 if at + 1 < len(self.starts) else self.lines
+            return f"it falls inside the record on lines {self.starts[at]}-{end} (a value spanning lines)"
+        return at - 1
+
+
+def rejected_rows(
+    profile: Profile, receipt: Mapping[str, Any], package: Path
+) -> dict[int, list[dict[str, Any]]]:
+    """The rows a receipt rejected, by index (from 0, in package order), each with its errors:
+    the errors that are not warnings.
+
+    ``package`` is the package's directory as sent (in the outbox). A receipt's line counts file
+    lines, the header being 1 (PX-1.0 §4); it is mapped to the record that starts on that line
+    in the part's bytes, decoded as the manifest declares (a quoted value may span lines). An
+    error that names no such record raises :class:`ReceiptLineError`: the receipt cannot be
+    recorded, since taking it would record a rejected row as taken."""
+    pid = receipt.get("package_id") or package.name
+    errors = [dict(e) for e in receipt.get("errors") or [] if not str(e.get("rule") or "").startswith("PX-W")]
+    if not errors:
+        return {}
+    try:
+        manifest = json.loads((package / profile.manifest_file).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ReceiptLineError(f"{pid}: the package as sent is not in the outbox ({exc})") from exc
+    if manifest.get("batch_id") != receipt.get("batch_id"):
+        raise ReceiptLineError(
+            f"{pid}: the outbox holds batch {manifest.get('batch_id')}, the receipt answers "
+            f"{receipt.get('batch_id')}"
+        )
+    encoding = manifest.get("encoding")
+    if encoding not in profile.encodings:
+        raise ReceiptLineError(
+            f"{pid}: the manifest's encoding {encoding!r} is not one of {profile.encodings}"
+        )
+    entries = {f["name"]: f for f in manifest.get("files") or []}
+    first_row, before = {}, 0  # parts in manifest order, each holding its manifest's rows
+    for name, entry in entries.items():
+        first_row[name] = before
+        before += int(entry.get("rows") or 0)
+    parts: dict[str, _PartLines] = {}
+    rows: dict[int, list[dict[str, Any]]] = {}
+    for error in errors:
+        file, line = error.get("file"), error.get("line")
+        where = f"{pid}: receipt error {error.get('rule')} on file {file!r} line {line!r}"
+        if file not in entries:
+            raise ReceiptLineError(f"{where}: names no file of the package ({', '.join(entries)})")
+        if not isinstance(line, int) or isinstance(line, bool):
+            raise ReceiptLineError(f"{where}: names no line")
+        if file not in parts:  # only the parts a receipt names are read, each once
+            parts[file] = _PartLines(package, file, entries[file], encoding, profile)
+        found = parts[file].record(line)
+        if isinstance(found, str):
+            raise ReceiptLineError(f"{where}: maps to no record: {found}")
+        rows.setdefault(first_row[file] + found, []).append(error)
     return dict(sorted(rows.items()))
+
+
+def check_rows(sent: Path, rejected: Iterable[int]) -> None:
+    """Raise :class:`ReceiptLineError` when a rejected index is past the rows kept as sent."""
+    count = pq.ParquetFile(sent).metadata.num_rows
+    past = [i for i in rejected if not 0 <= i < count]
+    if past:
+        raise ReceiptLineError(f"{sent.name}: rejected row(s) {past[:5]} past the {count} rows sent")
 
 
 def held_after_partial(
@@ -160,7 +295,9 @@ def held_after_partial(
     FULL: the rejected rows are simply missing. DELTA: a rejected row's key keeps the version
     the platform held before (or stays absent)."""
     fields = dataset.field_codes
-    keys = pq.read_table(sent, columns=list(dataset.primary_key)).take(pa.array(sorted(rejected), pa.int64()))
+    rejected = sorted(rejected)
+    check_rows(sent, rejected)
+    keys = pq.read_table(sent, columns=list(dataset.primary_key)).take(pa.array(rejected, pa.int64()))
     held = _conn(post=post, rejected=keys)
     try:
         on = _keys_match("p", "r", dataset)
