@@ -186,6 +186,14 @@ def test_a_line_that_starts_no_row_is_an_error_naming_package_file_and_line(
     assert repr(file) in str(error.value)
 
 
+def test_a_partial_that_names_fewer_rows_than_it_rejected_is_an_error(tmp_path, profile):
+    small, path, manifest = built(tmp_path, profile)
+    one = {**receipt(manifest, ("PX-E011", "ZZJG.001.csv", 2)), "rows_rejected": 2}
+    with pytest.raises(states.ReceiptLineError, match=r"says 2 row\(s\) rejected but names 1"):
+        states.rejected_rows(small, one, path)
+    assert list(states.rejected_rows(small, {**one, "rows_rejected": 1}, path)) == [0]
+
+
 def test_a_receipt_for_another_batch_or_a_changed_part_is_an_error(tmp_path, profile):
     small, path, manifest = built(tmp_path, profile)
     other = {**receipt(manifest, ("PX-E011", "ZZJG.001.csv", 2)), "batch_id": str(uuid.uuid4())}

@@ -241,6 +241,7 @@ def rejected_rows(
     pid = receipt.get("package_id") or package.name
     errors = [dict(e) for e in receipt.get("errors") or [] if not str(e.get("rule") or "").startswith("PX-W")]
     if not errors:
+        _check_count(pid, receipt, 0)
         return {}
     try:
         manifest = json.loads((package / profile.manifest_file).read_bytes())
@@ -276,7 +277,16 @@ def rejected_rows(
         if isinstance(found, str):
             raise ReceiptLineError(f"{where}: maps to no record: {found}")
         rows.setdefault(first_row[file] + found, []).append(error)
+    _check_count(pid, receipt, len(rows))
     return dict(sorted(rows.items()))
+
+
+def _check_count(pid: str, receipt: Mapping[str, Any], listed: int) -> None:
+    """A PARTIAL that says it rejected more rows than it lists would make us record the unlisted
+    ones as taken: an error too."""
+    said = receipt.get("rows_rejected")
+    if receipt.get("status") == "PARTIAL" and isinstance(said, int) and said != listed:
+        raise ReceiptLineError(f"{pid}: the receipt says {said} row(s) rejected but names {listed}")
 
 
 def check_rows(sent: Path, rejected: Iterable[int]) -> None:
