@@ -635,3 +635,58 @@ def test_validate_receipt_rules():
     }
     with pytest.raises(ReceiptProblem, match="names no rejected row"):
         validate_receipt(partial, "r.json", package_id=good["package_id"])
+
+
+def test_sftp_receipts_are_read_bounded_and_checked_like_directory_ones(monkeypatch):
+    import stat as stat_mod
+
+    from connectors.exchange.receipts import ReceiptProblem
+    from connectors.exchange.sftp import SftpGateway, SftpSettings
+
+    files = {"receipts/A.json": (stat_mod.S_IFREG, b"[" * 50_000), "receipts/B.json": (stat_mod.S_IFIFO, b"")}
+    files["receipts/C.json"] = (stat_mod.S_IFREG, b'{"status": "ACCEPTED"}')
+
+    class FakeSftp:
+        def stat(self, path):
+            if path not in files:
+                raise FileNotFoundError(path)
+            return type("Attr", (), {"st_mode": files[path][0]})()
+
+        def open(self, path, mode):
+            return contextlib.nullcontext(io.BytesIO(files[path][1]))
+
+        def close(self):
+            pass
+
+    gateway = SftpGateway(SftpSettings("h", 22, "u", "k", "kh", remote_root="."), PROFILE.gateway)
+    monkeypatch.setattr(gateway, "_connect", lambda: (FakeSftp(), FakeSftp()))
+    monkeypatch.setattr(gateway, "_path", lambda *parts: "/".join(parts))
+    assert gateway.receipt("missing") is None
+    with pytest.raises(ReceiptProblem, match=r"receipts/A\.json is not JSON"):
+        gateway.receipt("A")
+    with pytest.raises(ReceiptProblem, match=r"receipts/B\.json is not a regular file"):
+        gateway.receipt("B")
+    assert gateway.receipt("C") == {"status": "ACCEPTED"}
+
+
+def test_a_package_the_checks_fail_on_is_rejected_once_and_the_loop_goes_on(scratch, monkeypatch):
+    root = Path(tempfile.mkdtemp(dir=scratch))
+    gateway = DirectoryGateway(root / "gateway", PROFILE.gateway)
+    gateway.upload(build_valid(root / "outbox-1", sequence=1))
+    gateway.upload(build_valid(root / "outbox-2", sequence=2))
+    province = Province(root / "gateway", root / "province", PROFILE, {KEY_ID: KEY}, code_sets())
+    real = Province.process
+
+    def flaky(self, path):
+        if path.name.endswith("-000001"):
+            raise RuntimeError("a bug in the checks")
+        return real(self, path)
+
+    monkeypatch.setattr(Province, "process", flaky)
+    try:
+        first, second = province.process_inbox()
+        assert (first["status"], first["errors"][0]["rule"]) == ("REJECTED", "PX-E001") and first["batch_id"]
+        assert (second["status"], second["errors"][0]["rule"]) == ("REJECTED", "PX-E007")  # judged after it
+        assert province.process_inbox() == []  # answered: not judged again on every pass
+    finally:
+        province.close()

@@ -21,7 +21,8 @@ MAX_RECEIPT_BYTES = 256 * 1024 * 1024
 """A receipt larger than this is not read (it would list millions of findings)."""
 MAX_ERRORS = 5_000_000
 MAX_COUNT = 1 << 40
-PACKAGE_ID_PATTERN = r"^[0-9]{10}-[A-Z][A-Z0-9_]{0,29}-[A-Z]-[0-9]{6}$"
+PACKAGE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+"""A plain name; :func:`validate_receipt` then requires the very package id it asked for."""
 RULE_PATTERN = r"^PX-[EW][0-9]{3}$"
 FILE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"
 
@@ -92,6 +93,8 @@ def parse_receipt(data: bytes, source: str) -> Any:
     raw, why, _ = load_json(data)
     if why is not None:
         raise ReceiptProblem(f"receipt {source} {why}")
+    if raw is None:  # None means "no receipt yet" to the caller: a null is a broken receipt
+        raise ReceiptProblem(f"receipt {source} is JSON null, not a receipt")
     return raw
 
 

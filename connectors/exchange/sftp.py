@@ -165,7 +165,8 @@ class SftpGateway:
         try:
             path = self._path(self.layout.receipts, f"{package_id}.json")
             try:
-                if not stat.S_ISREG(sftp.stat(path).st_mode or 0):
+                mode = sftp.stat(path).st_mode  # None when the server does not say
+                if mode is not None and not stat.S_ISREG(mode):
                     raise ReceiptProblem(f"receipt {source} is not a regular file")
                 with sftp.open(path, "rb") as fh:
                     data = fh.read(MAX_RECEIPT_BYTES + 1)

@@ -53,8 +53,9 @@ from connectors.exchange.signing import ensure_demo_key
 log = logging.getLogger(__name__)
 
 _RESIDENT_ID = re.compile(r"[0-9]{17}[0-9Xx]")
-_PACKAGE_ID = re.compile(r"[0-9]{10}-[A-Z][A-Z0-9_]{0,29}-[A-Z]-[0-9]{6}")
-"""What a directory named as a package id looks like (§1), whatever the profile's letters."""
+_PACKAGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+"""A name the platform answers under (``receipts/{name}.json``): a plain file name. Whether it
+is the manifest's package id (per the profile's template) is PX-E001, judged with the manifest."""
 _UUID = re.compile(UUID_PATTERN)
 _MAX_RECEIPT_BYTES = 64 * 1024 * 1024
 
@@ -519,7 +520,7 @@ class Province:
         """Answer every complete package in the inbox that has no receipt for its batch yet.
 
         One package's failure never stops the others: a package that cannot be judged is
-        answered REJECTED (PX-E001) when its directory name is a package id, else logged and
+        answered REJECTED (PX-E001); an inbox entry whose name is not a plain file name is logged and
         left where it is.
         """
         receipts = []
@@ -534,12 +535,15 @@ class Province:
         return receipts
 
     def _unjudged(self, path: Path) -> dict[str, Any] | None:
-        """REJECTED (PX-E001) for a package the checks failed on, if its name is a package id."""
+        """REJECTED (PX-E001) for a package the checks failed on (its name is a plain file name)."""
         if not _PACKAGE_ID.fullmatch(path.name):
             return None
         error = self.finding("PX-E001", "the package could not be read as a PX-1.0 package")
-        receipt = self._receipt(path.name, None, "REJECTED", px_datetime(self.clock()), errors=[error])
         try:
+            batch_id = _peek_manifest(path, self.profile.manifest_file).get("batch_id")
+            receipt = self._receipt(
+                path.name, None, "REJECTED", px_datetime(self.clock()), errors=[error], batch_id=batch_id
+            )
             self._write_receipt(path.name, receipt)
         except Exception as exc:
             log.error("province: no receipt written for %s (%s)", path.name, type(exc).__name__)
@@ -761,7 +765,7 @@ def _peek_manifest(package: Path, name: str) -> dict[str, Any]:
 
 def _shown(name: str) -> str:
     """A directory name as a log line may show it (printable ASCII, bounded)."""
-    return name if _PACKAGE_ID.fullmatch(name) else "an inbox entry that is not named as a package"
+    return name if _PACKAGE_ID.fullmatch(name) else "an inbox entry whose name is not a plain file name"
 
 
 def _content_hash(manifest: Mapping[str, Any]) -> str:
