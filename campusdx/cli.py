@@ -86,9 +86,11 @@ def _exchange(args) -> int:
 
     profile = load_profile()
     if args.action == "resend":
-        try:
-            result = resend(args.package_id)
-        except PublishError as exc:
+        from campusdx.locks import Busy
+
+        try:  # an operator's command: fail at once when a publish of the dataset is running
+            result = resend(args.package_id, lock_wait_s=0)
+        except (PublishError, Busy) as exc:
             print(exc, file=sys.stderr)
             return 1
         print(f"{result.package_id}: {result.message}")
@@ -244,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"copied {args.system} to {redact(args.url)}: {copied}")
         print(f"point the pipeline at it: export CAMPUSDX_SOURCE_{args.system.upper()}_URL='<that url>'")
     elif args.command == "extract":
+        from campusdx.locks import Busy
         from campusdx.pipeline import extract, landed_names
         from connectors.sources.sql import ExtractError  # file errors are ExtractErrors too
 
@@ -258,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                             name,
                             full_refresh=args.full_refresh,
                             key_snapshot=True if args.key_snapshot else None,
+                            lock_wait_s=0,  # an operator's command: fail at once, don't queue
                         )
-                    except ExtractError as exc:
+                    except (ExtractError, Busy) as exc:
                         failed.append(f"{decl.system}.{name}")
                         print(f"  {decl.system}.{name:<12} FAILED: {exc}", file=sys.stderr)
                         continue

@@ -5,6 +5,12 @@ identified by its ``batch_id``: a ``package_id`` can recur, because a REJECTED p
 consume its sequence number and the rebuilt package gets the same id. Sequences come from
 what the province confirmed, never from memory: the next sequence of a dataset is the last
 *delivered* one (receipt ACCEPTED, PARTIAL or DUPLICATE) plus one.
+
+A sequence is held by at most one package that is unanswered or delivered (a unique index on
+``(dataset, sequence)`` over those statuses; REJECTED packages give their number back, so
+they may share it). :meth:`Ledger.record_built` checks that the package's sequence is still the
+next one and inserts it in one ``BEGIN IMMEDIATE`` transaction, so two publishers that raced
+past the publish lock cannot both record the same sequence.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ CREATE TABLE IF NOT EXISTS full_requests (
 """
 
 
+_SEQUENCE_INDEX = "packages_dataset_sequence_unique"
+
+
 class LedgerError(RuntimeError):
     """A state change the ledger cannot make (unknown batch, wrong state)."""
 
@@ -88,6 +97,8 @@ class Ledger:
         self.path = Path(path)
         self.delivered = tuple(delivered)
         self._db = open_durable(self.path, _SCHEMA)
+        self._holding = (*UNANSWERED, *self.delivered)
+        self._unique_sequences()
 
     def close(self) -> None:
         """Close the database connection."""
@@ -99,6 +110,32 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _unique_sequences(self) -> None:
+        """Create the unique index on ``(dataset, sequence)`` of packages that hold their number
+        (an older ledger gets it here); refuse to open a ledger where two packages hold one."""
+        for status in self._holding:
+            if not status.replace("_", "").isalnum():
+                raise LedgerError(f"status {status!r} cannot be used in the ledger's index")
+        marks = ", ".join("?" * len(self._holding))
+        with self._tx() as db:
+            twice = db.execute(
+                f"SELECT dataset, sequence, group_concat(batch_id, ', ') FROM packages"
+                f" WHERE status IN ({marks}) GROUP BY dataset, sequence HAVING count(*) > 1"
+                " ORDER BY dataset, sequence",
+                self._holding,
+            ).fetchall()
+            if twice:
+                listed = "; ".join(f"{d} sequence {s} (batches {b})" for d, s, b in twice)
+                raise LedgerError(
+                    f"{self.path}: several unanswered or delivered packages hold one sequence: {listed}; "
+                    "settle them by hand (the province's receipts say which was taken) before publishing"
+                )
+            statuses = ", ".join(f"'{s}'" for s in self._holding)
+            db.execute(
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {_SEQUENCE_INDEX} ON packages (dataset, sequence)"
+                f" WHERE status IN ({statuses})"
+            )
+
     def _tx(self):
         """One transaction: committed when the block ends, rolled back on error."""
         return transaction(self._db)
@@ -108,28 +145,40 @@ class Ledger:
     def record_built(self, package: Package, fingerprint: str, built_at: str) -> LedgerEntry:
         """A package now in the outbox, not yet sent. A FULL answers a request for one."""
         m = package.manifest
-        with self._tx() as db:
-            if m["mode"] == "FULL":
-                db.execute("DELETE FROM full_requests WHERE dataset = ?", (m["dataset"],))
-            db.execute(
-                "INSERT INTO packages (package_id, dataset, mode, sequence, batch_id, fingerprint,"
-                " manifest_sha256, files, rows, built_at, as_of, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    package.package_id,
-                    m["dataset"],
-                    m["mode"],
-                    m["sequence"],
-                    m["batch_id"],
-                    fingerprint,
-                    package.manifest_sha256,
-                    json.dumps(m["files"]),
-                    m["total_rows"],
-                    built_at,
-                    m["as_of"],
-                    BUILT,
-                ),
-            )
+        try:
+            with self._tx() as db:
+                expected = self._next_sequence(db, m["dataset"])
+                if m["sequence"] != expected:
+                    raise LedgerError(
+                        f"{package.package_id}: sequence {m['sequence']} of {m['dataset']} is not the next "
+                        f"one ({expected}); another publish took it"
+                    )
+                if m["mode"] == "FULL":
+                    db.execute("DELETE FROM full_requests WHERE dataset = ?", (m["dataset"],))
+                db.execute(
+                    "INSERT INTO packages (package_id, dataset, mode, sequence, batch_id, fingerprint,"
+                    " manifest_sha256, files, rows, built_at, as_of, status)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        package.package_id,
+                        m["dataset"],
+                        m["mode"],
+                        m["sequence"],
+                        m["batch_id"],
+                        fingerprint,
+                        package.manifest_sha256,
+                        json.dumps(m["files"]),
+                        m["total_rows"],
+                        built_at,
+                        m["as_of"],
+                        BUILT,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise LedgerError(
+                f"{package.package_id}: sequence {m['sequence']} of {m['dataset']} is held by another "
+                f"package (or batch {m['batch_id']} is recorded already): {exc}"
+            ) from None
         return self.entry(m["batch_id"])
 
     def record_sent(self, batch_id: str, sent_at: str) -> LedgerEntry:
@@ -181,8 +230,11 @@ class Ledger:
 
     def next_sequence(self, dataset: str) -> int:
         """Last delivered sequence of ``dataset`` + 1 (a REJECTED package does not count)."""
+        return self._next_sequence(self._db, dataset)
+
+    def _next_sequence(self, db: sqlite3.Connection, dataset: str) -> int:
         marks = ", ".join("?" * len(self.delivered))
-        row = self._db.execute(
+        row = db.execute(
             f"SELECT MAX(sequence) FROM packages WHERE dataset = ? AND status IN ({marks})",
             (dataset, *self.delivered),
         ).fetchone()

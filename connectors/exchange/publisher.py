@@ -10,6 +10,12 @@ The ledger decides what happens, so running a publish again is always safe:
 
 Nothing counts as delivered before a receipt says ACCEPTED, PARTIAL or DUPLICATE; a REJECTED
 package gives its sequence number back and is moved to ``outbox/retired/``.
+
+One run at a time per dataset: publishing, re-sending and collecting receipts hold the
+dataset's lock (``<home>/locks/publish-<DATASET>.lock``, :mod:`campusdx.locks`). A run that
+finds it taken waits up to ``lock_wait_s`` (default :func:`campusdx.locks.task_wait_s`, what
+an Airflow task does; an operator's command passes 0) and then fails with
+"another publish of <DATASET> is running (pid …)".
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -30,7 +37,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from campusdx import settings
+from campusdx import locks, settings
 from connectors.exchange import delta as states
 from connectors.exchange.gateway import Gateway, configured
 from connectors.exchange.ledger import UNANSWERED, Ledger, LedgerEntry
@@ -82,12 +89,24 @@ def exchange_key(paths: settings.Paths) -> bytes:
     key_file = os.environ.get(KEY_FILE_ENV)
     if key_file:
         return load_key(key_file)
-    return ensure_demo_key(paths.secrets / "px-hmac.key")
+    # two first publishes (of two datasets) must not read the key while the other writes it
+    with locks.hold(locks.lock_path(paths.home / "locks", "demo-key"), "creation of the demo key", wait_s=60):
+        return ensure_demo_key(paths.secrets / "px-hmac.key")
 
 
 def outbox_dir(paths: settings.Paths) -> Path:
     """Where built packages wait until the province has answered them."""
     return paths.exchange / "outbox"
+
+
+def publish_lock(paths: settings.Paths, dataset_code: str, *, wait_s: float | None = None):
+    """Hold the dataset's publish lock (reentrant in one process); :class:`campusdx.locks.Busy`
+    when another run keeps it longer than ``wait_s`` (None: :func:`campusdx.locks.task_wait_s`)."""
+    return locks.hold(
+        locks.lock_path(paths.home / "locks", "publish", dataset_code),
+        f"publish of {dataset_code}",
+        wait_s=locks.task_wait_s() if wait_s is None else wait_s,
+    )
 
 
 def open_ledger(paths: settings.Paths, profile: Profile) -> Ledger:
@@ -121,11 +140,12 @@ def publish_dataset(
     mode: str = "FULL",
     now: datetime | None = None,
     profile: Profile | None = None,
+    lock_wait_s: float | None = None,
 ) -> PublishResult:
     """Send ``table`` as a PX package of ``dataset_code`` unless the ledger says otherwise.
 
     ``table`` is shaped as :func:`build_package` expects. ``now`` stamps ``generated_at`` and
-    the ledger (default: the current Beijing time).
+    the ledger (default: the current Beijing time). ``lock_wait_s``: see :func:`publish_lock`.
     """
     paths = paths or settings.paths()
     profile = profile or load_profile()
@@ -133,7 +153,7 @@ def publish_dataset(
     gateway = gateway or configured(paths.gateway, profile.gateway)
     key = exchange_key(paths)
     stamp = px_datetime(now or datetime.now(BEIJING))
-    with open_ledger(paths, profile) as ledger:
+    with publish_lock(paths, dataset_code, wait_s=lock_wait_s), open_ledger(paths, profile) as ledger:
         run = _Run(paths, profile, gateway, ledger, key, stamp)
         pending = ledger.pending(dataset_code)
         if pending:
@@ -155,13 +175,14 @@ def publish_feed(
     now: datetime | None = None,
     profile: Profile | None = None,
     policy: Policy | None = None,
+    lock_wait_s: float | None = None,
 ) -> PublishResult:
     """Send the dataset's ``feed`` (its whole current set of rows) as the policy says.
 
     A pending package is re-delivered first. Otherwise :func:`choose_mode` picks FULL (first
     time, asked for, after REJECTED packages in a row, on a schedule) or DELTA: the changes from
     what the platform holds, per our records of delivered packages, to ``feed``, computed in
-    DuckDB; an empty DELTA sends nothing.
+    DuckDB; an empty DELTA sends nothing. ``lock_wait_s``: see :func:`publish_lock`.
     """
     paths = paths or settings.paths()
     profile = profile or load_profile()
@@ -170,7 +191,7 @@ def publish_feed(
     gateway = gateway or configured(paths.gateway, profile.gateway)
     now = now or datetime.now(BEIJING)
     stamp = px_datetime(now)
-    with open_ledger(paths, profile) as ledger:
+    with publish_lock(paths, dataset_code, wait_s=lock_wait_s), open_ledger(paths, profile) as ledger:
         run = _Run(paths, profile, gateway, ledger, exchange_key(paths), stamp)
         pending = ledger.pending(dataset_code)
         if pending:
@@ -206,9 +227,14 @@ def publish_feed(
 
 
 def resend(
-    package_id: str, *, paths: settings.Paths | None = None, gateway: Gateway | None = None
+    package_id: str,
+    *,
+    paths: settings.Paths | None = None,
+    gateway: Gateway | None = None,
+    lock_wait_s: float | None = None,
 ) -> PublishResult:
-    """Upload an unanswered package again, byte for byte, under its batch id (operator tool)."""
+    """Upload an unanswered package again, byte for byte, under its batch id (operator tool),
+    holding its dataset's publish lock (``lock_wait_s``: see :func:`publish_lock`)."""
     paths = paths or settings.paths()
     profile = load_profile()
     gateway = gateway or configured(paths.gateway, profile.gateway)
@@ -216,6 +242,8 @@ def resend(
         entries = [e for e in ledger.packages() if e.package_id == package_id]
         if not entries:
             raise PublishError(f"{package_id}: no such package in the ledger")
+    with publish_lock(paths, entries[-1].dataset, wait_s=lock_wait_s), open_ledger(paths, profile) as ledger:
+        entries = [e for e in ledger.packages() if e.package_id == package_id]
         entry = entries[-1]
         if entry.status not in UNANSWERED:
             raise PublishError(
@@ -371,6 +399,7 @@ def collect_receipts(
     poll_s: float = 1.0,
     datasets: Collection[str] | None = None,
     profile: Profile | None = None,
+    lock_wait_s: float | None = None,
 ) -> list[PublishResult]:
     """Wait for the receipts of every SENT package (of ``datasets``) and record them in the ledger.
 
@@ -381,7 +410,10 @@ def collect_receipts(
     profile = profile or load_profile()
     gateway = gateway or configured(paths.gateway, profile.gateway)
     results: list[PublishResult] = []
-    with open_ledger(paths, profile) as ledger:
+    with (
+        _receipt_locks(paths, profile.datasets if datasets is None else datasets, lock_wait_s),
+        open_ledger(paths, profile) as ledger,
+    ):
         waiting = {
             e.batch_id: e for e in ledger.awaiting_receipt() if datasets is None or e.dataset in datasets
         }
@@ -405,6 +437,16 @@ def collect_receipts(
             log.warning("%s: no receipt after %g s; it stays pending", entry.package_id, timeout_s)
             results.append(_result(entry, "no_receipt", message=f"no receipt after {timeout_s:g} s"))
     return results
+
+
+@contextmanager
+def _receipt_locks(paths: settings.Paths, datasets: Collection[str], wait_s: float | None) -> Iterator[None]:
+    """The publish locks of ``datasets``, taken in name order: a receipt is not recorded while
+    a publish of its dataset decides what to send."""
+    with ExitStack() as stack:
+        for code in sorted(set(datasets)):
+            stack.enter_context(publish_lock(paths, code, wait_s=wait_s))
+        yield
 
 
 def _matching_receipt(
