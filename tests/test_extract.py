@@ -202,3 +202,72 @@ def test_key_snapshot_without_interval_runs_every_time(tmp_path):
         conn.execute("delete from people where id = 'P2'")
     assert extract_table(decl, table, decl.default_url, landing).tombstones == 1
     assert _staged_ids(landing) == ["P0", "P1", "P3", "P4"]
+
+
+def test_a_missing_referenced_key_snapshot_fails_the_table_naming_the_file(tmp_path):
+    db, decl = _source(tmp_path)
+    table = TableDecl("people", ("id",), "changed", deletes="key_snapshot")
+    landing = Landing(tmp_path / "landing")
+    first = extract_table(decl, table, decl.default_url, landing)  # no snapshot before: fine
+    lost = landing.keys_path("demo", "people", first.batch_id)
+    lost.unlink()
+    with sqlite3.connect(db) as conn:
+        conn.execute("delete from people where id = 'P0'")
+    with pytest.raises(
+        ExtractError, match=rf"key snapshot {lost} \(named by batch {first.batch_id}\) is missing"
+    ):
+        extract_table(decl, table, decl.default_url, landing)
+    assert len(list(landing.manifests("demo", "people"))) == 1, "nothing landed"
+    again = extract_table(decl, table, decl.default_url, landing, full_refresh=True)
+    assert again.mode == "full_refresh", "a full refresh takes a new baseline"
+    assert landing.keys_path("demo", "people", again.batch_id).exists()
+
+
+def test_watermarks_compare_in_the_cursor_columns_type(tmp_path):
+    db = tmp_path / "src.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table events (id integer primary key, seq integer, what text)")
+        conn.executemany("insert into events values (?, ?, ?)", [(i, i, "a") for i in range(9990, 10000)])
+    decl = SystemDecl(
+        "demo", "demo", None, f"sqlite:///{db}", (TableDecl("events", ("id",), "seq"),), tmp_path
+    )
+    landing = Landing(tmp_path / "landing")
+    extract_table(decl, decl.tables[0], decl.default_url, landing)
+    with sqlite3.connect(db) as conn:
+        conn.executemany("insert into events values (?, ?, ?)", [(i, i, "b") for i in range(10000, 10501)])
+    extract_table(decl, decl.tables[0], decl.default_url, landing)
+    assert landing.watermark("demo", "events") == "10500", '"10500" is past "9999"'
+    third = extract_table(decl, decl.tables[0], decl.default_url, landing)
+    assert third.rows == 1, "only the watermark row is read again, not everything since 9999"
+
+
+def test_cursor_order_by_type():
+    from datetime import datetime
+    from decimal import Decimal
+
+    from connectors.sources.landing import cursor_order
+
+    assert cursor_order("10500", "int64") > cursor_order("9999", "int64")
+    assert cursor_order("10.5", "decimal128(18, 2)") > cursor_order("9.75", "decimal128(18, 2)")
+    assert cursor_order("2026-01-02", "date32[day]") == datetime(2026, 1, 2)
+    assert cursor_order("2026-01-02 00:00:00+08:00", "timestamp[us, tz=UTC]") == datetime(2026, 1, 1, 16)
+    assert cursor_order("9999", "string") > cursor_order("10500", "string"), "text as the source orders it"
+    assert cursor_order("1.5", "double") == Decimal("1.5")
+    with pytest.raises(ValueError, match="is not a int64"):
+        cursor_order("x", "int64")
+
+
+def test_the_atomic_helper_fsyncs_the_file_before_and_the_folder_after_the_rename(tmp_path, monkeypatch):
+    import os
+
+    from campusdx import atomic
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("rename", str(b))), real_replace(a, b)))
+    tmp = tmp_path / "x.parquet.tmp"
+    tmp.write_bytes(b"data")
+    atomic.replace(tmp, tmp_path / "x.parquet")
+    assert events == [("fsync", str(tmp)), ("rename", str(tmp_path / "x.parquet")), ("fsync", str(tmp_path))]
+    assert real_fsync is not None and (tmp_path / "x.parquet").read_bytes() == b"data"

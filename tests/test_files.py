@@ -222,7 +222,9 @@ def test_new_column_lands_and_is_reported(tmp_path, caplog):
     assert manifest["new_columns"] == ["存放地点"]
     assert [c["name"] for c in manifest["columns"]][:3] == ["资产编号", "资产名称", "存放地点"]
     assert _rows(landing, batch)[0]["存放地点"] == "主楼101"
-    assert any("存放地点" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("position(s) [3]" in m for m in warnings), "named by position"
+    assert not any("存放地点" in m for m in warnings), "the header's own cells stay out of the log"
 
 
 def test_rows_read_equal_rows_landed_per_batch(tmp_path):
@@ -309,3 +311,44 @@ def test_malformed_entry_names_file_and_entry(tmp_path, entry, complaint):
     assert str(path) in str(caught.value)
     if "both" not in complaint:
         assert "files entry 1 ('" in str(caught.value)
+
+
+def test_a_symbolic_link_in_the_export_folder_is_refused_by_name(tmp_path):
+    _drop(tmp_path, "zc_kp_1.csv", HEADER + "ZC0001,台式机,信息中心,5000,2026-01-01\n", "gbk")
+    secret = tmp_path / "elsewhere" / "passwd.csv"
+    secret.parent.mkdir()
+    secret.write_bytes((HEADER + "ZC9999,别处,别处,1,2026-01-01\n").encode("gbk"))
+    (tmp_path / "exports" / "zc_kp_2.csv").symlink_to(secret)
+    (tmp_path / "exports" / "linked").symlink_to(secret.parent, target_is_directory=True)
+    decl = _decl(path="{home}/exports/**/zc_kp_*.csv")
+    (tmp_path / "elsewhere" / "zc_kp_3.csv").write_bytes(secret.read_bytes())
+    landing = Landing(tmp_path / "landing")
+    with pytest.raises(FileExtractError) as failed:
+        extract_file(SYSTEM, decl, tmp_path, landing)
+    message = str(failed.value)
+    assert "file zc_kp_2.csv: refused" in message and "is a symbolic link" in message
+    assert (
+        "file zc_kp_3.csv: refused" in message
+        and f"{tmp_path / 'exports' / 'linked'} is a symbolic" in message
+    )
+    [batch] = failed.value.landed
+    assert batch.source_file == "zc_kp_1.csv" and [r["资产编号"] for r in _rows(landing, batch)] == ["ZC0001"]
+
+
+def test_a_header_mismatch_names_declared_columns_not_the_headers_cells(tmp_path):
+    # an export saved without its header: the first line is a person's data
+    _drop(tmp_path, "zc_kp_1.csv", "ZC0001,张三,110101199003074514,5000\nZC0002,李四,x,1\n", "gbk")
+    decl = _decl(columns=("资产编号", "资产名称", "使用单位", "价值"))
+    with pytest.raises(FileExtractError) as failed:
+        _land(tmp_path, decl)
+    message = str(failed.value)
+    assert (
+        "declared column(s) ['资产编号', '资产名称', '使用单位', '价值'] missing from the header" in message
+    )
+    assert "4 named columns, 0 of the 4 declared" in message
+    for cell in ("ZC0001", "张三", "110101199003074514", "5000"):
+        assert cell not in message
+    _drop(tmp_path, "zc_kp_1.csv", "资产编号,张三,张三\nZC0001,a,b\n", "gbk")
+    with pytest.raises(FileExtractError, match=r"positions \[2, 3\] share a name") as twice:
+        _land(tmp_path, _decl())
+    assert "张三" not in str(twice.value)

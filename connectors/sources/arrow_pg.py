@@ -63,7 +63,7 @@ Caveats
   single Arrow batch (1 M rows of 200 bytes: 580 MiB peak RSS, one batch, against 170 MiB
   through ``COPY``). ``stream_query`` therefore, by default (``bind="inline"``), renders the
   parameters as SQL literals into the ``$n`` placeholders (outside string literals, quoted
-  identifiers, dollar quotes and comments) and keeps the streaming ``COPY`` path. Strings are
+  and unquoted identifiers, dollar quotes and comments) and keeps the streaming ``COPY`` path. Strings are
   rendered as untyped ``E'...'`` literals (quotes and backslashes escaped; the connection is
   always UTF-8, so no multibyte character can end a literal), so ``ts_column >= $1`` with a
   ``str`` works as in psql; ``datetime``/``date``/``Decimal`` are rendered with a cast
@@ -173,6 +173,7 @@ _SQL_TOKENS = re.compile(
         | "(?:[^"]|"")*"                            # quoted identifier
         | \$\$.*?\$\$                               # $$...$$
         | \$(?P<tag>[^\W\d]\w*)\$.*?\$(?P=tag)\$    # $tag$...$tag$
+        | [^\W\d][\w$]*                            # identifier or keyword (may hold $: a$1b)
       )
     | \$(?P<param>\d+)                              # positional parameter
     """,
@@ -215,8 +216,9 @@ def sql_literal(value: Any) -> str:
 def inline_params(sql: str, params: Sequence[Any]) -> str:
     """``sql`` with each ``$n`` placeholder replaced by the literal of ``params[n - 1]``.
 
-    Placeholders inside strings, quoted identifiers, dollar-quoted bodies and comments are
-    left alone. Every parameter must be used and no placeholder may point past the list.
+    Placeholders inside strings, quoted identifiers, dollar-quoted bodies, comments and
+    unquoted identifiers (``a$1b``: PostgreSQL allows ``$`` after an identifier's first
+    character) are left alone. Every parameter must be used and no placeholder may point past the list.
     """
     literals = [sql_literal(v) for v in params]
     used: set[int] = set()

@@ -39,6 +39,10 @@ are rendered as text the same way every time: integers without `.0`, other numbe
 `YYYY-MM-DD HH:MM:SS` (by the cell's format). Each row also carries `_batch_id`, `_deleted`
 (false, as in a table's batches), `_source_file` (the file's name) and `_source_line` (line in
 the CSV, row in the sheet; the header is 1). Blank rows are skipped.
+A symbolic link among the matching files (or a linked folder on the way to one) is refused,
+naming the file: an export folder holds the files people dropped, not pointers elsewhere.
+Messages about a header name the declared columns and positions, never the header's own cells
+(a file without a header has personal data in its first line).
 A file whose content (sha256) already landed for the table is skipped, whatever its name, so
 dropping the same file again changes nothing; a changed file lands as a new batch. A file that
 fails does not land; the other files still do, and the task then fails naming every bad file.
@@ -146,8 +150,36 @@ class FileDecl:
         return pattern if Path(pattern).is_absolute() else str(Path(home) / pattern)
 
     def matching_files(self, home: Path) -> list[Path]:
-        """Files matching the glob, sorted by path."""
-        return sorted(Path(p) for p in glob.glob(self.pattern(home), recursive=True) if Path(p).is_file())
+        """Files matching the glob (symbolic links included, to be refused), sorted by path."""
+        return sorted(
+            Path(p)
+            for p in glob.glob(self.pattern(home), recursive=True)
+            if Path(p).is_file() or Path(p).is_symlink()
+        )
+
+    def linked(self, home: Path, path: Path) -> Path | None:
+        """The symbolic link on the way to ``path`` (the file itself, or a folder below the
+        glob's fixed part), or None."""
+        pattern = Path(self.pattern(home))
+        fixed = Path(*[part for part in _fixed_parts(pattern.parts)])
+        try:
+            relative = path.relative_to(fixed)
+        except ValueError:
+            return path if path.is_symlink() else None
+        current = fixed
+        for part in relative.parts:
+            current = current / part
+            if current.is_symlink():
+                return current
+        return None
+
+
+def _fixed_parts(parts: tuple[str, ...]) -> Iterator[str]:
+    """The leading parts of a glob without wildcards."""
+    for part in parts:
+        if glob.has_magic(part):
+            return
+        yield part
 
 
 @dataclass(frozen=True)
@@ -399,6 +431,7 @@ class _Layout:
     positions: tuple[int, ...]
     width: int
     new_columns: tuple[str, ...]
+    new_positions: tuple[int, ...] = ()
 
 
 def _layout(decl: FileDecl, header: list[str | None], where: str) -> _Layout:
@@ -410,9 +443,9 @@ def _layout(decl: FileDecl, header: list[str | None], where: str) -> _Layout:
     unnamed = [i + 1 for i, n in enumerate(names) if not n]
     if unnamed:
         raise FileExtractError(f"{where}: header column(s) {unnamed} have no name")
-    twice = sorted({n for n in names if names.count(n) > 1})
+    twice = [i + 1 for i, n in enumerate(names) if names.count(n) > 1]
     if twice:
-        raise FileExtractError(f"{where}: header names {twice} more than once")
+        raise FileExtractError(f"{where}: header columns at positions {twice} share a name")
     reserved = [n for n in names if n in _RESERVED]
     if reserved:
         raise FileExtractError(f"{where}: header uses reserved column name(s) {reserved}")
@@ -420,13 +453,22 @@ def _layout(decl: FileDecl, header: list[str | None], where: str) -> _Layout:
     missing = [c for c in declared if c not in names]
     if missing:
         what = "declared column(s)" if decl.columns is not None else "primary key column(s)"
-        raise FileExtractError(f"{where}: {what} {missing} missing from the header; it has {names}")
+        raise FileExtractError(
+            f"{where}: {what} {missing} missing from the header; it has {len(names)} named columns, "
+            f"{len(declared) - len(missing)} of the {len(declared)} declared"
+        )
     if decl.columns is None:
         order, new = names, []
     else:
         new = [n for n in names if n not in decl.columns]
         order = [*decl.columns, *new]
-    return _Layout(tuple(order), tuple(names.index(n) for n in order), len(names), tuple(new))
+    return _Layout(
+        tuple(order),
+        tuple(names.index(n) for n in order),
+        len(names),
+        tuple(new),
+        tuple(names.index(n) + 1 for n in new),
+    )
 
 
 def _fit(fields: list[str | None], width: int, pad: bool, where: str, line: int) -> list[str | None] | None:
@@ -560,7 +602,11 @@ def _land_one(
         tmp.unlink(missing_ok=True)
         raise
     if layout.new_columns:
-        log.warning("%s: column(s) %s are not declared; landed anyway", where, list(layout.new_columns))
+        log.warning(
+            "%s: header column(s) at position(s) %s are not declared; landed anyway (see the manifest)",
+            where,
+            list(layout.new_positions),
+        )
     manifest = {
         "system": system,
         "table": decl.name,
@@ -599,18 +645,34 @@ def _land_one(
 
 
 def extract_file(
-    system: str, decl: FileDecl, home: Path, landing: Landing, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    system: str,
+    decl: FileDecl,
+    home: Path,
+    landing: Landing,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    lock_wait_s: float | None = None,
 ) -> list[FileBatch]:
     """Land every matching file whose content has not landed yet for this table, one batch each.
 
     Files are taken in path order. A file that fails lands nothing; the others still land, and
     then a ``FileExtractError`` names every file that failed (its ``landed`` lists the batches).
+    The table's extraction lock is held throughout (``lock_wait_s`` as for
+    :func:`connectors.sources.sql.extract_table`).
     """
     where = f"{system}.{decl.name}"
     files = decl.matching_files(Path(home))
     if not files:
         log.info("%s: no file matches %s", where, decl.pattern(Path(home)))
         return []
+    with landing.lock(system, decl.name, wait_s=lock_wait_s):
+        return _extract_files(system, decl, home, landing, files, chunk_rows)
+
+
+def _extract_files(
+    system: str, decl: FileDecl, home: Path, landing: Landing, files: list[Path], chunk_rows: int
+) -> list[FileBatch]:
+    where = f"{system}.{decl.name}"
     landing.prepare(system, decl.name)
     landed = {
         m["source"]["sha256"]: m
@@ -620,6 +682,13 @@ def extract_file(
     batches: list[FileBatch] = []
     failures: list[str] = []
     for path in files:
+        link = decl.linked(Path(home), path)
+        if link is not None:
+            failures.append(
+                f"{where}: file {path.name}: refused, {link} is a symbolic link; "
+                "an export folder takes regular files only"
+            )
+            continue
         try:
             stat = _stat(path)
             digest = _sha256(path)

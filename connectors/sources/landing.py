@@ -8,17 +8,24 @@ Layout::
 A batch is *committed* when its Parquet file exists under its final name. The manifest is
 written first and the Parquet file is renamed into place last, so a crash at any point leaves
 either a committed batch or nothing visible (a ``.tmp`` file, removed by the next run).
-Watermarks are read from committed manifests only: state lives in what landed.
+Watermarks are read from committed manifests only: state lives in what landed, and they are
+compared in the cursor column's own type (``10500`` is past ``9999``).
+
+Every rename that commits a file goes through :mod:`campusdx.atomic` (file fsync, rename,
+directory fsync). One extraction of a table runs at a time: :meth:`Landing.lock` holds
+``<home>/locks/extract-<system>.<table>.lock`` (the landing zone's parent is the home).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+from campusdx import atomic, locks
 
 BATCH_COLUMN = "_batch_id"
 """Column added to every landed row: the batch it came in, for lineage and deduplication."""
@@ -32,14 +39,26 @@ def new_batch_id(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+write_atomic = atomic.write_bytes
+"""Write ``data`` to ``path`` durably (kept under this name for its importers)."""
+
+
+def cursor_order(value: str, arrow_type: str | None) -> object:
+    """A landed cursor value (as text) in its column's own order: a number as a number, a date
+    or timestamp as a datetime; text (and an unknown type) stays text, which is how the source
+    compares a text column too."""
+    kind = (arrow_type or "").lower()
+    try:
+        if kind.startswith(("int", "uint")):
+            return int(value)
+        if kind.startswith(("decimal", "double", "float", "halffloat")):
+            return Decimal(value)
+        if kind.startswith(("timestamp", "date")):
+            moment = datetime.fromisoformat(value)
+            return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, InvalidOperation):
+        raise ValueError(f"cursor value {value!r} is not a {arrow_type}") from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,21 @@ class Landing:
 
     def data_path(self, system: str, table: str, batch_id: str) -> Path:
         return self.table_dir(system, table) / f"{batch_id}.parquet"
+
+    @property
+    def locks(self) -> Path:
+        """Where the extraction locks live: ``<home>/locks`` (the landing zone is ``<home>/landing``)."""
+        return self.root.parent / "locks"
+
+    def lock(self, system: str, table: str, *, wait_s: float | None = None):
+        """Hold the table's extraction lock; :class:`campusdx.locks.Busy` ("another extraction of
+        <system>.<table> is running (pid …)") after ``wait_s`` seconds (None: an Airflow task's
+        bounded wait, :func:`campusdx.locks.task_wait_s`; 0: at once)."""
+        return locks.hold(
+            locks.lock_path(self.locks, "extract", system, table),
+            f"extraction of {system}.{table}",
+            wait_s=locks.task_wait_s() if wait_s is None else wait_s,
+        )
 
     def prepare(self, system: str, table: str) -> Path:
         """Create the table's folders and remove leftovers of a crashed batch."""
@@ -91,12 +125,21 @@ class Landing:
         return self.table_dir(system, table) / "_keys" / f"{batch_id}.parquet"
 
     def watermark(self, system: str, table: str) -> str | None:
-        """Highest cursor value landed so far (as text), or None when nothing landed."""
-        highest = None
+        """Highest cursor value landed so far (as text), or None when nothing landed; values are
+        compared in the cursor column's landed type (:func:`cursor_order`)."""
+        highest, order = None, None
         for manifest in self.manifests(system, table):
-            value = manifest.get("cursor", {}).get("max")
-            if value is not None and (highest is None or value > highest):
-                highest = value
+            cursor = manifest.get("cursor", {})
+            value = cursor.get("max")
+            if value is None:
+                continue
+            kind = next(
+                (c.get("type") for c in manifest.get("columns", []) if c.get("name") == cursor.get("column")),
+                None,
+            )
+            rank = cursor_order(value, kind)
+            if highest is None or rank > order:
+                highest, order = value, rank
         return highest
 
     def commit(self, system: str, table: str, batch_id: str, tmp_data: Path, manifest: dict) -> None:
@@ -105,4 +148,4 @@ class Landing:
             self.manifest_path(system, table, batch_id),
             (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
         )
-        tmp_data.replace(self.data_path(system, table, batch_id))
+        atomic.replace(tmp_data, self.data_path(system, table, batch_id))

@@ -14,6 +14,10 @@ schema.
   the last snapshot is ``snapshot_every_hours`` old); a key present in the previous snapshot
   and missing now is landed as a tombstone (``_deleted`` true, key columns only) in the same
   batch.
+  The previous snapshot a manifest names must be there: a missing one fails the table, naming
+  the file (a first snapshot, with none before it, is fine).
+- One extraction per table at a time (:meth:`Landing.lock`); the snapshot, the data file and
+  the manifest are committed with file and directory fsync (:mod:`campusdx.atomic`).
 - Schema drift: a new source column is landed and reported in the manifest; a column that
   earlier batches had and the source lost, or a changed type, fails this table (others go on)
   with a message naming system, table and column.
@@ -39,6 +43,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from campusdx import atomic
 from connectors.sources.declarations import SystemDecl, TableDecl
 from connectors.sources.errors import ExtractError, SourceUnreachable
 from connectors.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
@@ -291,7 +296,7 @@ def _snapshot_keys(
         ):
             writer.write_batch(batch)
             count += batch.num_rows
-    tmp.replace(path)
+    atomic.replace(tmp, path)
     return count
 
 
@@ -358,6 +363,17 @@ def _extract_once(
     where = f"{decl.system}.{table.name}"
     folder = landing.prepare(decl.system, table.name)
     previous = landing.last_manifest(decl.system, table.name)
+    before = (previous or {}).get("key_snapshot")
+    if before and _snapshot_due(table, previous, full_refresh, key_snapshot):
+        missing = landing.keys_path(decl.system, table.name, before)
+        if not missing.exists() and not full_refresh:
+            raise ExtractError(
+                f"{where}: key snapshot {missing} (named by batch {previous['batch_id']}) is missing, so "
+                "deletes cannot be detected; restore it, or run a full refresh of the table to take a new "
+                "baseline (keys deleted since that snapshot are then not tombstoned)"
+            )
+        if not missing.exists():
+            log.warning("%s: key snapshot %s is missing; full refresh takes a new baseline", where, missing)
     watermark = None if full_refresh or not table.cursor else landing.watermark(decl.system, table.name)
     lower = None if watermark is None else _lower_bound(watermark, table.lookback)
     mode = "full_refresh" if full_refresh else ("incremental" if watermark is not None else "full")
@@ -409,7 +425,6 @@ def _extract_once(
             if snapshot:
                 keys_path = landing.keys_path(decl.system, table.name, batch_id)
                 keys = _snapshot_keys(engine, url, columns, table, schema, keys_path, chunk_rows, pg_conn)
-                before = previous and previous.get("key_snapshot")
                 if before and landing.keys_path(decl.system, table.name, before).exists():
                     since = [
                         landing.data_path(decl.system, table.name, m["batch_id"])
@@ -490,6 +505,7 @@ def extract_table(
     backoff_s: float = BACKOFF_S,
     key_snapshot: bool | None = None,
     source: SourceConnection | None = None,
+    lock_wait_s: float | None = None,
 ) -> BatchResult:
     """Land one batch of ``table``: everything, or what changed since the watermark.
 
@@ -502,7 +518,39 @@ def extract_table(
     Nothing is visible until the batch commits, so a failed attempt is simply tried again
     (``retries`` times, waiting ``backoff_s``, then twice as long, ...) when the source is
     unreachable; other errors fail at once.
+
+    The table's extraction lock is held throughout (:meth:`Landing.lock`; ``lock_wait_s``: how
+    long to wait for another extraction of the table, None for an Airflow task's bounded wait,
+    0 to fail at once with :class:`campusdx.locks.Busy`).
     """
+    with landing.lock(decl.system, table.name, wait_s=lock_wait_s):
+        return _extract_with_retries(
+            decl,
+            table,
+            url,
+            landing,
+            full_refresh=full_refresh,
+            chunk_rows=chunk_rows,
+            retries=retries,
+            backoff_s=backoff_s,
+            key_snapshot=key_snapshot,
+            source=source,
+        )
+
+
+def _extract_with_retries(
+    decl: SystemDecl,
+    table: TableDecl,
+    url: str,
+    landing: Landing,
+    *,
+    full_refresh: bool,
+    chunk_rows: int,
+    retries: int,
+    backoff_s: float,
+    key_snapshot: bool | None,
+    source: SourceConnection | None,
+) -> BatchResult:
     for attempt in range(retries + 1):
         try:
             return _extract_once(

@@ -292,6 +292,23 @@ def test_inline_params_leaves_quoted_text_alone():
     )
 
 
+def test_inline_params_leaves_identifiers_holding_a_dollar_alone():
+    sql = 'select "col$1", a$1b, t.x$2, $1, E\'$2\', U&"d$1" from t$1 where c$2 >= $2 and d=$1'
+    assert inline_params(sql, [7, "v"]) == (
+        "select \"col$1\", a$1b, t.x$2, 7, E'$2', U&\"d$1\" from t$1 where c$2 >= E'v' and d=7"
+    )
+    with pytest.raises(ValueError, match=r"parameters \[1\] are not used"):
+        inline_params("select a$1b", [1])
+
+
+def test_identifiers_holding_a_dollar_survive_a_parameterised_read(postgres_db):
+    with psycopg.connect(_psycopg_url(postgres_db)) as conn:
+        conn.execute('create table t$1 (a$1b integer, "col$1" text)')
+        conn.execute("insert into t$1 values (1, 'x'), (2, '$1')")
+    [batch] = stream_query(postgres_db, 'select a$1b, "col$1" from t$1 where a$1b >= $1', [2])
+    assert batch.to_pylist() == [{"a$1b": 2, "col$1": "$1"}]
+
+
 def test_concurrent_streams_are_independent(postgres_db):
     results: dict[int, list[int]] = {}
 
