@@ -404,7 +404,9 @@ def collect_receipts(
     """Wait for the receipts of every SENT package (of ``datasets``) and record them in the ledger.
 
     Returns one result per package: ``receipt`` with the receipt's status, or ``no_receipt``
-    when none came before ``timeout_s`` (reported, not raised: it stays pending).
+    when none came before ``timeout_s`` (reported, not raised: it stays pending), or
+    ``unmapped_receipt`` when a PARTIAL receipt names a line that starts no row of the package
+    as sent (not recorded, the package stays pending; the message says why).
     """
     paths = paths or settings.paths()
     profile = profile or load_profile()
@@ -423,7 +425,13 @@ def collect_receipts(
             for batch_id, entry in list(waiting.items()):
                 receipt = _matching_receipt(gateway, entry, profile, unusable)
                 if receipt is not None:
-                    results.append(_record_receipt(ledger, entry, receipt, paths))
+                    try:
+                        results.append(_record_receipt(ledger, entry, receipt, paths))
+                    except states.ReceiptLineError as exc:  # recorded as taken it would lose rows
+                        log.error(
+                            "%s: receipt not recorded, package stays pending: %s", entry.package_id, exc
+                        )
+                        results.append(_result(entry, "unmapped_receipt", f"package stays pending: {exc}"))
                     del waiting[batch_id]
             remaining = deadline - time.monotonic()
             if not waiting or remaining <= 0:
@@ -501,12 +509,16 @@ def _keep_held_state(
     ledger: Ledger, entry: LedgerEntry, receipt: dict[str, Any], paths: settings.Paths
 ) -> None:
     """After a PARTIAL, what the platform holds is the package less its rejected rows: written
-    before the ledger records the receipt (re-collecting the receipt writes it again)."""
+    before the ledger records the receipt (re-collecting the receipt writes it again).
+
+    The receipt's lines are mapped to rows first, on the package as sent: a line that starts no
+    row raises :class:`~connectors.exchange.delta.ReceiptLineError` before anything is recorded."""
+    profile = load_profile()
+    rejected = states.rejected_rows(profile, receipt, outbox_dir(paths) / entry.package_id)
     sent = states.state_file(paths.exchange, entry.dataset, entry.batch_id, "sent")
     post = states.state_file(paths.exchange, entry.dataset, entry.batch_id, "post")
     if not (sent.exists() and post.exists()):
         return  # built before state files were kept: the next package is a FULL
-    profile = load_profile()
     previous = states.delivered_state(paths.exchange, entry.dataset, ledger.last_delivered(entry.dataset))
     held = states.held_after_partial(
         profile.dataset(entry.dataset),
@@ -514,6 +526,6 @@ def _keep_held_state(
         sent,
         post,
         previous,
-        states.rejected_rows(profile, receipt),
+        rejected,
     )
     states.write_table(states.state_file(paths.exchange, entry.dataset, entry.batch_id, "held"), held)
