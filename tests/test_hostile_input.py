@@ -690,3 +690,12 @@ def test_a_package_the_checks_fail_on_is_rejected_once_and_the_loop_goes_on(scra
         assert province.process_inbox() == []  # answered: not judged again on every pass
     finally:
         province.close()
+
+
+def test_keys_a_profile_variant_requires_are_checked_too(valid_package):
+    import dataclasses
+
+    variant = dataclasses.replace(PROFILE, manifest_keys=(*PROFILE.manifest_keys, "region"))
+    insp = inspect_package(valid_package, variant, {KEY_ID: KEY}.get)
+    assert [str(p) for p in insp.problems] == ["PX-E001 manifest.json: required key missing: region"]
+    assert inspect_package(valid_package, PROFILE, {KEY_ID: KEY}.get).problems == []

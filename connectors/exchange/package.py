@@ -550,7 +550,7 @@ def _read_manifest(insp: Inspection, profile: Profile) -> None:
     except ValidationError as exc:
         insp.problems += [Problem("PX-E001", name, None, e) for e in describe(exc)]
         return
-    errors = _profile_errors(manifest, profile)
+    errors = _profile_errors(manifest, raw, profile)
     if errors:
         insp.problems += [Problem("PX-E001", name, None, e) for e in errors]
         return
@@ -561,11 +561,14 @@ def _read_manifest(insp: Inspection, profile: Profile) -> None:
 _UUID = re.compile(UUID_PATTERN)
 
 
-def _profile_errors(m: Manifest, profile: Profile) -> list[str]:
-    """PX-E001 beyond types: the manifest's keys as the profile lists them, part names
-    ``{dataset}.{nnn}.csv`` numbered from 1, parts of at most the profile's rows."""
-    errors = []
-    for number, entry in enumerate(m.files, start=1):
+def _profile_errors(m: Manifest, raw: dict[str, Any], profile: Profile) -> list[str]:
+    """PX-E001 beyond types: the keys the profile lists (a variant may require more), part
+    names ``{dataset}.{nnn}.csv`` numbered from 1, parts of at most the profile's rows."""
+    errors = [f"required key missing: {k}" for k in profile.manifest_keys if k not in raw]
+    for number, (entry, raw_entry) in enumerate(zip(m.files, raw["files"], strict=True), start=1):
+        errors += [
+            f"required key missing: files[{number - 1}].{k}" for k in profile.file_keys if k not in raw_entry
+        ]
         expected = profile.part_name(m.dataset, number)
         if entry.name != expected:
             errors.append(f"files[{number - 1}].name is not the part name {expected}")
