@@ -272,11 +272,14 @@ def read_key(path: Path) -> bytes:
     try:
         with open(path, "rb") as fh:
             text = fh.read(4097).decode("ascii").strip()
-        return bytes.fromhex(text)
+        key = bytes.fromhex(text)
     except OSError as exc:
         raise SystemExit(f"key file {path}: cannot be read ({exc.strerror})") from None
     except ValueError:  # not ASCII, not hex
         raise SystemExit(f"key file {path}: does not hold a hex key") from None
+    if not key:
+        raise SystemExit(f"key file {path}: holds no key")
+    return key
 
 
 def main(argv: list[str] | None = None) -> int:
