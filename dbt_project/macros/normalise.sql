@@ -55,7 +55,49 @@
     end
 {%- endmacro %}
 
-{#- A stable pseudonymous key for a person key that embeds a document number. -#}
-{% macro person_pseudonym(column) -%}
-    left(sha256('campusdx-person:' || {{ column }}), 16)
+{#-
+  The path of the pseudonym key file (never the key): $CAMPUSDX_PSEUDONYM_KEY_FILE, else
+  <home>/secrets/pseudonym.key. The dbt-duckdb plugin campusdx.dbt_plugin makes sure it exists.
+-#}
+{% macro pseudonym_key_file() -%}
+    {%- set default = env_var('CAMPUSDX_HOME', '../var') ~ '/secrets/pseudonym.key' -%}
+    {{- env_var('CAMPUSDX_PSEUDONYM_KEY_FILE', '') or default -}}
+{%- endmacro %}
+
+{#-
+  A relation of one row: the HMAC-SHA256 inner and outer pads (RFC 2104: the key zero-padded to
+  the 64-byte block, xor 0x36 and 0x5c) of the pseudonym key, which DuckDB reads from the key
+  file while the model builds. Only for TABLE models outside the analyst schema: a view would
+  read the key whenever it is queried, and its definition would name the file.
+-#}
+{% macro pseudonym_key_pads() -%}
+    (
+        select
+            unhex(array_to_string(list_transform(key_bytes, b -> printf('%02x', xor(b, 54))), '')) as ipad,
+            unhex(array_to_string(list_transform(key_bytes, b -> printf('%02x', xor(b, 92))), '')) as opad
+        from (
+            select
+                list_transform(
+                    range(64), i -> coalesce(try_cast('0x' || substr(key_hex, 2 * i + 1, 2) as integer), 0)
+                ) as key_bytes
+            from (
+                select
+                    case
+                        when regexp_full_match(lower(trim(content, e' \t\r\n')), '([0-9a-f]{2}){16,64}')
+                            then lower(trim(content, e' \t\r\n'))
+                        else error('pseudonym key file ' || filename || ' does not hold a hex key')
+                    end as key_hex
+                from read_text('{{ pseudonym_key_file() }}')
+            )
+        )
+    )
+{%- endmacro %}
+
+{#-
+  A person's pseudonym: the first 16 hex characters of HMAC-SHA256(key, 'person:' || person key),
+  with the pads of pseudonym_key_pads() (here `pads`). Not computable without the key, so a
+  guessed document number cannot be checked against it.
+-#}
+{% macro person_pseudonym(column, pads='pads') -%}
+    left(sha256({{ pads }}.opad || unhex(sha256({{ pads }}.ipad || encode('person:' || {{ column }})))), 16)
 {%- endmacro %}

@@ -1,8 +1,9 @@
 {{ config(alias='persons') }}
 -- People for analysts: one row per person (dim_person), no names, 身份证件号 masked, the person
--- key replaced by a pseudonym (it embeds the number).
+-- key (it embeds the number) replaced by the keyed pseudonym dim_person stores: this view never
+-- reads the key.
 select
-    {{ person_pseudonym('k_person') }} as person_id,
+    person_id,
     id_type_code,
     {{ mask_id_number('id_number') }} as id_number_masked,
     staff_no,

@@ -1,6 +1,7 @@
 -- One person, one ID (一人一号): one row per document type + normalised number, with the
 -- person's 工号, 学号 and 财务个人编号 and each personal fact from the system of record
--- (schemas/identity/person_authority.csv). Conflicting facts: person_conflicts.
+-- (schemas/identity/person_authority.csv). Conflicting facts: person_conflicts. person_id is the
+-- keyed pseudonym analysts see; the key is read here, in a table, never in an analyst view.
 with
 
 records as (
@@ -44,10 +45,15 @@ keys as (
         list(distinct local_id order by local_id) filter (where source_system = 'finance') as payee_nos
     from records
     group by person_key
+),
+
+pads as (
+    select * from {{ pseudonym_key_pads() }}  -- noqa: AM04
 )
 
 select
     keys.person_key as k_person,
+    {{ person_pseudonym('keys.person_key') }} as person_id,
     keys.id_type_code,
     keys.id_number,
     keys.staff_nos[1] as staff_no,
@@ -64,3 +70,4 @@ select
 from keys
 left join resolved on keys.person_key = resolved.person_key
 left join conflicts on keys.person_key = conflicts.person_key
+cross join pads
