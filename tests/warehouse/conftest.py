@@ -4,7 +4,8 @@ As the warehouse DAG does, each build is `dbt build`, the quality gate on every 
 then the gated feeds. `warehouse` is built once per session at the demo default size;
 `advanced_warehouse` is built, then the campus lives 30 more days (`advance --days 30`) and
 the warehouse is extracted and built again (snapshots record the changes). dbt writes its
-target folder under the test's home, never into dbt_project/target.
+target and log folders under the test's home, never into dbt_project/; its profile's plugin
+creates the pseudonym key under the home's secrets/ at the first run.
 """
 
 from __future__ import annotations
@@ -62,9 +63,13 @@ def campusdx(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def dbt(home: Path, *args: str) -> subprocess.CompletedProcess:
-    target = home / "dbt-target"
+    target, logs = home / "dbt-target", home / "dbt-logs"
     result = subprocess.run(
-        [executable("dbt"), *args, "--profiles-dir", str(DBT_PROJECT), "--target-path", str(target)],
+        [
+            executable("dbt"),
+            *args,
+            *("--profiles-dir", str(DBT_PROJECT), "--target-path", str(target), "--log-path", str(logs)),
+        ],
         env=_env(home),
         cwd=DBT_PROJECT,
         capture_output=True,
