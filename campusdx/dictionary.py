@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from campusdx import settings
+from campusdx import atomic, settings
 from campusdx.codes import code_set_info, load_code_sets
 from campusdx.school import PROFILE, Standard, load_standard
 
@@ -508,7 +508,5 @@ def write(out: Path | None = None, warehouse: Path | None = None) -> tuple[Path,
         warehouse = home.warehouse
     text, gaps = build(warehouse=warehouse)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    atomic.write_bytes(out, text.encode("utf-8"))
     return out, gaps

@@ -22,6 +22,8 @@ from connectors.exchange.package import build_package, table_from_rows
 from connectors.exchange.publisher import collect_receipts, outbox_dir, publish_dataset, publish_lock
 from connectors.sources.landing import Landing
 
+UNIQUE = "packages_dataset_sequence_unique"
+
 # Each child signals it is ready, waits for the start file, then runs; a slow build (or
 # commit) keeps the two runs inside each other's critical section whatever the start jitter.
 PUBLISH_CHILD = """
@@ -186,8 +188,12 @@ def test_an_old_ledger_with_a_sequence_taken_twice_is_refused_by_name(profile, t
     path = tmp_path / "ledger.sqlite"
     with Ledger(path) as ledger:
         ledger.record_built(build_one(profile, tmp_path, "b1"), "fp1", "t")
-    with sqlite3.connect(path) as db:  # as a ledger without the unique index could end up
+    with sqlite3.connect(path) as db:  # a ledger from before the unique index...
         db.execute("DROP INDEX packages_dataset_sequence_unique")
+    Ledger(path).close()  # ...gets it when opened
+    with sqlite3.connect(path) as db:
+        assert db.execute("select count(*) from sqlite_master where name = ?", [UNIQUE]).fetchone() == (1,)
+        db.execute("DROP INDEX packages_dataset_sequence_unique")  # as one without it could end up
         db.execute(
             "INSERT INTO packages (package_id, dataset, mode, sequence, batch_id, fingerprint,"
             " manifest_sha256, files, rows, built_at, as_of, status)"
