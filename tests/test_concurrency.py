@@ -251,3 +251,29 @@ def test_two_extractions_of_one_table_at_once(tmp_path):
     [again] = _race(tmp_path / "next", EXTRACT_CHILD, [[str(db), str(root)]], wait_s="0")
     assert again["mode"] == "incremental", "the next extraction works"
     assert len(list(landing.manifests("demo", "lines"))) == 2
+
+
+def test_the_operators_resend_fails_at_once_while_a_publish_runs(exchange_home, profile, capsys):
+    from campusdx.cli import main
+
+    row = {"DWH": "1000", "DWMC": "计算机学院", "DWLBM": "20", "SFSY": "1"}
+    sent = publish_dataset("ZZJG", table_from_rows(profile, "ZZJG", [row]), as_of="2026-12-04")
+    held, release = threading.Event(), threading.Event()
+
+    def publishing():
+        with publish_lock(exchange_home, "ZZJG", wait_s=0):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=publishing)
+    thread.start()
+    held.wait(10)
+    try:
+        started = time.monotonic()
+        assert main(["exchange", "resend", sent.package_id]) == 1
+        assert time.monotonic() - started < 5, "no waiting"
+    finally:
+        release.set()
+        thread.join()
+    assert f"another publish of ZZJG is running (pid {os.getpid()} " in capsys.readouterr().err
+    assert main(["exchange", "resend", sent.package_id]) == 0
