@@ -10,6 +10,7 @@ writes the temporary file first). Nothing here imports the rest of campusdx.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 
@@ -48,13 +49,54 @@ def tmp_path(path: Path | str) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def write_bytes(path: Path | str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` durably: temporary file, fsync, rename, directory fsync."""
-    path = Path(path)
-    tmp = tmp_path(path)
-    with open(tmp, "wb") as fh:
+def write_file(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to a new file ``path`` and fsync it (for files inside a directory that is
+    itself committed by a rename, like a package's parts)."""
+    with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+
+
+def _private_tmp(path: Path) -> Path:
+    """A temporary name next to ``path`` that no other process or thread uses."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def write_bytes(path: Path | str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` durably: a temporary file of this process, fsync, rename,
+    directory fsync. Two writers of the same path never share a temporary file."""
+    path = Path(path)
+    tmp = _private_tmp(path)
+    try:
+        write_file(tmp, data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def create_new(path: Path | str, data: bytes, mode: int = 0o600) -> bool:
+    """Create ``path`` holding ``data`` (file mode ``mode``) unless it exists; never replace it.
+
+    Written under a private temporary name, fsynced, then hard-linked into place, so a reader
+    never sees a half-written file and, of processes racing to create it, exactly one wins and
+    the others keep the winner's content. Returns whether this call created the file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = _private_tmp(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        fsync_dir(path.parent)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ import re
 import secrets
 from pathlib import Path
 
-from campusdx import settings
+from campusdx import atomic, settings
 
 log = logging.getLogger(__name__)
 
@@ -63,28 +63,10 @@ def pseudonym_key_file(paths: settings.Paths | None = None) -> Path:
 
 
 def _create(path: Path) -> None:
-    """32 random bytes as hex in ``path``, mode 0600, written under a temporary name and linked
-    into place (a process that loses the race keeps the winner's key)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(temporary, path)  # fails if another process created the key first
-        except FileExistsError:
-            return
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+    """32 random bytes as hex in ``path``, mode 0600 (a process that loses the race to create it
+    keeps the winner's key)."""
+    if atomic.create_new(path, (secrets.token_hex(32) + "\n").encode("ascii")):
         log.info("created pseudonym key file %s", path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _check(path: Path) -> None:

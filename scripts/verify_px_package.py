@@ -77,8 +77,11 @@ def read_in_package(package: Path, name: str, limit: int) -> bytes | None:
     except OSError:
         raise Refused("cannot be read as a file of the package") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise Refused("is not a regular file")
+        if info.st_nlink > 1:  # a hard link may be another name of a file outside the package
+            raise Refused("has other hard links, not a file of the package alone")
         chunks, left = [], limit + 1
         while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             chunks.append(chunk)

@@ -429,6 +429,21 @@ def test_verify_script_never_prints_the_auditors_key(valid_package, scratch):
     assert [p.rule for p in insp.problems] == ["PX-E003"] and insp.parts == []
 
 
+def test_a_hard_link_to_a_file_outside_is_refused_by_both_checks(valid_package, scratch):
+    package = copy_package(valid_package, scratch)
+    traversal_manifest(package, "ZZJG", "ZZJG.001.csv", AUDITOR_KEY)
+    (package / "ZZJG.001.csv").unlink()
+    try:
+        os.link(AUDITOR_KEY, package / "ZZJG.001.csv")  # another name of the auditor's key file
+    except OSError as exc:  # another file system: a hard link cannot be made here
+        pytest.skip(f"cannot hard-link across file systems here: {exc}")
+    code, output = run_script(package)
+    assert code == 1 and KEY_HEX not in output.lower() and "hard links" in output
+    insp = inspect_package(package, PROFILE, {KEY_ID: KEY}.get)
+    assert [p.rule for p in insp.problems] == ["PX-E003"] and insp.parts == []
+    assert "hard links" in str(insp.problems[0])
+
+
 def test_verify_script_shows_a_header_only_when_it_is_made_of_field_codes(valid_package, scratch):
     package = copy_package(valid_package, scratch)
     part = package / "ZZJG.001.csv"

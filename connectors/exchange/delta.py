@@ -35,7 +35,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from connectors.exchange.package import fsync_dir, write_atomically
+from campusdx import atomic
 from connectors.exchange.profile import Dataset, Profile
 
 
@@ -63,8 +63,8 @@ def write_table(path: Path, table: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    write_atomically(path, buffer.getvalue())
-    fsync_dir(path.parent.parent)
+    atomic.write_bytes(path, buffer.getvalue())
+    atomic.fsync_dir(path.parent.parent)
 
 
 def delivered_state(exchange: Path, dataset: str, entry: Any | None) -> Path | None:

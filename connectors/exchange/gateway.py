@@ -16,7 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
-from connectors.exchange.package import PackageFileRefused, fsync_dir, read_in_package, write_file_durably
+from campusdx import atomic
+from connectors.exchange.package import PackageFileRefused, read_in_package
 from connectors.exchange.profile import GatewayLayout, load_profile
 from connectors.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
 
@@ -84,7 +85,7 @@ class DirectoryGateway:
             self._replace(final, part)
         else:
             os.rename(part, final)
-        fsync_dir(self.inbox)
+        atomic.fsync_dir(self.inbox)
         log.info("gateway: uploaded %s", package_id)
 
     def _replace(self, final: Path, part: Path) -> None:
@@ -125,5 +126,5 @@ def _copy_durably(source: Path, target: Path) -> None:
     target.mkdir(parents=True)
     for item in sorted(source.iterdir()):
         if item.is_file():
-            write_file_durably(target / item.name, item.read_bytes())
-    fsync_dir(target)
+            atomic.write_file(target / item.name, item.read_bytes())
+    atomic.fsync_dir(target)

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from pydantic import ValidationError
 
 import campusdx
+from campusdx import atomic
 from connectors.exchange.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_SIGNATURE_BYTES,
@@ -252,31 +253,6 @@ def _unencodable(
     return PackageBuildError(f"{dataset}: {file} line {line}: the line cannot be encoded in {encoding}")
 
 
-def write_file_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and fsync it."""
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    """Fsync a directory so renames and new entries in it survive a crash."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` via a temporary file and a rename; readers never see half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write_file_durably(tmp, data)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     """The exact bytes of manifest.json: key order as given, UTF-8, no ASCII escaping."""
     return (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
@@ -348,12 +324,12 @@ def build_package(
             "producer": {"name": profile.producer, "version": campusdx.__version__},
         }
         data = manifest_bytes(manifest)
-        write_file_durably(tmp / profile.manifest_file, data)
+        atomic.write_file(tmp / profile.manifest_file, data)
         signature = {"alg": alg, "key_id": key_id, "signature": sign(data, key, alg)}
-        write_file_durably(tmp / profile.signature_file, (json.dumps(signature) + "\n").encode("utf-8"))
-        fsync_dir(tmp)
+        atomic.write_file(tmp / profile.signature_file, (json.dumps(signature) + "\n").encode("utf-8"))
+        atomic.fsync_dir(tmp)
         os.rename(tmp, final)
-        fsync_dir(out_dir)
+        atomic.fsync_dir(out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -400,7 +376,7 @@ def _write_parts(
                     pii=profile.pii_fields,
                 )
                 raise
-        write_file_durably(directory / name, data)
+        atomic.write_file(directory / name, data)
         sha256, sm3 = file_digests(data)
         files.append({"name": name, "rows": chunk.num_rows, "bytes": len(data), "sha256": sha256, "sm3": sm3})
     return files
@@ -495,7 +471,8 @@ def read_in_package(package: Path, name: str, limit: int) -> bytes | None:
 
     The one way the checks open a file. ``name`` must be a plain file name (no separator, no
     ``..``, not absolute); the file must be a regular file, not a symbolic link (checked on the
-    path, and again by ``O_NOFOLLOW`` when it is opened), and resolve inside the package.
+    path, and again by ``O_NOFOLLOW`` when it is opened), not hard-linked elsewhere, and resolve
+    inside the package.
     Anything else raises :class:`PackageFileRefused` without opening anything.
     """
     if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name) or name.strip(".") == "":
@@ -512,8 +489,11 @@ def read_in_package(package: Path, name: str, limit: int) -> bytes | None:
     except OSError:
         raise PackageFileRefused("cannot be read as a file of the package") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise PackageFileRefused("is not a regular file")
+        if info.st_nlink > 1:  # a hard link may be another name of a file outside the package
+            raise PackageFileRefused("has other hard links, not a file of the package alone")
         chunks, left = [], limit + 1
         while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             chunks.append(chunk)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 from pathlib import Path
+
+from campusdx import atomic
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +102,6 @@ def ensure_demo_key(path: Path | str) -> bytes:
     ``CAMPUSDX_PX_KEY_FILE`` at it.
     """
     path = Path(path)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return load_key(path)  # another process created it first
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+    if not path.exists() and atomic.create_new(path, (secrets.token_hex(32) + "\n").encode("ascii")):
         log.info("created demo exchange key file %s", path)
     return load_key(path)

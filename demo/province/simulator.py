@@ -34,6 +34,7 @@ from typing import Any
 from stdnum.cn import ric
 
 from campusdx import settings
+from campusdx.atomic import write_bytes as write_atomically
 from campusdx.idnumbers import is_valid_ric
 from campusdx.sqlitedb import open_durable, transaction
 from connectors.exchange.manifest import MAX_MANIFEST_BYTES, MAX_SEQUENCE, UUID_PATTERN, load_json
@@ -45,7 +46,6 @@ from connectors.exchange.package import (
     inspect_package,
     px_datetime,
     read_in_package,
-    write_atomically,
 )
 from connectors.exchange.profile import Dataset, Profile, load_profile, parse_px_date, parse_px_decimal
 from connectors.exchange.signing import ensure_demo_key
