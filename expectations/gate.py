@@ -7,7 +7,13 @@ datasource does not work on DuckDB), and writes:
 - ``quality/findings/<DATASET>.parquet``: one row per failing row, rule and field. The dbt
   model ``quarantine`` reads these; ``feed_px__<dataset>`` leaves those rows out.
 - ``quality/gate/<DATASET>.json``: the verdict (passed / blocked), counts per rule, and why.
-- GX Data Docs under ``quality/gx/``.
+- its suite, its validation result and their Data Docs pages under ``quality/gx/``
+  (:mod:`expectations.gxproject`), the history and the summary page (:mod:`expectations.report`).
+
+Gates of several datasets may run at once, each in its own process: each validates in its own
+ephemeral GX context, writes its per-dataset files atomically (:mod:`expectations.files`), and
+touches what the gates share (GX stores, Data Docs, history, summary) only under one
+inter-process lock.
 
 Row-level error rules quarantine rows and the dataset still publishes; a dataset-level error
 rule, or more quarantined rows than the dataset's tolerated share, blocks its publish.
@@ -31,9 +37,9 @@ import pyarrow.parquet as pq
 from campusdx.settings import Paths
 from campusdx.settings import paths as default_paths
 from connectors.exchange.profile import Dataset, load_profile
-from connectors.sources.landing import write_atomic
+from expectations import gxproject
 from expectations.approvals import APPROVALS_FILE, load_approvals, tolerance
-from expectations.datadocs import localise
+from expectations.files import quality_lock, write_parquet_atomic, write_text_atomic
 from expectations.report import record, write_summary
 from expectations.rules import Rule, RuleBook, load_rules
 
@@ -247,14 +253,11 @@ def _findings(result, dataset: str, frame: pd.DataFrame, run_id: str, now: datet
 
 
 class Gate:
-    """One GX data context and the per-dataset validation around it."""
+    """Per-dataset validation in an ephemeral GX context of this process (nothing shared)."""
 
     def __init__(
         self, paths: Paths | None = None, book: RuleBook | None = None, approvals_file: Path | None = None
     ) -> None:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
         self.paths = paths or default_paths()
         self.book = book or load_rules()
         self.profile = load_profile()
@@ -263,17 +266,11 @@ class Gate:
             rule_ids={r.id for r in self.book.rules},
             datasets=set(self.profile.datasets),
         )
-        (self.paths.quality / "gx").mkdir(parents=True, exist_ok=True)
-        self.context = gx.get_context(mode="file", project_root_dir=str(self.paths.quality))
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        try:
-            self.source = self.context.data_sources.get("warehouse")
-        except KeyError:
-            self.source = self.context.data_sources.add_pandas(name="warehouse")
+        self.context = gxproject.validation_context()
+        self.source = self.context.data_sources.add_pandas(name="warehouse")
 
     def _checkpoint(self, dataset: Dataset, as_of: str):
         import great_expectations as gx
-        from great_expectations.checkpoint import UpdateDataDocsAction
 
         name = f"px_{dataset.code.lower()}"
         try:
@@ -292,7 +289,7 @@ class Gate:
             gx.Checkpoint(
                 name=name,
                 validation_definitions=[validation],
-                actions=[UpdateDataDocsAction(name="data_docs")],
+                actions=[],  # Data Docs: built under the quality lock after the run (_publish)
                 result_format={
                     "result_format": "COMPLETE",
                     "unexpected_index_column_names": [KEY_COLUMN],
@@ -317,8 +314,7 @@ class Gate:
         pushed_down = self._pushed_down(dataset)
         day = now.astimezone(BEIJING).date().isoformat()  # ages (PX-W101) count on the Beijing date
         outcome = self._checkpoint(dataset, day).run(batch_parameters={"dataframe": frame})
-        validation = next(iter(outcome.run_results.values()))
-        self._localise_docs()
+        ((result_id, validation),) = outcome.run_results.items()
         findings: list[dict] = []
         dataset_failures: list[str] = []
         for result in validation.results:
@@ -337,6 +333,7 @@ class Gate:
         verdict.checks_passed = validation.statistics["successful_expectations"]
         verdict.checks_failed = validation.statistics["unsuccessful_expectations"]
         self._write(dataset_code, findings, verdict)
+        self._publish(dataset, day, result_id, validation, verdict)
         return verdict
 
     def _load_reference_keys(self, dataset: Dataset, frame: pd.DataFrame) -> None:
@@ -424,25 +421,17 @@ class Gate:
         return result
 
     def _write(self, dataset: str, findings: list[dict], verdict: GateResult) -> None:
+        """This dataset's own files, each replaced atomically (no other gate writes them)."""
         findings_dir = self.paths.quality / "findings"
         gate_dir = self.paths.quality / "gate"
         findings_dir.mkdir(parents=True, exist_ok=True)
         gate_dir.mkdir(parents=True, exist_ok=True)
         _carry_first_seen(findings_dir / f"{dataset}.parquet", findings)
         table = pa.Table.from_pylist(findings, schema=FINDINGS_SCHEMA)
-        tmp = findings_dir / f"{dataset}.parquet.tmp"
-        pq.write_table(table, tmp)
-        tmp.replace(findings_dir / f"{dataset}.parquet")
-        write_atomic(
-            gate_dir / f"{dataset}.json",
-            (json.dumps(asdict(verdict), ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
+        write_parquet_atomic(findings_dir / f"{dataset}.parquet", table)
+        write_text_atomic(
+            gate_dir / f"{dataset}.json", json.dumps(asdict(verdict), ensure_ascii=False, indent=2) + "\n"
         )
-        record(self.paths, asdict(verdict))
-        latest = {
-            path.stem: json.loads(path.read_text(encoding="utf-8"))
-            for path in sorted(gate_dir.glob("*.json"))
-        }
-        write_summary(self.paths, latest, self.book)
         log.info(
             "gate %s: %s, %d rows checked, %d quarantined, failures %s",
             dataset,
@@ -452,14 +441,23 @@ class Gate:
             verdict.failures,
         )
 
-    def _localise_docs(self) -> None:
-        site = self.paths.quality / "gx" / "uncommitted" / "data_docs" / "local_site"
-        if site.is_dir():
-            localise(site)
+    def _publish(self, dataset: Dataset, day: str, result_id, validation, verdict: GateResult) -> None:
+        """What the gates share, under the quality lock: the GX stores and Data Docs, the
+        history and the summary of every dataset's latest verdict."""
+        gate_dir = self.paths.quality / "gate"
+        with quality_lock(self.paths):
+            suite = build_suite(dataset, self.book, as_of=day)  # the stores' own copy
+            gxproject.publish(self.paths, suite, result_id, validation)
+            record(self.paths, asdict(verdict))
+            latest = {
+                path.stem: json.loads(path.read_text(encoding="utf-8"))
+                for path in sorted(gate_dir.glob("*.json"))
+            }
+            write_summary(self.paths, latest, self.book)
 
     def docs_index(self) -> Path | None:
         """The local Data Docs index page, once built."""
-        index = self.paths.quality / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        index = self.paths.quality / gxproject.SITE_DIR / "index.html"
         return index if index.exists() else None
 
 

@@ -6,17 +6,21 @@
 - ``quality/summary.html``: the same as one page, with a bar chart (inline SVG, no script and
   nothing fetched) of failures per rule over the last runs, the rules' what / why / how to fix,
   and a link to the GX Data Docs.
+
+Gates of several datasets run at once: they call :func:`record` and :func:`write_summary` while
+holding the quality lock (``expectations.files.quality_lock``); the files are appended with an
+fsync and replaced atomically.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
 from campusdx.settings import Paths
+from expectations.files import append_line, write_text_atomic
 from expectations.rules import RuleBook
 
 LAST_RUNS = 10
@@ -24,16 +28,13 @@ DATA_DOCS = "gx/uncommitted/data_docs/local_site/index.html"
 
 
 def record(paths: Paths, verdict: dict) -> None:
-    """Append one verdict to the history."""
+    """Append one verdict to the history (holding the quality lock)."""
     line = {
         k: verdict[k]
         for k in ("dataset", "run_id", "checked_at", "status", "rows_checked", "rows_quarantined")
     }
     line["failures"], line["warnings"] = verdict["failures"], verdict["warnings"]
-    history = paths.quality / "history.jsonl"
-    history.parent.mkdir(parents=True, exist_ok=True)
-    with history.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    append_line(paths.quality / "history.jsonl", json.dumps(line, ensure_ascii=False))
 
 
 def _history(paths: Paths) -> list[dict]:
@@ -135,18 +136,11 @@ every expectation's result is in the <a href="{e(report["data_docs"])}">Great Ex
 """
 
 
-def _replace(path: Path, text: str) -> None:
-    """Write through a temporary file of this process and rename: gates of several datasets may
-    run at once, and a reader sees the old page or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_summary(paths: Paths, latest: dict[str, dict], book: RuleBook) -> Path:
-    """Write summary.json and summary.html under ``quality/``; returns the HTML page."""
+    """Write summary.json and summary.html under ``quality/`` (holding the quality lock); returns
+    the HTML page."""
     report = summary(paths, latest)
-    _replace(paths.quality / "summary.json", json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    write_text_atomic(paths.quality / "summary.json", json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     page = paths.quality / "summary.html"
-    _replace(page, render_html(report, book))
+    write_text_atomic(page, render_html(report, book))
     return page
