@@ -13,7 +13,8 @@ datasource does not work on DuckDB), and writes:
 Gates of several datasets may run at once, each in its own process: each validates in its own
 ephemeral GX context, writes its per-dataset files atomically (:mod:`expectations.files`), and
 touches what the gates share (GX stores, Data Docs, history, summary) only under one
-inter-process lock.
+inter-process lock. A failing value of a personal field is kept masked with a keyed fingerprint
+(:mod:`expectations.personal`), in the findings and in the stored validation results alike.
 
 Row-level error rules quarantine rows and the dataset still publishes; a dataset-level error
 rule, or more quarantined rows than the dataset's tolerated share, blocks its publish.
@@ -40,6 +41,7 @@ from connectors.exchange.profile import Dataset, load_profile
 from expectations import gxproject
 from expectations.approvals import APPROVALS_FILE, load_approvals, tolerance
 from expectations.files import quality_lock, write_parquet_atomic, write_text_atomic
+from expectations.personal import fingerprint, fingerprint_key, mask, personal_fields, scrub_validation
 from expectations.report import record, write_summary
 from expectations.rules import Rule, RuleBook, load_rules
 
@@ -54,12 +56,13 @@ FINDINGS_SCHEMA = pa.schema(
         ("rule_id", pa.string()),
         ("severity", pa.string()),
         ("field", pa.string()),
-        ("value", pa.string()),
+        ("value", pa.string()),  # masked for a personal field (expectations.personal)
         ("source_system", pa.string()),
         ("batch_id", pa.string()),
         ("run_id", pa.string()),
         ("checked_at", pa.timestamp("us")),
         ("first_seen", pa.timestamp("us")),
+        ("value_fingerprint", pa.string()),  # HMAC-SHA256 of a personal field's value, else null
     ]
 )
 # Which source system each dataset's rows come from (一数一源), for the quarantine's lineage.
@@ -223,8 +226,11 @@ def read_candidates(warehouse: Path, dataset: Dataset) -> pd.DataFrame:
     return frame.astype(object).replace({"": None}).where(frame.notna(), None)
 
 
-def _findings(result, dataset: str, frame: pd.DataFrame, run_id: str, now: datetime) -> list[dict]:
-    """Failing rows of one expectation result, one finding per row."""
+def _findings(
+    result, dataset: str, frame: pd.DataFrame, run_id: str, now: datetime, personal: dict, key: bytes
+) -> list[dict]:
+    """Failing rows of one expectation result, one finding per row; a personal field's value
+    masked, with its keyed fingerprint."""
     meta = result.expectation_config.meta
     if meta.get("scope") == "dataset":
         return []
@@ -232,21 +238,24 @@ def _findings(result, dataset: str, frame: pd.DataFrame, run_id: str, now: datet
     px_field = meta.get("field")
     rows = []
     for entry in result.result.get("unexpected_index_list") or []:
-        key = entry.get(KEY_COLUMN)
+        record_key = entry.get(KEY_COLUMN)
         value = entry.get(px_field) if px_field else None
+        value = None if value is None else str(value)
+        kind = personal.get(px_field)
         rows.append(
             {
                 "dataset": dataset,
-                "record_key": None if key is None else str(key),
+                "record_key": None if record_key is None else str(record_key),
                 "rule_id": meta["rule_id"],
                 "severity": meta["severity"],
                 "field": px_field,
-                "value": None if value is None else str(value),
+                "value": mask(value, kind) if kind else value,
                 "source_system": SOURCE_SYSTEM.get(dataset),
-                "batch_id": batches.get(key),
+                "batch_id": batches.get(record_key),
                 "run_id": run_id,
                 "checked_at": now.replace(tzinfo=None),
                 "first_seen": now.replace(tzinfo=None),
+                "value_fingerprint": fingerprint(value, key) if kind else None,
             }
         )
     return rows
@@ -261,6 +270,7 @@ class Gate:
         self.paths = paths or default_paths()
         self.book = book or load_rules()
         self.profile = load_profile()
+        self.personal = personal_fields(self.profile)
         self.approvals = load_approvals(
             approvals_file or APPROVALS_FILE,
             rule_ids={r.id for r in self.book.rules},
@@ -315,6 +325,7 @@ class Gate:
         day = now.astimezone(BEIJING).date().isoformat()  # ages (PX-W101) count on the Beijing date
         outcome = self._checkpoint(dataset, day).run(batch_parameters={"dataframe": frame})
         ((result_id, validation),) = outcome.run_results.items()
+        key = fingerprint_key(self.paths)
         findings: list[dict] = []
         dataset_failures: list[str] = []
         for result in validation.results:
@@ -327,12 +338,13 @@ class Gate:
                 continue
             if result.expectation_config.meta.get("scope") == "dataset":
                 dataset_failures.append(result.expectation_config.meta["rule_id"])
-            findings.extend(_findings(result, dataset_code, frame, run_id, now))
+            findings.extend(_findings(result, dataset_code, frame, run_id, now, self.personal, key))
         dataset_failures += pushed_down
         verdict = self._verdict(dataset_code, run_id, now, len(frame), findings, dataset_failures)
         verdict.checks_passed = validation.statistics["successful_expectations"]
         verdict.checks_failed = validation.statistics["unsuccessful_expectations"]
         self._write(dataset_code, findings, verdict)
+        scrub_validation(validation, self.personal)  # nothing personal reaches the stores
         self._publish(dataset, day, result_id, validation, verdict)
         return verdict
 
@@ -426,7 +438,7 @@ class Gate:
         gate_dir = self.paths.quality / "gate"
         findings_dir.mkdir(parents=True, exist_ok=True)
         gate_dir.mkdir(parents=True, exist_ok=True)
-        _carry_first_seen(findings_dir / f"{dataset}.parquet", findings)
+        _carry_first_seen(findings_dir / f"{dataset}.parquet", findings, self.personal, self.paths)
         table = pa.Table.from_pylist(findings, schema=FINDINGS_SCHEMA)
         write_parquet_atomic(findings_dir / f"{dataset}.parquet", table)
         write_text_atomic(
@@ -447,7 +459,7 @@ class Gate:
         gate_dir = self.paths.quality / "gate"
         with quality_lock(self.paths):
             suite = build_suite(dataset, self.book, as_of=day)  # the stores' own copy
-            gxproject.publish(self.paths, suite, result_id, validation)
+            gxproject.publish(self.paths, suite, result_id, validation, self.personal)
             record(self.paths, asdict(verdict))
             latest = {
                 path.stem: json.loads(path.read_text(encoding="utf-8"))
@@ -461,23 +473,31 @@ class Gate:
         return index if index.exists() else None
 
 
-def _carry_first_seen(previous: Path, findings: list[dict]) -> None:
+def _carry_first_seen(previous: Path, findings: list[dict], personal: dict, paths: Paths) -> None:
     """A finding the gate made before keeps the time it was first seen (quarantine ``first_seen``).
 
-    The same row, rule, field, value and batch is the same finding; a row fixed at the source
-    comes back in a new batch, so if it fails again it is a new finding."""
+    The same row, rule, field, value and batch is the same finding; a personal field's value is
+    compared by its fingerprint (files written before values were masked hold the value itself:
+    it is fingerprinted here). A row fixed at the source comes back in a new batch, so if it
+    fails again it is a new finding."""
     if not previous.exists():
         return
-    key = ("record_key", "rule_id", "field", "value", "batch_id")
     columns = pq.read_schema(previous).names
     if "first_seen" not in columns:
         return  # written before findings carried it
-    seen = {
-        tuple(row[k] for k in key): row["first_seen"]
-        for row in pq.read_table(previous, columns=[*key, "first_seen"]).to_pylist()
-    }
+    key = fingerprint_key(paths)
+
+    def identity(row: dict) -> tuple:
+        value = row["value"]
+        if row["field"] in personal:
+            value = row.get("value_fingerprint") or fingerprint(value, key)
+        return (row["record_key"], row["rule_id"], row["field"], value, row["batch_id"])
+
+    wanted = ["record_key", "rule_id", "field", "value", "batch_id", "first_seen"]
+    wanted += ["value_fingerprint"] if "value_fingerprint" in columns else []
+    seen = {identity(row): row["first_seen"] for row in pq.read_table(previous, columns=wanted).to_pylist()}
     for finding in findings:
-        finding["first_seen"] = seen.get(tuple(finding[k] for k in key), finding["first_seen"])
+        finding["first_seen"] = seen.get(identity(finding), finding["first_seen"])
 
 
 def read_verdict(dataset: str, paths: Paths | None = None) -> GateResult | None:

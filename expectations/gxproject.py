@@ -7,10 +7,11 @@ changes, so gates sharing one raced on it (``DuplicateKeyError``,
 
 - each gate validates in its own **ephemeral** context (``gx.get_context(mode="ephemeral")``:
   datasource, suite, validation definition and checkpoint in memory; nothing on disk);
-- then, holding the quality lock, it stores its suite and its validation result in the
-  shared filesystem stores and rebuilds the Data Docs pages of that result and the index,
-  through a second ephemeral context whose stores are GX's filesystem defaults rooted at
-  ``quality/gx`` (``FilesystemStoreBackendDefaults``):
+- then, holding the quality lock, it stores its suite and its validation result (personal
+  values masked, :mod:`expectations.personal`) in the shared filesystem stores and rebuilds the
+  Data Docs pages of that result and the index, through a second ephemeral context whose
+  stores are GX's filesystem defaults rooted at ``quality/gx``
+  (``FilesystemStoreBackendDefaults``):
   the same layout as the file context had (``expectations/``,
   ``uncommitted/validations/``, ``uncommitted/data_docs/local_site/``), with no
   ``great_expectations.yml`` written at all. The index lists every stored validation of every
@@ -82,14 +83,15 @@ def store_context(paths: Paths):
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def publish(paths: Paths, suite, result_id, result) -> Path:
-    """Store ``suite`` and the validation ``result`` in the
+def publish(paths: Paths, suite, result_id, result, personal: dict[str, str]) -> Path:
+    """Store ``suite`` and the validation ``result`` (already scrubbed of personal values) in the
     shared stores and render their Data Docs pages and the index; returns the index page.
 
     The caller holds the quality lock."""
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     context = store_context(paths)
+    _scrub_older_results(paths, context, personal)
     context.suites.add_or_update(suite)
     context.validation_results_store.set(result_id, result)
     context.build_data_docs(
@@ -99,6 +101,27 @@ def publish(paths: Paths, suite, result_id, result) -> Path:
     site = paths.quality / SITE_DIR
     localise(site)
     return site / "index.html"
+
+
+SCRUBBED = ".personal-values-masked"  # under quality/gx: the results stored before were scrubbed
+
+
+def _scrub_older_results(paths: Paths, context, personal: dict[str, str]) -> None:
+    """Once per home: mask the personal values of the validation results an older gate stored
+    as they were, and render every Data Docs page again from the masked results."""
+    from expectations.personal import scrub_validation
+
+    marker = paths.quality / "gx" / SCRUBBED
+    if marker.exists():
+        return
+    store = context.validation_results_store
+    keys = store.list_keys()
+    for key in keys:
+        store.set(key, scrub_validation(store.get(key), personal))
+    if keys:
+        context.build_data_docs(site_names=[SITE])
+        log.info("masked the personal values of %d stored validation result(s) and their pages", len(keys))
+    write_atomic(marker, b"")
 
 
 def stored_validations(paths: Paths) -> list[Path]:

@@ -125,6 +125,17 @@ def test_findings_name_field_value_and_lineage(judged):
     by_key = {f["record_key"]: f for f in findings}
     assert by_key["K-CODE"]["field"] == "MZM" and by_key["K-CODE"]["value"] == "57"
     assert by_key["K-ID"]["source_system"] == "student" and by_key["K-ID"]["batch_id"] == "b1"
+    # a personal field's value is kept masked, with its keyed fingerprint; others have none
+    assert by_key["K-ID"]["value"] == "110105************" and len(by_key["K-ID"]["value_fingerprint"]) == 64
+    assert by_key["K-CODE"]["value_fingerprint"] is None
+
+
+def test_no_stored_validation_result_or_page_names_a_personal_value(judged):
+    paths, _, _ = judged
+    stored = [p for p in (paths.quality / "gx").rglob("*") if p.suffix in (".json", ".html")]
+    assert any("validations" in p.parts for p in stored)
+    for page in stored:
+        assert "110105194912310021" not in page.read_text(encoding="utf-8"), page
 
 
 def test_verdict_is_written_and_tolerance_applies(judged):

@@ -1,22 +1,25 @@
 {#-
   The findings the quality gate keeps, as Parquet under <home>/quality/: its own
   (findings/, written by expectations/gate.py) and the province's row rejections it still holds
-  (platform/, written by expectations/platform.py), both in the same format. Before the gate has
+  (platform/, written by expectations/platform.py), both in the same format (a personal field's
+  value masked, with its keyed fingerprint: expectations/personal.py). Before the gate has
   ever run there are no files: the relation is then empty, with the same columns, so a bare
-  `dbt build` works on a fresh checkout.
+  `dbt build` works on a fresh checkout. A column the files lack (written by an older gate)
+  reads as null.
 -#}
 {% macro gate_findings_columns() -%}
     {{ return([
         ('dataset', 'varchar'), ('record_key', 'varchar'), ('rule_id', 'varchar'),
         ('severity', 'varchar'), ('field', 'varchar'), ('value', 'varchar'),
         ('source_system', 'varchar'), ('batch_id', 'varchar'), ('run_id', 'varchar'),
-        ('checked_at', 'timestamp'), ('first_seen', 'timestamp')
+        ('checked_at', 'timestamp'), ('first_seen', 'timestamp'), ('value_fingerprint', 'varchar')
     ]) }}
 {%- endmacro %}
 
 {% macro gate_findings() -%}
     {%- set quality = env_var('CAMPUSDX_HOME', '../var') ~ '/quality/' -%}
     {%- set patterns = [] -%}
+    {%- set present = [] -%}
     {%- if execute -%}
         {%- for folder in ['findings', 'platform'] -%}
             {%- set pattern = quality ~ folder ~ '/*.parquet' -%}
@@ -25,9 +28,22 @@
                 {%- do patterns.append("'" ~ pattern ~ "'") -%}
             {%- endif -%}
         {%- endfor -%}
+        {%- if patterns -%}
+            {%- set names = run_query(
+                "select distinct name from parquet_schema([" ~ patterns | join(', ') ~ "])"
+            ) -%}
+            {%- do present.extend(names.columns[0].values()) -%}
+        {%- endif -%}
     {%- endif -%}
     {%- if patterns -%}
-        (select * from read_parquet([{{ patterns | join(', ') }}], union_by_name = true))
+        (
+            select
+            {%- for name, type in gate_findings_columns() %}
+                {{ name if name in present else 'cast(null as ' ~ type ~ ') as ' ~ name }}
+                {{- "," if not loop.last }}
+            {%- endfor %}
+            from read_parquet([{{ patterns | join(', ') }}], union_by_name = true)
+        )
     {%- else -%}
         (
             select

@@ -2,7 +2,8 @@
 -- (rows a PARTIAL receipt rejected, under the platform's PX rule IDs, while the candidate is still
 -- the version it rejected), or at the source (keys a file export wrote twice with different
 -- content). first_seen is when the finding was first made; last_seen is the latest run that
--- still made it (it moves on every gate run).
+-- still made it (it moves on every gate run). A personal field's value (names, ID numbers) is
+-- kept masked, with value_fingerprint, a keyed hash that recognises the same value across runs.
 with
 
 gate as (
@@ -13,6 +14,7 @@ gate as (
         rule_id,
         field,
         value,
+        value_fingerprint,
         source_system,
         batch_id,
         coalesce(first_seen, checked_at) as first_seen,
@@ -28,6 +30,7 @@ inventory_conflicts as (
         'CDX-E014' as rule_id,
         '盘点单号' as field,
         'lines ' || source_lines as value,  -- noqa: RF04
+        cast(null as varchar) as value_fingerprint,
         'asset' as source_system,
         batch_id,
         strptime(batch_id, '%Y%m%dT%H%M%S%fZ') as first_seen,
