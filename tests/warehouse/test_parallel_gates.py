@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import random
 import re
 import shutil
 import time
@@ -24,12 +25,15 @@ VERDICT = ("dataset", "status", "rows_checked", "rows_quarantined", "failures", 
 VERDICT += ("checks_passed", "checks_failed", "tolerances")
 
 
-def _gate(home: str, dataset: str, start, errors) -> None:
-    """One gate in its own OS process, released with the others by ``start`` (a Barrier)."""
+def _gate(home: str, dataset: str, delay: float, start, errors) -> None:
+    """One gate in its own OS process, released with the others by ``start`` (a Barrier), then
+    after ``delay`` seconds: released at the very same instant, the gates all read before any
+    writes; staggered by a fraction of a second, one gate's reads meet another's writes."""
     try:
         from campusdx import pipeline
 
         start.wait(timeout=300)
+        time.sleep(delay)
         pipeline.gate(dataset, paths=Paths(Path(home)), run_id=f"parallel-{dataset}")
     except BaseException:
         errors.put(f"{dataset}: {traceback.format_exc()[-2500:]}")
@@ -60,14 +64,18 @@ def test_seven_gates_started_at_once_agree_with_one_by_one_and_keep_the_data_doc
     assert sorted(serial_verdicts) == sorted(datasets) and any(serial_findings.values())
     validations_before = len(_stored_validations(paths))
 
-    # forked from a server that has imported GX already: the seven start within milliseconds
+    # forked from a server that has imported GX already: the seven start within half a second
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["campusdx.pipeline", "expectations.gate", "great_expectations"])
     started = time.monotonic()
     for round_no in range(ROUNDS):
-        start, errors = context.Barrier(len(datasets)), context.Queue()
+        start, errors, delays = context.Barrier(len(datasets)), context.Queue(), random.Random(round_no)
         workers = [
-            context.Process(target=_gate, args=(str(paths.home), d, start, errors), name=f"gate-{d}")
+            context.Process(
+                target=_gate,
+                args=(str(paths.home), d, delays.uniform(0, 0.5), start, errors),
+                name=f"gate-{d}",
+            )
             for d in datasets
         ]
         for w in workers:  # all started before any is waited on
