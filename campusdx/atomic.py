@@ -9,6 +9,7 @@ writes the temporary file first). Nothing here imports the rest of campusdx.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from pathlib import Path
@@ -67,6 +68,7 @@ def write_bytes(path: Path | str, data: bytes) -> None:
     """Replace ``path`` with ``data`` durably: a temporary file of this process, fsync, rename,
     directory fsync. Two writers of the same path never share a temporary file."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _private_tmp(path)
     try:
         write_file(tmp, data)
@@ -100,3 +102,12 @@ def create_new(path: Path | str, data: bytes, mode: int = 0o600) -> bool:
         return True
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_parquet(path: Path | str, table) -> None:
+    """Replace ``path`` with ``table`` (a pyarrow Table) as Parquet, durably (:func:`write_bytes`)."""
+    import pyarrow.parquet as pq  # here, not at the top: locks and DAG parsing import this module
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    write_bytes(path, buffer.getvalue())

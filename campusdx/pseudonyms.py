@@ -56,25 +56,30 @@ def pseudonym_key_file(paths: settings.Paths | None = None) -> Path:
             )
     else:
         path = (paths or settings.paths()).secrets / DEFAULT_NAME
-        if not path.exists():
-            _create(path)
-    _check(path)
+    ensure_key(path, "pseudonym key", create=not configured)
     return path
 
 
-def _create(path: Path) -> None:
-    """32 random bytes as hex in ``path``, mode 0600 (a process that loses the race to create it
-    keeps the winner's key)."""
-    if atomic.create_new(path, (secrets.token_hex(32) + "\n").encode("ascii")):
-        log.info("created pseudonym key file %s", path)
+def ensure_key(path: Path, what: str, *, create: bool = True) -> bytes:
+    """The key in ``path`` (``what`` names it in messages), checked: 16 to 64 bytes as hex.
 
-
-def _check(path: Path) -> None:
+    With ``create`` a missing file is made first: 32 random bytes as hex, mode 0600, written
+    privately and linked into place, so of processes starting at once exactly one creates it
+    and every one reads that key. Also the home's other generated keys use this (the quality
+    artefacts' fingerprint key).
+    """
+    if (
+        create
+        and not path.exists()
+        and atomic.create_new(path, (secrets.token_hex(32) + "\n").encode("ascii"))
+    ):
+        log.info("created %s file %s", what, path)
     try:
         text = path.read_text(encoding="ascii").strip().lower()
     except (OSError, UnicodeDecodeError):
-        raise PseudonymKeyError(f"pseudonym key file {path} cannot be read as ASCII hex") from None
+        raise PseudonymKeyError(f"{what} file {path} cannot be read as ASCII hex") from None
     if not _HEX_KEY.fullmatch(text):
-        raise PseudonymKeyError(f"pseudonym key file {path} does not hold a hex key of 16 to 64 bytes")
+        raise PseudonymKeyError(f"{what} file {path} does not hold a hex key of 16 to 64 bytes")
     if path.stat().st_mode & 0o077:
-        log.warning("pseudonym key file %s is readable by others than its owner; chmod 600 it", path)
+        log.warning("%s file %s is readable by others than its owner; chmod 600 it", what, path)
+    return bytes.fromhex(text)

@@ -7,58 +7,25 @@
   page) is written only while holding :func:`quality_lock`, an inter-process file lock
   (``filelock``) on ``quality/.gate.lock``.
 
-(``connectors/`` has atomic writers of its own; the quality layer does not import the
-exchange's, and a temporary name per process is needed here.)
+Both go through :mod:`campusdx.atomic`, the one durable-write helper (a temporary name per
+process, file fsync, rename, directory fsync).
 """
 
 from __future__ import annotations
 
-import io
 import os
-import secrets
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from filelock import FileLock
 
+from campusdx import atomic
 from campusdx.settings import Paths
 
 LOCK_TIMEOUT_S = 900  # a gate waits this long for the others' Data Docs builds, then fails loudly
 
 
-def fsync_dir(path: Path) -> None:
-    """Fsync a directory so a rename or a new entry in it survives a crash."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temporary file of this process, fsync, rename, dir fsync."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
 def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, text.encode("utf-8"))
-
-
-def write_parquet_atomic(path: Path, table: pa.Table) -> None:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    write_atomic(path, buffer.getvalue())
+    atomic.write_bytes(path, text.encode("utf-8"))
 
 
 def append_line(path: Path, line: str) -> None:

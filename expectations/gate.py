@@ -35,13 +35,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from campusdx import atomic
 from campusdx.settings import Paths
 from campusdx.settings import paths as default_paths
 from connectors.exchange.profile import Dataset, load_profile
 from expectations import gxproject
 from expectations.approvals import APPROVALS_FILE, load_approvals, tolerance
-from expectations.files import quality_lock, write_parquet_atomic, write_text_atomic
-from expectations.personal import fingerprint, fingerprint_key, mask, personal_fields, scrub_validation
+from expectations.files import quality_lock, write_text_atomic
+from expectations.personal import fingerprint, fingerprint_key, personal_fields, protect, scrub_validation
 from expectations.report import record, write_summary
 from expectations.rules import Rule, RuleBook, load_rules
 
@@ -239,9 +240,8 @@ def _findings(
     rows = []
     for entry in result.result.get("unexpected_index_list") or []:
         record_key = entry.get(KEY_COLUMN)
-        value = entry.get(px_field) if px_field else None
-        value = None if value is None else str(value)
-        kind = personal.get(px_field)
+        raw = entry.get(px_field) if px_field else None
+        value, value_fingerprint = protect(raw, px_field, personal, key)
         rows.append(
             {
                 "dataset": dataset,
@@ -249,13 +249,13 @@ def _findings(
                 "rule_id": meta["rule_id"],
                 "severity": meta["severity"],
                 "field": px_field,
-                "value": mask(value, kind) if kind else value,
+                "value": value,
                 "source_system": SOURCE_SYSTEM.get(dataset),
                 "batch_id": batches.get(record_key),
                 "run_id": run_id,
                 "checked_at": now.replace(tzinfo=None),
                 "first_seen": now.replace(tzinfo=None),
-                "value_fingerprint": fingerprint(value, key) if kind else None,
+                "value_fingerprint": value_fingerprint,
             }
         )
     return rows
@@ -319,7 +319,12 @@ class Gate:
         frame = read_candidates(self.paths.warehouse, dataset)
         from expectations.platform import prune  # here: it imports this module
 
-        prune(self.paths, dataset_code, dict(zip(frame[KEY_COLUMN], frame["batch_id"], strict=True)))
+        prune(
+            self.paths,
+            dataset,
+            dict(zip(frame[KEY_COLUMN], frame["batch_id"], strict=True)),
+            self.personal,
+        )
         self._load_reference_keys(dataset, frame)
         pushed_down = self._pushed_down(dataset)
         day = now.astimezone(BEIJING).date().isoformat()  # ages (PX-W101) count on the Beijing date
@@ -440,7 +445,7 @@ class Gate:
         gate_dir.mkdir(parents=True, exist_ok=True)
         _carry_first_seen(findings_dir / f"{dataset}.parquet", findings, self.personal, self.paths)
         table = pa.Table.from_pylist(findings, schema=FINDINGS_SCHEMA)
-        write_parquet_atomic(findings_dir / f"{dataset}.parquet", table)
+        atomic.write_parquet(findings_dir / f"{dataset}.parquet", table)
         write_text_atomic(
             gate_dir / f"{dataset}.json", json.dumps(asdict(verdict), ensure_ascii=False, indent=2) + "\n"
         )

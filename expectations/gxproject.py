@@ -28,9 +28,9 @@ from pathlib import Path
 
 from great_expectations.data_context.store.tuple_store_backend import TupleFilesystemStoreBackend
 
+from campusdx import atomic
 from campusdx.settings import Paths
 from expectations.datadocs import localise
-from expectations.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class AtomicFilesystemStoreBackend(TupleFilesystemStoreBackend):
         if not isinstance(key, tuple):
             key = key.to_tuple()
         path = Path(self.full_base_directory) / self._convert_key_to_filepath(key)
-        write_atomic(path, value.encode("utf-8") if isinstance(value, str) else value)
+        atomic.write_bytes(path, value.encode("utf-8") if isinstance(value, str) else value)
         return str(path)
 
 
@@ -121,7 +121,7 @@ def _scrub_older_results(paths: Paths, context, personal: dict[str, str]) -> Non
     if keys:
         context.build_data_docs(site_names=[SITE])
         log.info("masked the personal values of %d stored validation result(s) and their pages", len(keys))
-    write_atomic(marker, b"")
+    atomic.write_bytes(marker, b"")
 
 
 def stored_validations(paths: Paths) -> list[Path]:

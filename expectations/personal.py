@@ -19,17 +19,15 @@ a document number.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import os
 import re
-import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from campusdx import pseudonyms
 from campusdx.settings import Paths
 from connectors.exchange.profile import Profile
 
@@ -42,7 +40,8 @@ _PHONE_NAME = re.compile(r"(电话|手机)")
 
 
 def personal_fields(profile: Profile) -> dict[str, str]:
-    """Field code -> kind (``id``, ``name``, ``phone`` or ``other``) of every personal field."""
+    """Field code -> kind (``id``, ``name``, ``phone``, ``date`` of birth or ``other``) of every
+    personal field."""
     kinds: dict[str, str] = {}
     for dataset in profile.datasets.values():
         for field in dataset.fields:
@@ -61,6 +60,8 @@ def _kind(code: str, name: str, profile: Profile) -> str | None:
         return "name"
     if _PHONE_NAME.search(name):
         return "phone"
+    if code == profile.person_checks.birth_date:  # with region and sex it narrows the ID number
+        return "date"
     return "other" if code in profile.pii_fields else None
 
 
@@ -76,6 +77,8 @@ def mask(value: Any, kind: str) -> str | None:
         return text[0] + "*" * max(n - 1, 1)
     if kind == "phone" and n >= 8:
         return text[:3] + "*" * (n - 5) + text[-2:]
+    if kind == "date":  # the year only, as analysts see birth dates
+        return text[:4] + "*" * (n - 4) if n > 4 else "*" * n
     if kind == "id" and n >= 18:
         return text[:6] + "*" * (n - 6)
     keep = n // 4  # short numbers and anything else: about a quarter at most
@@ -89,42 +92,38 @@ def fingerprint(value: Any, key: bytes) -> str | None:
     return hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def fingerprint_key(paths: Paths) -> bytes:
-    """The home's fingerprint key, generated on first use (mode 0600; never logged).
+def protect(
+    value: Any,
+    field: str | None,
+    kinds: Mapping[str, str],
+    key: bytes,
+    *,
+    known: Collection[str] | None = None,
+) -> tuple[str | None, str | None]:
+    """A finding's ``(value, value_fingerprint)``: a personal field's value masked, with its
+    keyed fingerprint; any other field's value as text, with no fingerprint.
 
-    Several gates may start at once: the key is written to a temporary file of this process
-    and linked into place, so every process reads the one complete key that won."""
-    return _read_or_create(paths.secrets / KEY_FILE)
+    ``known``: the fields the value may come from, when the field is named from outside (a
+    province's receipt): a value under any other field name, or none, is masked as ``other``.
+    """
+    value = None if value is None else str(value)
+    kind = kinds.get(field) if field else None
+    if not kind and known is not None and field not in known:
+        kind = "other"
+    if not kind:
+        return value, None
+    return mask(value, kind), fingerprint(value, key)
+
+
+def fingerprint_key(paths: Paths) -> bytes:
+    """The home's fingerprint key, generated on first use (mode 0600; never logged); several
+    gates starting at once all read the one key that was created."""
+    return _key(paths.secrets / KEY_FILE)
 
 
 @cache
-def _read_or_create(path: Path) -> bytes:
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                out.write(secrets.token_hex(32) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):  # another process linked its key first: use it
-                os.link(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
-    text = path.read_text(encoding="ascii").strip()
-    if len(text) < 32:
-        raise RuntimeError(f"{path}: the quality fingerprint key is too short or empty")
-    return bytes.fromhex(text)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _key(path: Path) -> bytes:
+    return pseudonyms.ensure_key(path, "quality fingerprint key")
 
 
 # ----------------------------------------------------------------- GX validation results

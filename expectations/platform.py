@@ -12,7 +12,7 @@ goes to the province again with the next DELTA.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 
 from campusdx.settings import Paths
 from connectors.exchange.delta import check_rows, rejected_rows, write_table
-from connectors.exchange.profile import Profile
+from connectors.exchange.profile import Dataset, Profile
 from expectations.gate import FINDINGS_SCHEMA, SOURCE_SYSTEM
+from expectations.personal import fingerprint_key, personal_fields, protect
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +67,27 @@ def record_rejections(
         )
     }
     batches = _candidate_batches(paths, dataset, set(keys.values()))
+    kinds, secret = personal_fields(profile), fingerprint_key(paths)
     findings = {}
     for index, errors in rejected.items():
         for error in errors:
+            # the province may echo a personal value: masked and fingerprinted, as the gate's
+            value, value_fingerprint = protect(
+                error.get("value"), error.get("field"), kinds, secret, known=declared.field_codes
+            )
             finding = {
                 "dataset": dataset,
                 "record_key": keys[index],
                 "rule_id": error.get("rule"),
                 "severity": "error",
                 "field": error.get("field"),
-                "value": None if error.get("value") is None else str(error["value"]),
+                "value": value,
                 "source_system": SOURCE_SYSTEM.get(dataset),
                 "batch_id": batches.get(keys[index]),
                 "run_id": package_id,
                 "checked_at": now,
                 "first_seen": now,
+                "value_fingerprint": value_fingerprint,
             }
             findings.setdefault(tuple(finding[k] for k in KEY), finding)
     target = platform_findings_file(paths, dataset)
@@ -90,7 +97,7 @@ def record_rejections(
             if key in findings:
                 findings[key]["first_seen"] = old["first_seen"]
             else:
-                findings[key] = old
+                findings[key] = _protected(old, kinds, secret, declared.field_codes)
     write_table(target, pa.Table.from_pylist(list(findings.values()), schema=FINDINGS_SCHEMA))
     log.warning(
         "%s: the province rejected %d row(s) of %s; they are in the quarantine under its rule IDs",
@@ -99,6 +106,15 @@ def record_rejections(
         package_id,
     )
     return len(keys)
+
+
+def _protected(finding: dict, kinds: Mapping[str, str], secret: bytes, known: Collection[str]) -> dict:
+    """A finding written before values were masked: masked and fingerprinted now (a finding
+    that has its fingerprint already is as it should be)."""
+    if finding.get("value_fingerprint") is not None:
+        return finding
+    value, value_fingerprint = protect(finding["value"], finding["field"], kinds, secret, known=known)
+    return {**finding, "value": value, "value_fingerprint": value_fingerprint}
 
 
 def _candidate_batches(paths: Paths, dataset: str, keys: set[str]) -> dict[str, str]:
@@ -112,19 +128,26 @@ def _candidate_batches(paths: Paths, dataset: str, keys: set[str]) -> dict[str, 
     return dict(rows)
 
 
-def prune(paths: Paths, dataset: str, candidates: Mapping[str, str]) -> int:
+def prune(paths: Paths, dataset: Dataset, candidates: Mapping[str, str], kinds: Mapping[str, str]) -> int:
     """Keep only the findings whose row is still the rejected version (``candidates``: record key
-    to landing batch, as the gate reads them); returns how many left the quarantine."""
-    target = platform_findings_file(paths, dataset)
+    to landing batch, as the gate reads them); returns how many left the quarantine. A finding
+    written before values were masked is masked now (``kinds``: the personal fields)."""
+    target = platform_findings_file(paths, dataset.code)
     if not target.exists():
         return 0
     findings = pq.read_table(target).to_pylist()
-    kept = [f for f in findings if candidates.get(f["record_key"]) == f["batch_id"]]
-    if len(kept) < len(findings):
+    secret = fingerprint_key(paths)
+    kept = [
+        _protected(f, kinds, secret, dataset.field_codes)
+        for f in findings
+        if candidates.get(f["record_key"]) == f["batch_id"]
+    ]
+    if kept != findings:
         write_table(target, pa.Table.from_pylist(kept, schema=FINDINGS_SCHEMA))
+    if len(kept) < len(findings):
         log.info(
             "%s: %d province finding(s) left the quarantine (row changed at the source)",
-            dataset,
+            dataset.code,
             len(findings) - len(kept),
         )
     return len(findings) - len(kept)

@@ -3,6 +3,7 @@
 import json
 import sqlite3
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -271,3 +272,13 @@ def test_the_atomic_helper_fsyncs_the_file_before_and_the_folder_after_the_renam
     atomic.replace(tmp, tmp_path / "x.parquet")
     assert events == [("fsync", str(tmp)), ("rename", str(tmp_path / "x.parquet")), ("fsync", str(tmp_path))]
     assert real_fsync is not None and (tmp_path / "x.parquet").read_bytes() == b"data"
+
+
+def test_a_value_that_does_not_convert_is_named_by_row_never_shown():
+    from connectors.sources.sql import _to_array
+
+    with pytest.raises(ExtractError) as raised:
+        _to_array(["2001-02-03", None, "李四"], pa.date32(), "hr.t_rs_jzg.csrq")
+    message = str(raised.value)
+    assert "hr.t_rs_jzg.csrq" in message and "row 3" in message and "date32" in message
+    assert "李四" not in message and raised.value.__cause__ is None and raised.value.__suppress_context__

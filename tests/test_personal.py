@@ -8,11 +8,18 @@ import sys
 
 from campusdx.settings import Paths
 from connectors.exchange.profile import load_profile
-from expectations.personal import fingerprint, fingerprint_key, mask, personal_fields, scrub_validation
+from expectations.personal import (
+    fingerprint,
+    fingerprint_key,
+    mask,
+    personal_fields,
+    protect,
+    scrub_validation,
+)
 
 
 def test_personal_fields_come_from_the_declarations():
-    assert personal_fields(load_profile()) == {"XM": "name", "SFZJH": "id"}
+    assert personal_fields(load_profile()) == {"XM": "name", "SFZJH": "id", "CSRQ": "date"}
 
 
 def test_masks_hide_enough():
@@ -21,6 +28,17 @@ def test_masks_hide_enough():
     assert mask("赵涵明", "name") == "赵**" and mask("王", "name") == "王*"
     assert mask("13912345678", "phone") == "139******78"
     assert mask(None, "id") is None
+    assert mask("1949-12-31", "date") == "1949******"  # a birth date: the year, as analysts see it
+
+
+def test_a_value_a_province_echoes_under_a_field_we_do_not_declare_is_masked():
+    kinds, key = personal_fields(load_profile()), b"k" * 32
+    number = "11010519491231002X"
+    known = ("XH", "XM", "SFZJH")
+    assert protect(number, "sfzjh", kinds, key, known=known)[0] == "1101" + "*" * 14  # as "other"
+    assert protect(number, None, kinds, key, known=known)[1] == fingerprint(number, key)
+    assert protect(number, "SFZJH", kinds, key, known=known)[0] == "110105************"
+    assert protect("20", "XH", kinds, key, known=known) == ("20", None)  # not personal: as it is
 
 
 def test_validation_results_name_no_personal_value():

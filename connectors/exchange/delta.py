@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import io
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -60,10 +59,7 @@ def state_file(exchange: Path, dataset: str, batch_id: str, kind: str) -> Path:
 
 def write_table(path: Path, table: pa.Table) -> None:
     """Write ``table`` as Parquet atomically and durably (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    atomic.write_bytes(path, buffer.getvalue())
+    atomic.write_parquet(path, table)
     atomic.fsync_dir(path.parent.parent)
 
 

@@ -113,10 +113,21 @@ def _to_array(values: list, target: pa.DataType, where: str) -> pa.Array:
             return pa.array(values, type=pa.string(), from_pandas=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers in a text column (SQLite): as text
             return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    failures = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
     try:
         return pa.array(values, from_pandas=False).cast(target)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise ExtractError(f"{where}: values do not convert to {target}: {exc}") from exc
+    except failures:
+        pass
+    # Arrow's message quotes the value (it may be personal data): name the row, never the value,
+    # and do not chain the original exception into the log.
+    for row, value in enumerate(values, start=1):
+        try:
+            pa.array([value], from_pandas=False).cast(target)
+        except failures:
+            raise ExtractError(
+                f"{where}: the value in row {row} of this batch does not convert to {target}"
+            ) from None
+    raise ExtractError(f"{where}: the values do not convert to {target} together") from None
 
 
 def schema_fingerprint(schema: pa.Schema) -> str:

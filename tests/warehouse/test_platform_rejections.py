@@ -3,6 +3,7 @@ they stay out of the feed while unchanged, and the feed still reconciles."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 
@@ -13,6 +14,7 @@ from campusdx import pipeline, settings
 from connectors.exchange.profile import load_profile
 from connectors.exchange.publisher import exchange_key
 from demo.province import Province, available_code_sets
+from expectations.personal import personal_fields
 from expectations.platform import platform_findings_file, prune
 from tests.warehouse.conftest import Built, gate
 
@@ -54,7 +56,7 @@ def test_rows_the_province_rejects_are_quarantined_under_its_rules(warehouse, tm
     with built.connect() as conn:
         current = dict(conn.execute("select record_key, batch_id from intermediate.int_px__zzjg").fetchall())
     moved = {k: ("a later batch" if k == min(rejected) else b) for k, b in current.items()}
-    assert prune(paths, "ZZJG", moved) == 1
+    assert prune(paths, profile.dataset("ZZJG"), moved, personal_fields(profile)) == 1
     left = {f["record_key"] for f in pq.read_table(platform_findings_file(paths, "ZZJG")).to_pylist()}
     assert left == rejected - {min(rejected)}
 
@@ -89,3 +91,43 @@ def test_a_rejected_package_raises_the_alert_and_is_rebuilt_and_sent_at_once(
         first["package_id"],
         1,
     )
+
+
+def test_a_personal_value_the_province_echoes_is_masked_in_the_quarantine(warehouse, tmp_path, monkeypatch):
+    """A real province may echo the rejected value (the simulator blanks 姓名 and 身份证件号):
+    an ID number it sends back is kept masked, with its keyed fingerprint, never as it is."""
+    home = tmp_path / "home"
+    shutil.copytree(warehouse.home, home, ignore=shutil.ignore_patterns("exchange", "gateway", "province"))
+    monkeypatch.setenv("CAMPUSDX_HOME", str(home))
+    monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
+    paths, profile = settings.Paths(home), load_profile()
+    feed = pipeline.read_feed("XSJBXX", paths).to_pylist()
+    victim = next(r for r in feed if len(r["SFZJH"]) == 18)
+    sent = pipeline.publish("XSJBXX", paths=paths)
+    province = Province.for_home(paths, profile, reject_rows={"XSJBXX": [victim["XH"]]})
+    try:
+        [receipt] = province.process_inbox()
+    finally:
+        province.close()
+    assert receipt["status"] == "PARTIAL"
+    # the province's receipt names the ID number field and echoes its value
+    path = paths.gateway / profile.gateway.receipts / f"{sent['package_id']}.json"
+    answer = json.loads(path.read_text(encoding="utf-8"))
+    told = [e for e in answer["errors"] if "reject_rows" in e["message"]]
+    assert len(told) == 1
+    told[0].update(field="SFZJH", value=victim["SFZJH"])
+    path.write_text(json.dumps(answer, ensure_ascii=False), encoding="utf-8")
+    assert pipeline.receipt("XSJBXX", paths=paths)["status"] == "PARTIAL"
+
+    findings = pq.read_table(platform_findings_file(paths, "XSJBXX")).to_pylist()
+    assert victim["SFZJH"] not in json.dumps(findings, default=str, ensure_ascii=False)
+    [finding] = [f for f in findings if f["rule_id"] == "PX-E017"]
+    assert finding["record_key"] == victim["XH"] and finding["field"] == "SFZJH"
+    assert finding["value"] == victim["SFZJH"][:6] + "*" * 12
+    assert finding["value_fingerprint"]
+    gate(home)
+    built = Built(home)
+    held = built.rows(
+        "select value from quality.quarantine where record_key = ? and rule_id = 'PX-E017'", victim["XH"]
+    )
+    assert held and all(victim["SFZJH"] not in (v or "") for (v,) in held)
