@@ -335,6 +335,32 @@ def test_a_symbolic_link_in_the_export_folder_is_refused_by_name(tmp_path):
     assert batch.source_file == "zc_kp_1.csv" and [r["资产编号"] for r in _rows(landing, batch)] == ["ZC0001"]
 
 
+def test_a_file_swapped_for_a_symbolic_link_after_the_listing_is_not_followed(tmp_path, monkeypatch):
+    """The folder is checked for links when listed; a file replaced by a link after that check
+    is still refused when it is opened (O_NOFOLLOW), and nothing of the link's target lands."""
+    from connectors.sources import files
+
+    _drop(tmp_path, "zc_kp_1.csv", HEADER + "ZC0001,台式机,信息中心,5000,2026-01-01\n", "gbk")
+    secret = tmp_path / "elsewhere" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_bytes((HEADER + "ZC9999,别处,别处,1,2026-01-01\n").encode("gbk"))
+    export = tmp_path / "exports" / "zc_kp_1.csv"
+    checked = files.FileDecl.linked
+
+    def swap_after_check(self, home, path):
+        found = checked(self, home, path)
+        if path == export:  # the race: swapped between the check and the open
+            path.unlink()
+            path.symlink_to(secret)
+        return found
+
+    monkeypatch.setattr(files.FileDecl, "linked", swap_after_check)
+    landing = Landing(tmp_path / "landing")
+    with pytest.raises(FileExtractError, match=r"zc_kp_1\.csv is a symbolic link; refused"):
+        extract_file(SYSTEM, _decl(), tmp_path, landing)
+    assert not list((tmp_path / "landing").rglob("*.parquet"))
+
+
 def test_a_header_mismatch_names_declared_columns_not_the_headers_cells(tmp_path):
     # an export saved without its header: the first line is a person's data
     _drop(tmp_path, "zc_kp_1.csv", "ZC0001,张三,110101199003074514,5000\nZC0002,李四,x,1\n", "gbk")

@@ -52,11 +52,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import glob
 import hashlib
 import logging
 import os
 import re
+import stat
 import time
 import zipfile
 from collections.abc import Iterator
@@ -302,11 +304,27 @@ def load_file_decls(system_yaml_path: Path | str) -> list[FileDecl]:
 # -- reading ------------------------------------------------------------------------------
 
 
+def _open_export(path: Path, where: str = "export"):
+    """``path`` opened for reading as bytes: never through a symbolic link put in its place
+    after the folder was listed (``O_NOFOLLOW``), and only a regular file. The one way an
+    export file is opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileExtractError(f"{where}: {path.name} is a symbolic link; refused") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileExtractError(f"{where}: {path.name} is not a regular file; refused")
+    return os.fdopen(fd, "rb")
+
+
 def _choose_codec(path: Path, decl: FileDecl, where: str) -> tuple[str, str | None]:
     """The codec to decode with, and what ``auto`` detected (None when declared)."""
     if decl.encoding != "auto":
         return _CODEC[decl.encoding], None
-    with open(path, "rb") as fh:
+    with _open_export(path, where) as fh:
         sample = fh.read(_DETECT_BYTES)
     if len(sample) == _DETECT_BYTES and b"\n" in sample:
         sample = sample[: sample.rindex(b"\n") + 1]  # never cut a character in two
@@ -354,7 +372,7 @@ def _read_csv(path: Path, decl: FileDecl, where: str, info: dict) -> Iterator[tu
         delimiter=decl.delimiter,
         quotechar=decl.quotechar,
     )
-    with open(path, "rb") as fh:
+    with _open_export(path, where) as fh:
         lines = _decoded_lines(fh, codec, label, where, info)
         reader = csv.reader(lines, delimiter=decl.delimiter, quotechar=decl.quotechar, strict=True)
         while True:
@@ -399,9 +417,11 @@ def _render(value: object, number_format: str | None) -> str | None:
 
 def _read_xlsx(path: Path, decl: FileDecl, where: str, info: dict) -> Iterator[tuple[int, list[str | None]]]:
     """(row number, cells as text) for every row of the sheet, the header first."""
+    fh = _open_export(path, where)
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        workbook = openpyxl.load_workbook(fh, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        fh.close()
         raise FileExtractError(f"{where}: not a readable XLSX workbook: {exc}") from None
     try:
         if decl.sheet is None:
@@ -418,6 +438,7 @@ def _read_xlsx(path: Path, decl: FileDecl, where: str, info: dict) -> Iterator[t
             yield number, [_render(cell.value, getattr(cell, "number_format", None)) for cell in row]
     finally:
         workbook.close()
+        fh.close()
 
 
 # -- landing ------------------------------------------------------------------------------
@@ -541,7 +562,7 @@ def _stat(path: Path) -> tuple[int, int]:
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with _open_export(path) as fh:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
