@@ -89,9 +89,9 @@ def exchange_key(paths: settings.Paths) -> bytes:
     key_file = os.environ.get(KEY_FILE_ENV)
     if key_file:
         return load_key(key_file)
-    # two first publishes (of two datasets) must not read the key while the other writes it
-    with locks.hold(locks.lock_path(paths.home / "locks", "demo-key"), "creation of the demo key", wait_s=60):
-        return ensure_demo_key(paths.secrets / "px-hmac.key")
+    # two first publishes (of two datasets) may create it at once: ensure_demo_key links a
+    # complete file into place (campusdx.atomic.create_new), so both read the one key that won
+    return ensure_demo_key(paths.secrets / "px-hmac.key")
 
 
 def outbox_dir(paths: settings.Paths) -> Path:
