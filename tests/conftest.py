@@ -37,6 +37,17 @@ def exchange_home(tmp_path, monkeypatch):
     return settings.paths()
 
 
+def answer(home, profile, **misbehave) -> list[dict]:
+    """The simulated province processes its inbox once (``misbehave``: its fault hooks)."""
+    from demo.province import Province
+
+    province = Province.for_home(home, profile, **misbehave)
+    try:
+        return province.process_inbox()
+    finally:
+        province.close()
+
+
 def start_sshd(directory: Path, root: Path):
     """A real OpenSSH server on 127.0.0.1 serving ``root`` (demo.sshd): (server, endpoint).
     Without OpenSSH the test skips with that reason, except under CI=true, where it fails."""

@@ -19,6 +19,7 @@ import pytest
 from connectors.exchange.package import table_from_rows
 from connectors.exchange.publisher import collect_receipts, open_ledger, publish_feed
 from demo.province import Province
+from tests.conftest import answer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,14 +40,6 @@ def feed(profile, rows):
     return table_from_rows(
         profile, "ZZJG", [{"DWH": k, "DWMC": n, "DWLBM": "10", "SFSY": "1"} for k, n in rows]
     )
-
-
-def answer(home, profile, **misbehave) -> list[dict]:
-    province = Province.for_home(home, profile, **misbehave)
-    try:
-        return province.process_inbox()
-    finally:
-        province.close()
 
 
 def assert_platform_holds(home, profile, rows) -> None:

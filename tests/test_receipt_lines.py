@@ -19,6 +19,7 @@ from connectors.exchange import delta as states
 from connectors.exchange.package import RFC4180, build_package, csv_line, table_from_rows
 from connectors.exchange.publisher import collect_receipts, open_ledger, outbox_dir, publish_feed
 from demo.province import Province
+from tests.conftest import answer
 
 KEY = bytes(range(32))
 HEADER = "DWH,DWMC\n"
@@ -228,14 +229,6 @@ def platform(home, profile) -> dict[str, dict]:
     province = Province.for_home(home, profile)
     try:
         return {r["DWH"]: r for r in province.current("ZZJG")}
-    finally:
-        province.close()
-
-
-def answer(home, profile, **misbehave) -> list[dict]:
-    province = Province.for_home(home, profile, **misbehave)
-    try:
-        return province.process_inbox()
     finally:
         province.close()
 
