@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.extract_bench import RESULTS, machine  # noqa: E402  (repository root on sys.path now)
-from campusdx.settings import DBT_PROJECT, executable  # noqa: E402
+from campusdx.core.settings import DBT_PROJECT, executable  # noqa: E402
 
 # Runs dbt in a child and reports its wall time and peak RSS (of the child, not of this process).
 _MEASURE = """

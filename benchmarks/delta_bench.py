@@ -7,7 +7,7 @@ or ``campusdx demo`` leave one). For each dataset its feed is read from the ware
 the platform's state; then a copy with ``--changed`` of the rows altered (a third updated, a
 third deleted, a third new) is diffed against it:
 
-- **campusdx**: ``connectors.exchange.delta.compute_delta`` (DuckDB over the Arrow feed and the
+- **campusdx**: ``campusdx.exchange.delta.compute_delta`` (DuckDB over the Arrow feed and the
   Parquet state), as the publisher runs it;
 - **baseline**: the same diff row by row in Python (dicts keyed by primary key), the obvious
   hand-written way, measured in the same run.
@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["CAMPUSDX_HOME"] = str(args.home)
 
+    from campusdx.core.profile import load_profile
+    from campusdx.exchange import delta as states
     from campusdx.pipeline import published_datasets, read_feed
-    from connectors.exchange import delta as states
-    from connectors.exchange.profile import load_profile
 
     profile = load_profile()
     rng = random.Random(20261203)

@@ -63,7 +63,7 @@ def fill(url: str, lines: int) -> dict:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from demo.campus import ACCOUNTS, FINANCE_DDL, OFFICES, VOUCHER_TEMPLATES
+    from campusdx.demo.campus import ACCOUNTS, FINANCE_DDL, OFFICES, VOUCHER_TEMPLATES
 
     vouchers = -(-lines // LINES_PER_VOUCHER)
     lines = vouchers * LINES_PER_VOUCHER
@@ -152,10 +152,10 @@ def _prepare_campusdx(url: str, out: Path):
     # ~1.5 s import is not timed (the baseline's pandas import is not timed either)
     import adbc_driver_postgresql.dbapi  # noqa: F401
 
-    import connectors.sources.arrow_pg  # noqa: F401
-    from connectors.sources.declarations import SystemDecl, TableDecl
-    from connectors.sources.landing import Landing
-    from connectors.sources.sql import extract_table
+    import campusdx.sources.arrow_pg  # noqa: F401
+    from campusdx.core.declarations import SystemDecl, TableDecl
+    from campusdx.sources.landing import Landing
+    from campusdx.sources.sql import extract_table
 
     table = TableDecl("gl_fl", ("flid",), "xgsj")
     decl = SystemDecl("finance", "财务 (benchmark)", None, url, (table,), out)
@@ -172,8 +172,8 @@ def _prepare_floor(url: str, out: Path, which: str):
     import pyarrow.parquet as pq
     import sqlalchemy as sa
 
-    from connectors.sources.arrow_pg import conform, stream_query
-    from connectors.sources.sql import arrow_type
+    from campusdx.sources.arrow_pg import conform, stream_query
+    from campusdx.sources.sql import arrow_type
 
     def work() -> int:
         sql, target = SQL, None

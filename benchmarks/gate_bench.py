@@ -73,7 +73,7 @@ print(json.dumps({
 
 def gate_for(variant: str):
     """The Gate of one variant (in the child process)."""
-    from expectations.gate import Gate
+    from campusdx.quality.gate import Gate
 
     if variant == "campusdx":
         return Gate()
@@ -90,8 +90,8 @@ def _floor_gate():
     references, CDX-D017) answers "kept" without looking at the data."""
     import pandas as pd
 
-    from expectations import custom, row_rules
-    from expectations.gate import Gate
+    from campusdx.quality import custom, row_rules
+    from campusdx.quality.gate import Gate
 
     def kept(values, *_):
         return pd.Series(True, index=values.index)
@@ -118,8 +118,8 @@ def _whole_table_gate_class():
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from expectations import custom
-    from expectations.gate import KEY_COLUMN, Gate, read_candidates
+    from campusdx.quality import custom
+    from campusdx.quality.gate import KEY_COLUMN, Gate, read_candidates
 
     class WholeTable(Gate):
         """The baseline: the same suites, nothing batched and nothing pushed down."""

@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import duckdb
 
+    from campusdx.core.profile import load_profile
+    from campusdx.core.settings import paths
+    from campusdx.exchange.package import build_package
     from campusdx.pipeline import published_datasets, read_feed
-    from campusdx.settings import paths
-    from connectors.exchange.package import build_package
-    from connectors.exchange.profile import load_profile
 
     profile = load_profile()
     key = bytes(range(32))

@@ -120,10 +120,10 @@ def _prepare_campusdx(spec: dict, out: Path):
     import adbc_driver_postgresql.dbapi  # noqa: F401  (~1.5 s, imported lazily by the extractor: not timed)
     import sqlalchemy as sa
 
-    import connectors.sources.arrow_pg  # noqa: F401  (likewise)
-    from connectors.sources.declarations import load_systems
-    from connectors.sources.landing import Landing
-    from connectors.sources.sql import SourceConnection, extract_table
+    import campusdx.sources.arrow_pg  # noqa: F401  (likewise)
+    from campusdx.core.declarations import load_systems
+    from campusdx.sources.landing import Landing
+    from campusdx.sources.sql import SourceConnection, extract_table
 
     system, url = spec["system"], spec["url"]
     decl = replace(next(d for d in load_systems() if d.system == system), default_url=url)
@@ -173,9 +173,9 @@ def _prepare_campusdx(spec: dict, out: Path):
 def _prepare_files(spec: dict, out: Path):
     import pandas  # noqa: F401  (pyarrow imports it on the first pa.array, ~1 s here: not timed)
 
-    from connectors.sources.declarations import load_systems
-    from connectors.sources.files import extract_file, load_file_decls
-    from connectors.sources.landing import Landing
+    from campusdx.core.declarations import load_systems
+    from campusdx.sources.files import extract_file, load_file_decls
+    from campusdx.sources.landing import Landing
 
     system, home = spec["system"], Path(spec["home"])
     decl = next(d for d in load_systems() if d.system == system)
@@ -235,7 +235,7 @@ def _peak_rss_mib() -> tuple[float, float | None]:
 
 def _generate(spec: dict) -> dict:
     """The simulated campus, generated in a child so the parent stays small (see _peak_rss_mib)."""
-    from demo.campus import generate
+    from campusdx.demo.campus import generate
 
     started = time.monotonic()
     campus = generate(Path(spec["out"]), seed=spec["seed"], scale=spec["scale"])
@@ -343,7 +343,7 @@ def _count_since(url: str, table: str, cursor: str, lower: str) -> int:
     """Rows an incremental run must land: cursor >= the lower bound its manifest records."""
     import sqlalchemy as sa
 
-    from connectors.sources.sql import _typed_bound  # the extractor's own typing of the bound
+    from campusdx.sources.sql import _typed_bound  # the extractor's own typing of the bound
 
     engine = _engine(url)
     try:
@@ -444,7 +444,7 @@ def _servers(scratch: Scratch) -> dict[str, str]:
 
 def _load(systems: list[str], sources: Path, scratch: Scratch) -> tuple[dict[str, str], dict]:
     """Put each system where production has it; returns the URLs and what loading took."""
-    from demo.targets import copy_system
+    from campusdx.demo.targets import copy_system
 
     urls, loads = {}, {}
     for system in systems:
@@ -563,7 +563,7 @@ def _markdown(report: dict) -> str:
         "",
         f"Simulated campus at scale {report['scale']} (seed {report['seed']}, generated in "
         f"{data['generate_seconds']}s). hr and finance in PostgreSQL, student in MariaDB, asset in "
-        "SQLite, as production has them; loaded with `demo.targets.copy_system` ("
+        "SQLite, as production has them; loaded with `campusdx.demo.targets.copy_system` ("
         + ", ".join(f"{s} {v['seconds']}s" for s, v in data["load"].items())
         + f"). Every enabled table of `schemas/sources/<system>.yml`; chunks of {CHUNK_ROWS:,} rows. "
         f"Best of {report['repeat']} interleaved attempts; peak RSS is the highest of the attempts "
@@ -652,7 +652,7 @@ def _markdown(report: dict) -> str:
             "",
             "## Incremental after one simulated day",
             "",
-            "`demo.life.advance(urls, 1, clock.json)` changed: "
+            "`campusdx.demo.life.advance(urls, 1, clock.json)` changed: "
             + ", ".join(f"{k} {v}" for k, v in sorted(day["counts"].items()))
             + f" ({day['seconds']}s). Then `extract_table` on a copy of one full run's landing zone "
             "(watermark from its manifests, look-back 300 s). Tables with `deletes: key_snapshot` read "
@@ -780,8 +780,8 @@ def _summary(name: str, r: dict) -> str:
 
 def run(args, systems: list[str], work: Path, scratch: Scratch) -> dict:
     """Everything between creating and dropping the scratch databases; returns the report."""
-    from connectors.sources.declarations import load_systems
-    from demo.life import advance
+    from campusdx.core.declarations import load_systems
+    from campusdx.demo.life import advance
 
     decls = {d.system: d for d in load_systems()}
     checkout = _checkout()

@@ -18,7 +18,7 @@ import argparse
 import logging
 import sys
 
-from campusdx.settings import paths
+from campusdx.core.settings import paths
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,12 +81,12 @@ def _exchange(args) -> int:
     import json
     from dataclasses import asdict
 
-    from connectors.exchange.profile import load_profile
-    from connectors.exchange.publisher import PublishError, open_ledger, request_full, resend
+    from campusdx.core.profile import load_profile
+    from campusdx.exchange.publisher import PublishError, open_ledger, request_full, resend
 
     profile = load_profile()
     if args.action == "resend":
-        from campusdx.locks import Busy
+        from campusdx.core.locks import Busy
 
         try:  # an operator's command: fail at once when a publish of the dataset is running
             result = resend(args.package_id, lock_wait_s=0)
@@ -154,7 +154,7 @@ def _reconcile(as_json: bool) -> int:
     """Print the reconciliation of every source table; exit 1 when one does not add up."""
     import json
 
-    from campusdx import reconcile
+    from campusdx.pipeline import reconcile
 
     results = reconcile.reconcile_sources(strict=False)
     if as_json:
@@ -170,8 +170,8 @@ def _gate_status(as_json: bool) -> int:
     from dataclasses import asdict
 
     from campusdx.pipeline import published_datasets
-    from expectations.gate import read_verdict
-    from expectations.rules import load_rules
+    from campusdx.quality.gate import read_verdict
+    from campusdx.quality.rules import load_rules
 
     verdicts = {code: read_verdict(code) for code in published_datasets()}
     judged = {code: v for code, v in verdicts.items() if v is not None}
@@ -206,7 +206,7 @@ def _gate_status(as_json: bool) -> int:
 
 
 def _systems(only: list[str] | None):
-    from connectors.sources.declarations import load_systems
+    from campusdx.core.declarations import load_systems
 
     systems = [d for d in load_systems() if not only or d.system in only]
     if only and len(systems) != len(set(only)):
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "demo":
-        from campusdx.runner import StepFailed, demo
+        from campusdx.demo.runner import StepFailed, demo
 
         try:
             demo(scale=args.scale, seed=args.seed, regenerate=args.regenerate, sftp=args.sftp)
@@ -226,29 +226,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{failed}", file=sys.stderr)
             return 1
     elif args.command == "generate":
-        from demo.campus import generate
+        from campusdx.demo.campus import generate
 
         campus = generate(paths().sources, scale=args.scale, **({"seed": args.seed} if args.seed else {}))
         print(f"wrote {paths().sources}: {campus.rows}; {len(campus.dirt)} injected faults in dirt.json")
     elif args.command == "advance":
+        from campusdx.demo.life import advance
         from campusdx.pipeline import source_url
-        from demo.life import advance
 
         urls = {d.system: source_url(d.system)[0] for d in _systems(None)}
         counts = advance(urls, args.days, paths().sources / "clock.json", seed=args.seed)
         for what, n in sorted(counts.items()):
             print(f"  {what:<32} {n:>6}")
     elif args.command == "load-sources":
-        from connectors.sources.sql import redact
-        from demo.targets import copy_system
+        from campusdx.demo.targets import copy_system
+        from campusdx.sources.sql import redact
 
         copied = copy_system(paths().sources / f"{args.system}.sqlite", args.system, args.url)
         print(f"copied {args.system} to {redact(args.url)}: {copied}")
         print(f"point the pipeline at it: export CAMPUSDX_SOURCE_{args.system.upper()}_URL='<that url>'")
     elif args.command == "extract":
-        from campusdx.locks import Busy
+        from campusdx.core.locks import Busy
         from campusdx.pipeline import extract, landed_names
-        from connectors.sources.sql import ExtractError  # file errors are ExtractErrors too
+        from campusdx.sources.sql import ExtractError  # file errors are ExtractErrors too
 
         logging.getLogger().setLevel(logging.INFO)
         failed = []
@@ -278,16 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "exchange":
         return _exchange(args)
     elif args.command == "gen-sources":
-        from campusdx.sourcegen import write as write_sources
+        from campusdx.pipeline.sourcegen import write as write_sources
 
         for path in write_sources():
             print(f"wrote {path}")
     elif args.command == "gen-feeds":
-        from campusdx.feedgen import write
+        from campusdx.pipeline.feedgen import write
 
         print(f"wrote {write()}")
     elif args.command == "dictionary":
-        from campusdx.dictionary import write as write_dictionary
+        from campusdx.pipeline.dictionary import write as write_dictionary
 
         out, gaps = write_dictionary(args.out)
         print(f"wrote {out}; {len(gaps)} gap(s) listed under Gaps")

@@ -11,9 +11,9 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from campusdx import pipeline
-from campusdx.orchestration import DEFAULT_ARGS, START, landing_asset
-from connectors.sources.declarations import SystemDecl, load_systems
-from connectors.sources.errors import ExtractError, SourceUnreachable
+from campusdx.core.declarations import SystemDecl, load_systems
+from campusdx.pipeline.orchestration import DEFAULT_ARGS, START, landing_asset
+from campusdx.sources.errors import ExtractError, SourceUnreachable
 
 
 def build(decl: SystemDecl):

@@ -17,7 +17,7 @@ import os
 from airflow.sdk import PokeReturnValue, dag, task
 
 from campusdx import pipeline
-from campusdx.orchestration import DEFAULT_ARGS, START, warehouse_asset
+from campusdx.pipeline.orchestration import DEFAULT_ARGS, START, warehouse_asset
 
 RECEIPT_TIMEOUT_S = int(os.environ.get("CAMPUSDX_RECEIPT_TIMEOUT_S", "600"))
 

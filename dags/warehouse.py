@@ -7,8 +7,14 @@ from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from campusdx import pipeline
-from campusdx.orchestration import DEFAULT_ARGS, START, dbt_task_group, landing_asset, warehouse_asset
-from connectors.sources.declarations import load_systems
+from campusdx.core.declarations import load_systems
+from campusdx.pipeline.orchestration import (
+    DEFAULT_ARGS,
+    START,
+    dbt_task_group,
+    landing_asset,
+    warehouse_asset,
+)
 
 
 @dag(

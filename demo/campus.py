@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from campusdx.idnumbers import check_character, is_valid_ric
+from campusdx.core.idnumbers import check_character, is_valid_ric
 
 SYSTEMS = ("hr", "student", "finance", "asset")
 CLOCK = datetime(2026, 11, 1, 8, 0, 0)

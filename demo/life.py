@@ -23,7 +23,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from demo.campus import (
+from campusdx.demo.campus import (
     HR_CATEGORY,
     HR_EDUCATION,
     HR_ESTABLISHMENT,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from demo.life import STAMP
+from campusdx.demo.life import STAMP
 
 CHUNK = 5_000
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from campusdx.settings import SCHEMAS
+from campusdx.core.settings import SCHEMAS
 
 APPROVALS_FILE = SCHEMAS / "quality" / "approvals.yml"
 REQUIRED = ("id", "rule", "max_share", "approved_by", "approved_on", "valid_until", "reason")

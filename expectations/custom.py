@@ -1,7 +1,7 @@
 """Custom Great Expectations for the PX-1.0 rules GX has no built-in for.
 
 Importing this module registers the metrics and expectations with GX. The checks themselves
-are the profile's own (``connectors.exchange.profile``) and python-stdnum's, so the gate, the
+are the profile's own (``campusdx.core.profile``) and python-stdnum's, so the gate, the
 publisher's pre-send check and the province simulator judge a value the same way.
 """
 
@@ -20,9 +20,9 @@ from great_expectations.expectations.metrics.map_metric_provider import (
     multicolumn_condition_partial,
 )
 
-from campusdx.codes import load_code_sets
-from campusdx.idnumbers import is_valid_ric
-from connectors.exchange.profile import FieldType, load_profile
+from campusdx.core.codes import load_code_sets
+from campusdx.core.idnumbers import is_valid_ric
+from campusdx.core.profile import FieldType, load_profile
 
 
 @cache
@@ -144,7 +144,7 @@ class ExpectColumnValuesToMatchPxType(ColumnMapExpectation):
 
 
 class MulticolumnValuesKeepPxRule(MulticolumnMapMetricProvider):
-    """True where a row keeps a business rule of ``expectations.row_rules`` (by name)."""
+    """True where a row keeps a business rule of ``campusdx.quality.row_rules`` (by name)."""
 
     condition_metric_name = "multicolumn_values.keep_px_rule"
     condition_domain_keys = (
@@ -161,7 +161,7 @@ class MulticolumnValuesKeepPxRule(MulticolumnMapMetricProvider):
     def _pandas(cls, column_list, rule, as_of=None, **kwargs):
         from datetime import date
 
-        from expectations.row_rules import ROW_RULES, age_in_range
+        from campusdx.quality.row_rules import ROW_RULES, age_in_range
 
         if rule == "age_in_range":
             return age_in_range(column_list, date.fromisoformat(as_of) if as_of else None)

@@ -7,7 +7,7 @@
   page) is written only while holding :func:`quality_lock`, an inter-process file lock
   (``filelock``) on ``quality/.gate.lock``.
 
-Both go through :mod:`campusdx.atomic`, the one durable-write helper (a temporary name per
+Both go through :mod:`campusdx.core.atomic`, the one durable-write helper (a temporary name per
 process, file fsync, rename, directory fsync).
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from campusdx import atomic
-from campusdx.settings import Paths
+from campusdx.core import atomic
+from campusdx.core.settings import Paths
 
 LOCK_TIMEOUT_S = 900  # a gate waits this long for the others' Data Docs builds, then fails loudly
 

@@ -8,13 +8,13 @@ datasource does not work on DuckDB), and writes:
   model ``quarantine`` reads these; ``feed_px__<dataset>`` leaves those rows out.
 - ``quality/gate/<DATASET>.json``: the verdict (passed / blocked), counts per rule, and why.
 - its suite, its validation result and their Data Docs pages under ``quality/gx/``
-  (:mod:`expectations.gxproject`), the history and the summary page (:mod:`expectations.report`).
+  (:mod:`campusdx.quality.gxproject`), the history and the summary page (:mod:`campusdx.quality.report`).
 
 Gates of several datasets may run at once, each in its own process: each validates in its own
-ephemeral GX context, writes its per-dataset files atomically (:mod:`expectations.files`), and
+ephemeral GX context, writes its per-dataset files atomically (:mod:`campusdx.quality.files`), and
 touches what the gates share (GX stores, Data Docs, history, summary) only under one
 inter-process lock. A failing value of a personal field is kept masked with a keyed fingerprint
-(:mod:`expectations.personal`), in the findings and in the stored validation results alike.
+(:mod:`campusdx.quality.personal`), in the findings and in the stored validation results alike.
 
 Row-level error rules quarantine rows and the dataset still publishes; a dataset-level error
 rule, or more quarantined rows than the dataset's tolerated share, blocks its publish.
@@ -35,16 +35,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from campusdx import atomic
-from campusdx.settings import Paths
-from campusdx.settings import paths as default_paths
-from connectors.exchange.profile import Dataset, load_profile
-from expectations import gxproject
-from expectations.approvals import APPROVALS_FILE, load_approvals, tolerance
-from expectations.files import quality_lock, write_text_atomic
-from expectations.personal import fingerprint, fingerprint_key, personal_fields, protect, scrub_validation
-from expectations.report import record, write_summary
-from expectations.rules import Rule, RuleBook, load_rules
+from campusdx.core import atomic
+from campusdx.core.profile import Dataset, load_profile
+from campusdx.core.settings import Paths
+from campusdx.core.settings import paths as default_paths
+from campusdx.quality import gxproject
+from campusdx.quality.approvals import APPROVALS_FILE, load_approvals, tolerance
+from campusdx.quality.files import quality_lock, write_text_atomic
+from campusdx.quality.personal import fingerprint, fingerprint_key, personal_fields, protect, scrub_validation
+from campusdx.quality.report import record, write_summary
+from campusdx.quality.rules import Rule, RuleBook, load_rules
 
 log = logging.getLogger(__name__)
 BEIJING = timezone(timedelta(hours=8))  # approvals run to the end of their day in Beijing
@@ -122,8 +122,8 @@ def build_suite(dataset: Dataset, book: RuleBook, *, as_of: str | None = None):
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column
 
-    from expectations import custom
-    from expectations.row_rules import ROW_RULES
+    from campusdx.quality import custom
+    from campusdx.quality.row_rules import ROW_RULES
 
     expectations: list = []
     add = expectations.append  # one suite at the end: adding to a saved suite writes it each time
@@ -317,7 +317,7 @@ class Gate:
         run_id = run_id or uuid.uuid4().hex[:12]
         now = now or datetime.now(UTC)
         frame = read_candidates(self.paths.warehouse, dataset)
-        from expectations.platform import prune  # here: it imports this module
+        from campusdx.quality.platform import prune  # here: it imports this module
 
         prune(
             self.paths,
@@ -361,7 +361,7 @@ class Gate:
         verdict quarantined, so the referenced dataset is judged first (the warehouse DAG and
         ``run_gate`` order the datasets by their references).
         """
-        from expectations import custom
+        from campusdx.quality import custom
 
         for reference in dataset.references.values():
             target = f"{reference.dataset}.{reference.field}"

@@ -8,7 +8,7 @@ changes, so gates sharing one raced on it (``DuplicateKeyError``,
 - each gate validates in its own **ephemeral** context (``gx.get_context(mode="ephemeral")``:
   datasource, suite, validation definition and checkpoint in memory; nothing on disk);
 - then, holding the quality lock, it stores its suite and its validation result (personal
-  values masked, :mod:`expectations.personal`) in the shared filesystem stores and rebuilds the
+  values masked, :mod:`campusdx.quality.personal`) in the shared filesystem stores and rebuilds the
   Data Docs pages of that result and the index, through a second ephemeral context whose
   stores are GX's filesystem defaults rooted at ``quality/gx``
   (``FilesystemStoreBackendDefaults``):
@@ -28,9 +28,9 @@ from pathlib import Path
 
 from great_expectations.data_context.store.tuple_store_backend import TupleFilesystemStoreBackend
 
-from campusdx import atomic
-from campusdx.settings import Paths
-from expectations.datadocs import localise
+from campusdx.core import atomic
+from campusdx.core.settings import Paths
+from campusdx.quality.datadocs import localise
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ SCRUBBED = ".personal-values-masked"  # under quality/gx: the results stored bef
 def _scrub_older_results(paths: Paths, context, personal: dict[str, str]) -> None:
     """Once per home: mask the personal values of the validation results an older gate stored
     as they were, and render every Data Docs page again from the masked results."""
-    from expectations.personal import scrub_validation
+    from campusdx.quality.personal import scrub_validation
 
     marker = paths.quality / "gx" / SCRUBBED
     if marker.exists():

@@ -27,9 +27,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from campusdx import pseudonyms
-from campusdx.settings import Paths
-from connectors.exchange.profile import Profile
+from campusdx.core import pseudonyms
+from campusdx.core.profile import Profile
+from campusdx.core.settings import Paths
 
 KEY_FILE = "quality-fingerprint.key"
 

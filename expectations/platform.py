@@ -21,11 +21,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from campusdx.settings import Paths
-from connectors.exchange.delta import check_rows, rejected_rows, write_table
-from connectors.exchange.profile import Dataset, Profile
-from expectations.gate import FINDINGS_SCHEMA, SOURCE_SYSTEM
-from expectations.personal import fingerprint_key, personal_fields, protect
+from campusdx.core.profile import Dataset, Profile
+from campusdx.core.settings import Paths
+from campusdx.exchange.delta import check_rows, rejected_rows, write_table
+from campusdx.quality.gate import FINDINGS_SCHEMA, SOURCE_SYSTEM
+from campusdx.quality.personal import fingerprint_key, personal_fields, protect
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,10 @@ def record_rejections(
 ) -> int:
     """Add the receipt's rejected rows to the dataset's platform findings; returns how many rows.
 
-    ``sent`` is the package's rows (``connectors.exchange.delta``'s ``.sent.parquet``). The
+    ``sent`` is the package's rows (``campusdx.exchange.delta``'s ``.sent.parquet``). The
     receipt's lines are mapped on the package as sent, in the outbox (a line that starts no row
-    raises :class:`connectors.exchange.delta.ReceiptLineError`)."""
-    from connectors.exchange.publisher import outbox_dir
+    raises :class:`campusdx.exchange.delta.ReceiptLineError`)."""
+    from campusdx.exchange.publisher import outbox_dir
 
     now = (now or datetime.now(UTC)).replace(tzinfo=None)
     rejected = rejected_rows(profile, receipt, outbox_dir(paths) / package_id)

@@ -8,7 +8,7 @@
   and a link to the GX Data Docs.
 
 Gates of several datasets run at once: they call :func:`record` and :func:`write_summary` while
-holding the quality lock (``expectations.files.quality_lock``); the files are appended with an
+holding the quality lock (``campusdx.quality.files.quality_lock``); the files are appended with an
 fsync and replaced atomically.
 """
 
@@ -19,9 +19,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from campusdx.settings import Paths
-from expectations.files import append_line, write_text_atomic
-from expectations.rules import RuleBook
+from campusdx.core.settings import Paths
+from campusdx.quality.files import append_line, write_text_atomic
+from campusdx.quality.rules import RuleBook
 
 LAST_RUNS = 10
 DATA_DOCS = "gx/uncommitted/data_docs/local_site/index.html"

@@ -18,8 +18,8 @@ from decimal import Decimal, InvalidOperation
 
 import pandas as pd
 
-from campusdx.idnumbers import is_valid_ric
-from connectors.exchange.profile import load_profile
+from campusdx.core.idnumbers import is_valid_ric
+from campusdx.core.profile import load_profile
 
 RowRule = Callable[[pd.DataFrame], pd.Series]
 DATE_FORMAT = "%Y-%m-%d"

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from campusdx.settings import paths as default_paths  # noqa: E402  (repository root on sys.path now)
+from campusdx.core.settings import paths as default_paths  # noqa: E402  (repository root on sys.path now)
 
 
 def chromium() -> str:

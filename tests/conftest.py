@@ -29,7 +29,7 @@ import pytest  # noqa: E402  (after the environment is fixed)
 @pytest.fixture
 def exchange_home(tmp_path, monkeypatch):
     """A fresh campusdx home for the publisher and the province (directory gateway, demo key)."""
-    from campusdx import settings
+    from campusdx.core import settings
 
     monkeypatch.setenv("CAMPUSDX_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CAMPUSDX_PX_KEY_FILE", raising=False)
@@ -39,7 +39,7 @@ def exchange_home(tmp_path, monkeypatch):
 
 def answer(home, profile, **misbehave) -> list[dict]:
     """The simulated province processes its inbox once (``misbehave``: its fault hooks)."""
-    from demo.province import Province
+    from campusdx.demo.province import Province
 
     province = Province.for_home(home, profile, **misbehave)
     try:
@@ -51,7 +51,7 @@ def answer(home, profile, **misbehave) -> list[dict]:
 def start_sshd(directory: Path, root: Path):
     """A real OpenSSH server on 127.0.0.1 serving ``root`` (demo.sshd): (server, endpoint).
     Without OpenSSH the test skips with that reason, except under CI=true, where it fails."""
-    from demo.sshd import LocalSshd, SshdUnavailable
+    from campusdx.demo.sshd import LocalSshd, SshdUnavailable
 
     server = LocalSshd(directory, root)
     try:
@@ -65,6 +65,6 @@ def start_sshd(directory: Path, root: Path):
 @pytest.fixture(scope="session")
 def profile():
     """The PX-1.0 profile as the project declares it (schemas/exchange/px-1.0)."""
-    from connectors.exchange.profile import load_profile
+    from campusdx.core.profile import load_profile
 
     return load_profile()

@@ -1,4 +1,4 @@
-"""campusdx.atomic: the one durable-write helper every stage commits state through."""
+"""campusdx.core.atomic: the one durable-write helper every stage commits state through."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from campusdx import atomic
+from campusdx.core import atomic
 
 
 def _create(args: tuple[str, bytes]) -> bool:

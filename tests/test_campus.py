@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from campusdx.idnumbers import is_valid_ric
-from demo.campus import DOCTORAL_MAJORS, SYSTEMS, generate, sizes_for
-from demo.life import advance
+from campusdx.core.idnumbers import is_valid_ric
+from campusdx.demo.campus import DOCTORAL_MAJORS, SYSTEMS, generate, sizes_for
+from campusdx.demo.life import advance
 
 KEY_COLUMN = {"hr_staff": "staff_no", "xg_xsxx": "xh", "zc_kp": "zcbh"}
 

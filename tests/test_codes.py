@@ -1,4 +1,4 @@
-"""The code sets under schemas/codes/ and their loader (campusdx.codes)."""
+"""The code sets under schemas/codes/ and their loader (campusdx.core.codes)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from campusdx import settings
-from campusdx.codes import CodeSetError, code_set_info, load_code_sets, read_code_file
+from campusdx.core import settings
+from campusdx.core.codes import CodeSetError, code_set_info, load_code_sets, read_code_file
 
 CODES_DIR = settings.SCHEMAS / "codes"
 

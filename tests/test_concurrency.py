@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from campusdx import locks
-from connectors.exchange.ledger import Ledger, LedgerError
-from connectors.exchange.package import build_package, table_from_rows
-from connectors.exchange.publisher import collect_receipts, outbox_dir, publish_dataset, publish_lock
-from connectors.sources.landing import Landing
+from campusdx.core import locks
+from campusdx.exchange.ledger import Ledger, LedgerError
+from campusdx.exchange.package import build_package, table_from_rows
+from campusdx.exchange.publisher import collect_receipts, outbox_dir, publish_dataset, publish_lock
+from campusdx.sources.landing import Landing
 
 UNIQUE = "packages_dataset_sequence_unique"
 
@@ -29,9 +29,9 @@ UNIQUE = "packages_dataset_sequence_unique"
 PUBLISH_CHILD = """
 import json, os, sys, time
 from pathlib import Path
-from connectors.exchange import publisher
-from connectors.exchange.package import table_from_rows
-from connectors.exchange.profile import load_profile
+from campusdx.exchange import publisher
+from campusdx.exchange.package import table_from_rows
+from campusdx.core.profile import load_profile
 
 build = publisher.build_package
 def slow_build(*args, **kwargs):
@@ -55,9 +55,9 @@ print(json.dumps({"pid": os.getpid(), **out}))
 EXTRACT_CHILD = """
 import json, os, sys, time
 from pathlib import Path
-from connectors.sources.declarations import SystemDecl, TableDecl
-from connectors.sources.landing import Landing
-from connectors.sources.sql import extract_table
+from campusdx.core.declarations import SystemDecl, TableDecl
+from campusdx.sources.landing import Landing
+from campusdx.sources.sql import extract_table
 
 commit = Landing.commit
 def slow_commit(self, *args, **kwargs):

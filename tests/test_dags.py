@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from campusdx.orchestration import dbt_manifest_path
-from campusdx.settings import DBT_PROJECT, REPO_ROOT, executable
+from campusdx.core.settings import DBT_PROJECT, REPO_ROOT, executable
+from campusdx.pipeline.orchestration import dbt_manifest_path
 
 DAGS = REPO_ROOT / "dags"
 
@@ -35,7 +35,7 @@ def test_no_import_errors(dagbag):
 
 
 def test_one_extract_dag_per_declared_system(dagbag):
-    from connectors.sources.declarations import load_systems
+    from campusdx.core.declarations import load_systems
 
     systems = [d.system for d in load_systems()]
     assert {f"extract_{s}" for s in systems} | {"warehouse", "publish"} == set(dagbag.dags)

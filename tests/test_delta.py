@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from connectors.exchange import delta as states
-from connectors.exchange.package import BEIJING, table_from_rows
-from connectors.exchange.policy import Policy, PolicyError, choose_mode, load_policies
-from connectors.exchange.publisher import collect_receipts, open_ledger, publish_feed
-from demo.province import Province
+from campusdx.demo.province import Province
+from campusdx.exchange import delta as states
+from campusdx.exchange.package import BEIJING, table_from_rows
+from campusdx.exchange.policy import Policy, PolicyError, choose_mode, load_policies
+from campusdx.exchange.publisher import collect_receipts, open_ledger, publish_feed
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=BEIJING)
 

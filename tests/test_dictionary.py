@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from campusdx import cli
-from campusdx.codes import code_set_info, load_code_sets
-from campusdx.dictionary import build
-from campusdx.school import PROFILE, load_standard
-from campusdx.settings import DBT_PROJECT, REPO_ROOT
+from campusdx.core.codes import code_set_info, load_code_sets
+from campusdx.core.school import PROFILE, load_standard
+from campusdx.core.settings import DBT_PROJECT, REPO_ROOT
+from campusdx.pipeline.dictionary import build
 
 FEEDS = DBT_PROJECT / "models" / "feeds"
 

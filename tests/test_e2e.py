@@ -21,8 +21,8 @@ import sys
 import duckdb
 import pytest
 
+from campusdx.core.settings import DBT_PROJECT, REPO_ROOT, SCHEMAS, executable
 from campusdx.pipeline import published_datasets
-from campusdx.settings import DBT_PROJECT, REPO_ROOT, SCHEMAS, executable
 
 pytestmark = pytest.mark.e2e
 SCALE = "0.002"

@@ -19,10 +19,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from campusdx import settings
-from connectors.exchange.gateway import DirectoryGateway
-from connectors.exchange.ledger import Ledger
-from connectors.exchange.package import (
+from campusdx.core import settings
+from campusdx.core.profile import PROFILE_DIR, FieldType, load_profile
+from campusdx.exchange.gateway import DirectoryGateway
+from campusdx.exchange.ledger import Ledger
+from campusdx.exchange.package import (
     PackageBuildError,
     Problem,
     build_package,
@@ -30,9 +31,8 @@ from connectors.exchange.package import (
     table_from_rows,
     verify_package,
 )
-from connectors.exchange.profile import PROFILE_DIR, FieldType, load_profile
-from connectors.exchange.publisher import PublishError, collect_receipts, outbox_dir, publish_dataset
-from connectors.exchange.signing import KeyFileError, ensure_demo_key, load_key
+from campusdx.exchange.publisher import PublishError, collect_receipts, outbox_dir, publish_dataset
+from campusdx.exchange.signing import KeyFileError, ensure_demo_key, load_key
 
 KEY = bytes(range(32))
 SPEC_DIR = Path("/work/shared/exchange-spec")
@@ -435,7 +435,7 @@ def test_publisher_uses_the_key_file_from_the_environment(profile, home, tmp_pat
 
 def test_publisher_refuses_to_send_what_the_pre_send_check_rejects(profile, home, monkeypatch):
     problem = Problem("PX-E005", "ZZJG.001.csv", 1, "header differs")
-    monkeypatch.setattr("connectors.exchange.publisher.verify_package", lambda *a, **k: [problem])
+    monkeypatch.setattr("campusdx.exchange.publisher.verify_package", lambda *a, **k: [problem])
     with pytest.raises(PublishError, match=r"not sent.*PX-E005 ZZJG.001.csv line 1"):
         publish_dataset("ZZJG", table_from_rows(profile, "ZZJG", [org("1")]), as_of="2026-11-22")
     assert not (home.gateway / "inbox").exists()
@@ -457,7 +457,7 @@ def test_columnar_csv_writer_gives_exactly_the_row_by_row_bytes():
     with chunked columns, a sliced table and a column of nulls only."""
     import random
 
-    from connectors.exchange.package import csv_line, csv_rows
+    from campusdx.exchange.package import csv_line, csv_rows
 
     rng = random.Random(11)
     alphabet = ["a", "Z", "0", ",", '"', "\r", "\n", " ", "中", "𠀀", "#", "'", "\t", "é"]

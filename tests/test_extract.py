@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.sources.declarations import DeclarationError, SystemDecl, TableDecl, load_system, load_systems
-from connectors.sources.landing import Landing
-from connectors.sources.sql import ExtractError, SourceUnreachable, extract_system, extract_table, redact
+from campusdx.core.declarations import DeclarationError, SystemDecl, TableDecl, load_system, load_systems
+from campusdx.sources.landing import Landing
+from campusdx.sources.sql import ExtractError, SourceUnreachable, extract_system, extract_table, redact
 
 
 def _source(tmp_path, rows=5):
@@ -246,7 +246,7 @@ def test_cursor_order_by_type():
     from datetime import datetime
     from decimal import Decimal
 
-    from connectors.sources.landing import cursor_order
+    from campusdx.sources.landing import cursor_order
 
     assert cursor_order("10500", "int64") > cursor_order("9999", "int64")
     assert cursor_order("10.5", "decimal128(18, 2)") > cursor_order("9.75", "decimal128(18, 2)")
@@ -261,7 +261,7 @@ def test_cursor_order_by_type():
 def test_the_atomic_helper_fsyncs_the_file_before_and_the_folder_after_the_rename(tmp_path, monkeypatch):
     import os
 
-    from campusdx import atomic
+    from campusdx.core import atomic
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -275,7 +275,7 @@ def test_the_atomic_helper_fsyncs_the_file_before_and_the_folder_after_the_renam
 
 
 def test_a_value_that_does_not_convert_is_named_by_row_never_shown():
-    from connectors.sources.sql import _to_array
+    from campusdx.sources.sql import _to_array
 
     with pytest.raises(ExtractError) as raised:
         _to_array(["2001-02-03", None, "李四"], pa.date32(), "hr.t_rs_jzg.csrq")

@@ -11,15 +11,15 @@ import time
 
 import pyarrow.parquet as pq
 
-from connectors.sources.landing import Landing
+from campusdx.sources.landing import Landing
 
 ROWS = 300_000
 CHILD = """
 import sys
 from pathlib import Path
-from connectors.sources.declarations import SystemDecl, TableDecl
-from connectors.sources.landing import Landing
-from connectors.sources.sql import extract_table
+from campusdx.core.declarations import SystemDecl, TableDecl
+from campusdx.sources.landing import Landing
+from campusdx.sources.sql import extract_table
 db, landing = sys.argv[1], sys.argv[2]
 decl = SystemDecl("demo", "demo", None, f"sqlite:///{db}",
                   (TableDecl("lines", ("id",), "changed", deletes="key_snapshot"),), Path(db))
@@ -76,9 +76,9 @@ def test_sigkill_mid_table_then_rerun_lands_every_row_once(tmp_path):
 KILL_AT_SNAPSHOT_RENAME = """
 import json, os, signal, sys
 from pathlib import Path
-from connectors.sources.declarations import SystemDecl, TableDecl
-from connectors.sources.landing import Landing
-from connectors.sources.sql import extract_table
+from campusdx.core.declarations import SystemDecl, TableDecl
+from campusdx.sources.landing import Landing
+from campusdx.sources.sql import extract_table
 
 synced, real_fsync, real_replace = set(), os.fsync, os.replace
 def fsync(fd):
@@ -100,8 +100,8 @@ extract_table(decl, decl.tables[0], decl.default_url, Landing(Path(landing)), ch
 def test_sigkill_between_key_snapshot_write_and_rename_then_deletes_are_still_found(tmp_path):
     from pathlib import Path
 
-    from connectors.sources.declarations import SystemDecl, TableDecl
-    from connectors.sources.sql import extract_table
+    from campusdx.core.declarations import SystemDecl, TableDecl
+    from campusdx.sources.sql import extract_table
 
     db, root, marker = tmp_path / "src.sqlite", tmp_path / "landing", tmp_path / "killed.json"
     with sqlite3.connect(db) as conn:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.exchange.package import table_from_rows
-from connectors.exchange.publisher import collect_receipts, open_ledger, publish_feed
-from demo.province import Province
+from campusdx.demo.province import Province
+from campusdx.exchange.package import table_from_rows
+from campusdx.exchange.publisher import collect_receipts, open_ledger, publish_feed
 from tests.conftest import answer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,10 +74,10 @@ def test_publisher_killed_after_upload_before_the_ledger_update(home, profile):
         f"""
         import os, signal, sys
         sys.path.insert(0, {str(REPO)!r})
-        from connectors.exchange import gateway as gw
-        from connectors.exchange.package import table_from_rows
-        from connectors.exchange.profile import load_profile
-        from connectors.exchange.publisher import publish_feed
+        from campusdx.exchange import gateway as gw
+        from campusdx.exchange.package import table_from_rows
+        from campusdx.core.profile import load_profile
+        from campusdx.exchange.publisher import publish_feed
         real = gw.DirectoryGateway.upload
         def upload_then_die(self, path):
             real(self, path)

@@ -1,6 +1,6 @@
 """The committed feed contracts are exactly what the profile's datasets.yaml generates."""
 
-from campusdx.feedgen import FEEDS_FILE, render
+from campusdx.pipeline.feedgen import FEEDS_FILE, render
 
 
 def test_feed_contracts_are_up_to_date():
@@ -12,7 +12,7 @@ def test_feed_contracts_are_up_to_date():
 def test_contract_lists_profile_fields_in_order():
     import yaml
 
-    from connectors.exchange.profile import load_profile
+    from campusdx.core.profile import load_profile
 
     models = {m["name"]: m for m in yaml.safe_load(render())["models"]}
     profile = load_profile()
@@ -23,8 +23,8 @@ def test_contract_lists_profile_fields_in_order():
 
 
 def test_dbt_sources_match_the_source_declarations():
-    from campusdx.sourcegen import path_for, render
-    from connectors.sources.declarations import load_systems
+    from campusdx.core.declarations import load_systems
+    from campusdx.pipeline.sourcegen import path_for, render
 
     for decl in load_systems():
         assert path_for(decl.system).read_text(encoding="utf-8") == render(decl), (

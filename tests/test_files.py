@@ -10,8 +10,8 @@ import openpyxl
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.sources.files import FileDecl, FileExtractError, extract_file, load_file_decls
-from connectors.sources.landing import Landing
+from campusdx.sources.files import FileDecl, FileExtractError, extract_file, load_file_decls
+from campusdx.sources.landing import Landing
 
 SYSTEM = "asset"
 HEADER = "资产编号,资产名称,使用单位,价值,修改时间\n"
@@ -215,7 +215,7 @@ def test_missing_declared_column_names_system_table_file_and_column(tmp_path):
 
 def test_new_column_lands_and_is_reported(tmp_path, caplog):
     _drop(tmp_path, "zc_kp_1.csv", "资产名称,资产编号,存放地点\n台式机,ZC0001,主楼101\n", "gbk")
-    with caplog.at_level(logging.WARNING, logger="connectors.sources.files"):
+    with caplog.at_level(logging.WARNING, logger="campusdx.sources.files"):
         landing, [batch] = _land(tmp_path, _decl(columns=("资产编号", "资产名称")))
     assert batch.new_columns == ("存放地点",)
     manifest = _manifest(landing, batch)
@@ -338,7 +338,7 @@ def test_a_symbolic_link_in_the_export_folder_is_refused_by_name(tmp_path):
 def test_a_file_swapped_for_a_symbolic_link_after_the_listing_is_not_followed(tmp_path, monkeypatch):
     """The folder is checked for links when listed; a file replaced by a link after that check
     is still refused when it is opened (O_NOFOLLOW), and nothing of the link's target lands."""
-    from connectors.sources import files
+    from campusdx.sources import files
 
     _drop(tmp_path, "zc_kp_1.csv", HEADER + "ZC0001,台式机,信息中心,5000,2026-01-01\n", "gbk")
     secret = tmp_path / "elsewhere" / "secret.csv"

@@ -8,11 +8,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from campusdx.settings import Paths
-from connectors.exchange.profile import load_profile
-from expectations import datadocs
-from expectations.gate import Gate, read_verdict
-from expectations.rules import load_rules
+from campusdx.core.profile import load_profile
+from campusdx.core.settings import Paths
+from campusdx.quality import datadocs
+from campusdx.quality.gate import Gate, read_verdict
+from campusdx.quality.rules import load_rules
 
 CLEAN = {
     "XH": "2201010001",
@@ -195,7 +195,7 @@ def test_the_business_rules_catch_their_faults_and_pass_clean_rows():
     """Each vectorised rule on a row that breaks it and a row that keeps it."""
     import pandas as pd
 
-    from expectations.row_rules import ROW_RULES
+    from campusdx.quality.row_rules import ROW_RULES
 
     cases = {
         "lxrq_not_before_csrq": ({"LXRQ": "1979-12-31", "CSRQ": "1980-01-01"}, {"LXRQ": "2005-09-01"}),
@@ -324,7 +324,7 @@ def test_without_any_approval_an_expired_one_is_named(one_bad_id, tmp_path):
     ],
 )
 def test_a_bad_approval_is_refused_naming_the_file_and_entry(tmp_path, change, message):
-    from expectations.approvals import load_approvals
+    from campusdx.quality.approvals import load_approvals
 
     path = tmp_path / "approvals.yml"
     path.write_text(APPROVAL.replace(*change), encoding="utf-8")
@@ -335,7 +335,7 @@ def test_a_bad_approval_is_refused_naming_the_file_and_entry(tmp_path, change, m
 
 
 def test_the_shipped_approvals_load():
-    from expectations.approvals import APPROVALS_FILE, load_approvals
+    from campusdx.quality.approvals import APPROVALS_FILE, load_approvals
 
     assert load_approvals(APPROVALS_FILE, rule_ids={r.id for r in load_rules().rules}, datasets=None)
 
@@ -376,8 +376,8 @@ def test_vectorised_formats_answer_exactly_as_format_error():
     one by one); on every kind of value it must agree with FieldType.format_error."""
     import pandas as pd
 
-    from connectors.exchange.profile import FieldType
-    from expectations.custom import formats_ok
+    from campusdx.core.profile import FieldType
+    from campusdx.quality.custom import formats_ok
 
     samples = [
         "2024-02-29", "2023-02-29", "0001-01-01", "9999-12-31", "2024-13-01", "2024-1-05", "20240105",

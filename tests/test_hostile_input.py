@@ -27,12 +27,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.exchange.gateway import DirectoryGateway
-from connectors.exchange.ledger import Ledger
-from connectors.exchange.package import build_package, inspect_package, table_from_rows
-from connectors.exchange.profile import load_profile
-from connectors.exchange.publisher import collect_receipts, publish_dataset
-from demo.province import Province
+from campusdx.core.profile import load_profile
+from campusdx.demo.province import Province
+from campusdx.exchange.gateway import DirectoryGateway
+from campusdx.exchange.ledger import Ledger
+from campusdx.exchange.package import build_package, inspect_package, table_from_rows
+from campusdx.exchange.publisher import collect_receipts, publish_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = bytes(range(32))
@@ -637,7 +637,7 @@ def test_after_hostile_receipts_a_valid_one_is_recorded(sent):
 
 
 def test_validate_receipt_rules():
-    from connectors.exchange.receipts import ReceiptProblem, validate_receipt
+    from campusdx.exchange.receipts import ReceiptProblem, validate_receipt
 
     good = {"package_id": f"{SCHOOL}-ZZJG-F-000001", "batch_id": None, "status": "REJECTED"}
     assert validate_receipt(good, "r.json", package_id=good["package_id"]) == good
@@ -655,8 +655,8 @@ def test_validate_receipt_rules():
 def test_sftp_receipts_are_read_bounded_and_checked_like_directory_ones(monkeypatch):
     import stat as stat_mod
 
-    from connectors.exchange.receipts import ReceiptProblem
-    from connectors.exchange.sftp import SftpGateway, SftpSettings
+    from campusdx.exchange.receipts import ReceiptProblem
+    from campusdx.exchange.sftp import SftpGateway, SftpSettings
 
     files = {"receipts/A.json": (stat_mod.S_IFREG, b"[" * 50_000), "receipts/B.json": (stat_mod.S_IFIFO, b"")}
     files["receipts/C.json"] = (stat_mod.S_IFREG, b'{"status": "ACCEPTED"}')

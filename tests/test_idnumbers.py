@@ -3,7 +3,7 @@
 import pytest
 from stdnum.cn import ric
 
-from campusdx.idnumbers import check_character, is_valid_ric, normalise, ric_problem
+from campusdx.core.idnumbers import check_character, is_valid_ric, normalise, ric_problem
 
 
 @pytest.mark.parametrize("number", ["11010519491231002X", "360426199101010071"])

@@ -6,9 +6,9 @@ import stat
 import subprocess
 import sys
 
-from campusdx.settings import Paths
-from connectors.exchange.profile import load_profile
-from expectations.personal import (
+from campusdx.core.profile import load_profile
+from campusdx.core.settings import Paths
+from campusdx.quality.personal import (
     fingerprint,
     fingerprint_key,
     mask,
@@ -66,7 +66,8 @@ def test_validation_results_name_no_personal_value():
 def test_the_fingerprint_key_is_made_once_private_and_shared_by_gates_starting_together(tmp_path):
     paths = Paths(tmp_path / "home")
     code = (
-        "import sys; from campusdx.settings import Paths; from expectations.personal import fingerprint_key;"
+        "import sys; from campusdx.core.settings import Paths; "
+        "from campusdx.quality.personal import fingerprint_key;"
     )
     code += "from pathlib import Path; print(fingerprint_key(Paths(Path(sys.argv[1]))).hex())"
     racers = [

@@ -26,9 +26,9 @@ def test_a_feed_reads_in_the_same_order_whatever_order_it_was_written(tmp_path):
 
     import duckdb
 
+    from campusdx.core.settings import Paths
+    from campusdx.exchange.package import content_fingerprint
     from campusdx.pipeline import read_feed
-    from campusdx.settings import Paths
-    from connectors.exchange.package import content_fingerprint
 
     rows = [
         ("2026", f"{month:02d}", account, "", dept, "0.00", "1.00", "1.00", "0.00", "1")

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from campusdx import settings
-from connectors.exchange.gateway import DirectoryGateway
-from connectors.exchange.package import build_package, table_from_rows, verify_package
-from connectors.exchange.profile import load_profile
-from connectors.exchange.publisher import collect_receipts, publish_dataset
-from demo.province import Province, available_code_sets
-from demo.province.__main__ import main as province_main
+from campusdx.core import settings
+from campusdx.core.profile import load_profile
+from campusdx.demo.province import Province, available_code_sets
+from campusdx.demo.province.__main__ import main as province_main
+from campusdx.exchange.gateway import DirectoryGateway
+from campusdx.exchange.package import build_package, table_from_rows, verify_package
+from campusdx.exchange.publisher import collect_receipts, publish_dataset
 
 KEY = bytes(range(32))
 KEY_ID = "demo-4161010704"
@@ -414,7 +414,7 @@ def test_cwkmye_double_entry_and_balance_identity(world):
 
 def test_missing_code_list_is_checked_for_format_only_and_said_once(tmp_path, profile, caplog):
     sets = {k: v for k, v in code_sets(profile).items() if k != "MZM"}
-    with caplog.at_level(logging.WARNING, logger="demo.province.simulator"):
+    with caplog.at_level(logging.WARNING, logger="campusdx.demo.province.simulator"):
         province = Province(tmp_path / "gw", tmp_path / "st", profile, {KEY_ID: KEY}, sets)
     try:
         notes = [r.getMessage() for r in caplog.records if "format only" in r.getMessage()]
@@ -430,7 +430,7 @@ def test_missing_code_list_is_checked_for_format_only_and_said_once(tmp_path, pr
 def test_available_code_sets_include_profile_and_national_lists(profile):
     sets = available_code_sets(profile)
     assert sets["SF"] == {"0", "1"} and sets["YEFX"] == {"J", "D"} and "50" in sets["DWLB"]
-    pytest.importorskip("campusdx.codes")
+    pytest.importorskip("campusdx.core.codes")
     assert {"01", "56", "97", "98"} <= sets["MZM"] and "57" not in sets["MZM"]
 
 

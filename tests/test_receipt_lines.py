@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campusdx import pipeline
-from connectors.exchange import delta as states
-from connectors.exchange.package import RFC4180, build_package, csv_line, table_from_rows
-from connectors.exchange.publisher import collect_receipts, open_ledger, outbox_dir, publish_feed
-from demo.province import Province
+from campusdx.demo.province import Province
+from campusdx.exchange import delta as states
+from campusdx.exchange.package import RFC4180, build_package, csv_line, table_from_rows
+from campusdx.exchange.publisher import collect_receipts, open_ledger, outbox_dir, publish_feed
 from tests.conftest import answer
 
 KEY = bytes(range(32))

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from campusdx.school import SchoolStandardError, check_org_tree, load_standard
-from campusdx.settings import DBT_PROJECT, SCHEMAS, executable
-from demo.campus import DOCTORAL_MAJORS, MAJORS, ORPHAN_STAFF_NO, SYSTEMS, generate
+from campusdx.core.school import SchoolStandardError, check_org_tree, load_standard
+from campusdx.core.settings import DBT_PROJECT, SCHEMAS, executable
+from campusdx.demo.campus import DOCTORAL_MAJORS, MAJORS, ORPHAN_STAFF_NO, SYSTEMS, generate
 
 SCHOOL = SCHEMAS / "school"
 RULES = ("SCH-XQ", "SCH-DWH", "SCH-GH", "SCH-ZYH", "SCH-XH", "SCH-XH-BK", "SCH-XH-YJS")
@@ -285,7 +285,7 @@ def test_demo_buildings_and_rooms_follow_the_standard(standard, campus):
 
 
 def test_staff_hired_while_the_campus_lives_follow_the_standard(standard, tmp_path):
-    from demo.life import advance
+    from campusdx.demo.life import advance
 
     generate(tmp_path, scale=0.002)
     before = {r[0] for r in _rows(tmp_path, "hr", "select staff_no from hr_staff")}

@@ -5,6 +5,6 @@ packages; ``signing`` holds hashes, HMAC and the key; ``gateway`` delivers; ``le
 remembers; ``publisher`` ties them together.
 """
 
-from connectors.exchange.profile import Dataset, Field, FieldType, Profile, load_profile
+from campusdx.core.profile import Dataset, Field, FieldType, Profile, load_profile
 
 __all__ = ["Dataset", "Field", "FieldType", "Profile", "load_profile"]

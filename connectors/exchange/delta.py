@@ -34,8 +34,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from campusdx import atomic
-from connectors.exchange.profile import Dataset, Profile
+from campusdx.core import atomic
+from campusdx.core.profile import Dataset, Profile
 
 
 class DeltaError(RuntimeError):

@@ -2,7 +2,7 @@
 
 The gateway has ``inbox/`` (the school writes) and ``receipts/`` (the platform writes), PX-1.0 §3.
 :class:`DirectoryGateway` serves a gateway on the same host (the embedded default);
-:class:`connectors.exchange.sftp.SftpGateway` the province's SFTP gateway. :func:`configured`
+:class:`campusdx.exchange.sftp.SftpGateway` the province's SFTP gateway. :func:`configured`
 picks one: SFTP when ``$CAMPUSDX_SFTP_SETTINGS`` names a settings file (JSON: host, port, user,
 key_file, known_hosts, remote_root), else the directory under the home. Uploads are atomic
 (``.part`` directory renamed when complete) and safe to repeat.
@@ -16,10 +16,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
-from campusdx import atomic
-from connectors.exchange.package import PackageFileRefused, read_in_package
-from connectors.exchange.profile import GatewayLayout, load_profile
-from connectors.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
+from campusdx.core import atomic
+from campusdx.core.profile import GatewayLayout, load_profile
+from campusdx.exchange.package import PackageFileRefused, read_in_package
+from campusdx.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Gateway(Protocol):
     def receipt(self, package_id: str) -> Any:
         """The platform's receipt for ``package_id`` as parsed JSON, or None while there is none;
         :class:`ReceiptProblem` when it is not JSON. The caller validates it
-        (:func:`connectors.exchange.receipts.validate_receipt`)."""
+        (:func:`campusdx.exchange.receipts.validate_receipt`)."""
 
 
 SFTP_SETTINGS_ENV = "CAMPUSDX_SFTP_SETTINGS"
@@ -44,7 +44,7 @@ def configured(directory: Path, layout: GatewayLayout | None = None) -> Gateway:
     settings_file = os.environ.get(SFTP_SETTINGS_ENV)
     if not settings_file:
         return DirectoryGateway(directory, layout)
-    from connectors.exchange.sftp import SftpGateway, SftpSettings
+    from campusdx.exchange.sftp import SftpGateway, SftpSettings
 
     try:
         text = Path(settings_file).read_text(encoding="utf-8")

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from campusdx.sqlitedb import open_durable, transaction
-from connectors.exchange.package import Package
+from campusdx.core.sqlitedb import open_durable, transaction
+from campusdx.exchange.package import Package
 
 BUILT = "BUILT"
 SENT = "SENT"

@@ -3,7 +3,7 @@
 A package comes from outside (the school's own outbox may have been edited; the province gets
 whatever was uploaded), so nothing in a manifest is used before it has been validated here:
 types, bounds and formats. What depends on the profile (known datasets, part names, allowed
-encodings and algorithms) is checked by :mod:`connectors.exchange.package` after this.
+encodings and algorithms) is checked by :mod:`campusdx.exchange.package` after this.
 
 Error messages name the field and the problem, never the value (it may be anything, including
 personal data or a secret somebody tried to make us read).
@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 
-from connectors.exchange.profile import FieldType
+from campusdx.core.profile import FieldType
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 """A manifest larger than this is not read (it lists at most MAX_PARTS parts)."""

@@ -30,8 +30,9 @@ import pyarrow.compute as pc
 from pydantic import ValidationError
 
 import campusdx
-from campusdx import atomic
-from connectors.exchange.manifest import (
+from campusdx.core import atomic
+from campusdx.core.profile import Profile
+from campusdx.exchange.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_SIGNATURE_BYTES,
     UUID_PATTERN,
@@ -40,8 +41,7 @@ from connectors.exchange.manifest import (
     describe,
     load_json,
 )
-from connectors.exchange.profile import Profile
-from connectors.exchange.signing import file_digests, sign, verify
+from campusdx.exchange.signing import file_digests, sign, verify
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 """PX datetimes are Beijing time without a zone."""
@@ -421,7 +421,7 @@ def inspect_package(
     files that passed their checks are returned for row-level checks.
 
     Nothing in the package is trusted: manifest.json is validated (types, bounds, formats, part
-    names; :mod:`connectors.exchange.manifest`) before any value of it is used, and every file
+    names; :mod:`campusdx.exchange.manifest`) before any value of it is used, and every file
     is read through :func:`read_in_package`, which opens only regular files directly inside the
     package directory. No file outside the package is ever opened, and no message depends on
     what exists outside it.

@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
-POLICY_FILE = Path(__file__).resolve().parents[2] / "schemas" / "exchange" / "policy.yml"
+from campusdx.core.settings import SCHEMAS
+
+POLICY_FILE = SCHEMAS / "exchange" / "policy.yml"
 _KNOWN = {"full_every_days", "full_after_rejections"}
 
 

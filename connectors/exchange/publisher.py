@@ -12,8 +12,8 @@ Nothing counts as delivered before a receipt says ACCEPTED, PARTIAL or DUPLICATE
 package gives its sequence number back and is moved to ``outbox/retired/``.
 
 One run at a time per dataset: publishing, re-sending and collecting receipts hold the
-dataset's lock (``<home>/locks/publish-<DATASET>.lock``, :mod:`campusdx.locks`). A run that
-finds it taken waits up to ``lock_wait_s`` (default :func:`campusdx.locks.task_wait_s`, what
+dataset's lock (``<home>/locks/publish-<DATASET>.lock``, :mod:`campusdx.core.locks`). A run that
+finds it taken waits up to ``lock_wait_s`` (default :func:`campusdx.core.locks.task_wait_s`, what
 an Airflow task does; an operator's command passes 0) and then fails with
 "another publish of <DATASET> is running (pid …)".
 """
@@ -37,21 +37,21 @@ from typing import Any
 
 import pyarrow as pa
 
-from campusdx import locks, settings
-from connectors.exchange import delta as states
-from connectors.exchange.gateway import Gateway, configured
-from connectors.exchange.ledger import UNANSWERED, Ledger, LedgerEntry
-from connectors.exchange.package import (
+from campusdx.core import locks, settings
+from campusdx.core.profile import Profile, load_profile
+from campusdx.exchange import delta as states
+from campusdx.exchange.gateway import Gateway, configured
+from campusdx.exchange.ledger import UNANSWERED, Ledger, LedgerEntry
+from campusdx.exchange.package import (
     BEIJING,
     build_package,
     content_fingerprint,
     px_datetime,
     verify_package,
 )
-from connectors.exchange.policy import Policy, choose_mode, load_policies
-from connectors.exchange.profile import Profile, load_profile
-from connectors.exchange.receipts import ReceiptProblem, validate_receipt
-from connectors.exchange.signing import ensure_demo_key, load_key
+from campusdx.exchange.policy import Policy, choose_mode, load_policies
+from campusdx.exchange.receipts import ReceiptProblem, validate_receipt
+from campusdx.exchange.signing import ensure_demo_key, load_key
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def exchange_key(paths: settings.Paths) -> bytes:
     if key_file:
         return load_key(key_file)
     # two first publishes (of two datasets) may create it at once: ensure_demo_key links a
-    # complete file into place (campusdx.atomic.create_new), so both read the one key that won
+    # complete file into place (campusdx.core.atomic.create_new), so both read the one key that won
     return ensure_demo_key(paths.secrets / "px-hmac.key")
 
 
@@ -100,8 +100,8 @@ def outbox_dir(paths: settings.Paths) -> Path:
 
 
 def publish_lock(paths: settings.Paths, dataset_code: str, *, wait_s: float | None = None):
-    """Hold the dataset's publish lock (reentrant in one process); :class:`campusdx.locks.Busy`
-    when another run keeps it longer than ``wait_s`` (None: :func:`campusdx.locks.task_wait_s`)."""
+    """Hold the dataset's publish lock (reentrant in one process); :class:`campusdx.core.locks.Busy`
+    when another run keeps it longer than ``wait_s`` (None: :func:`campusdx.core.locks.task_wait_s`)."""
     return locks.hold(
         locks.lock_path(paths.home / "locks", "publish", dataset_code),
         f"publish of {dataset_code}",
@@ -321,7 +321,7 @@ def _build_and_send(
     """Build the next package of the dataset, check it, send it and record each step.
 
     ``post``: what the platform holds once it takes the whole package; kept with the rows sent
-    (:mod:`connectors.exchange.delta`) so the next DELTA starts from it once delivered."""
+    (:mod:`campusdx.exchange.delta`) so the next DELTA starts from it once delivered."""
     profile = run.profile
     batch_id = str(uuid.uuid4())
     sequence = run.ledger.next_sequence(dataset_code)

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
-from connectors.exchange.manifest import UUID_PATTERN, describe, load_json
-from connectors.exchange.profile import FieldType
+from campusdx.core.profile import FieldType
+from campusdx.exchange.manifest import UUID_PATTERN, describe, load_json
 
 MAX_RECEIPT_BYTES = 256 * 1024 * 1024
 """A receipt larger than this is not read (it would list millions of findings)."""

@@ -23,8 +23,8 @@ from typing import Any
 
 import paramiko
 
-from connectors.exchange.profile import GatewayLayout, load_profile
-from connectors.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
+from campusdx.core.profile import GatewayLayout, load_profile
+from campusdx.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import re
 import secrets
 from pathlib import Path
 
-from campusdx import atomic
+from campusdx.core import atomic
 
 log = logging.getLogger(__name__)
 

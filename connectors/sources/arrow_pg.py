@@ -1,6 +1,6 @@
 """Fast, streaming PostgreSQL reads straight into Arrow record batches (ADBC, ``COPY BINARY``).
 
-The generic extractor (``connectors.sources.sql``) uses this module for ``postgresql://`` URLs.
+The generic extractor (``campusdx.sources.sql``) uses this module for ``postgresql://`` URLs.
 It talks to the server through the ADBC PostgreSQL driver (``adbc_driver_postgresql``, libpq),
 which runs a query as ``COPY (<query>) TO STDOUT (FORMAT binary)`` and decodes the binary
 tuples into Arrow in C++: no Python object is built per value.
@@ -15,7 +15,7 @@ Public API
     ``postgresql+psycopg://u:p@h:5432/db`` -> ``postgresql://u:p@h:5432/db?client_encoding=UTF8``.
 ``conform(batch, schema) -> pa.RecordBatch``
     Casts a batch, column by column and safely (no silent truncation), to a target schema,
-    e.g. the one ``connectors.sources.sql.arrow_type`` derives from the reflected table.
+    e.g. the one ``campusdx.sources.sql.arrow_type`` derives from the reflected table.
 ``ArrowPgError``
     Every failure (connect, SQL, decoding, casting); its text never contains the password.
 ``inline_params(sql, params)``, ``sql_literal(value)``, ``redact(url)``
@@ -99,7 +99,7 @@ from urllib.parse import quote, urlsplit
 import pyarrow as pa
 from sqlalchemy.engine import URL, make_url
 
-from connectors.sources.sql import (
+from campusdx.sources.sql import (
     redact,  # one redaction for every connector (sql imports this module lazily)
 )
 

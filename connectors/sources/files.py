@@ -76,9 +76,9 @@ from charset_normalizer import from_bytes
 from openpyxl.styles.numbers import is_datetime
 from openpyxl.utils.exceptions import InvalidFileException
 
-from connectors.sources.declarations import DeclarationError
-from connectors.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
-from connectors.sources.sql import DEFAULT_CHUNK_ROWS, BatchResult, ExtractError, schema_fingerprint
+from campusdx.core.declarations import DeclarationError
+from campusdx.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
+from campusdx.sources.sql import DEFAULT_CHUNK_ROWS, BatchResult, ExtractError, schema_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -679,7 +679,7 @@ def extract_file(
     Files are taken in path order. A file that fails lands nothing; the others still land, and
     then a ``FileExtractError`` names every file that failed (its ``landed`` lists the batches).
     The table's extraction lock is held throughout (``lock_wait_s`` as for
-    :func:`connectors.sources.sql.extract_table`).
+    :func:`campusdx.sources.sql.extract_table`).
     """
     where = f"{system}.{decl.name}"
     files = decl.matching_files(Path(home))

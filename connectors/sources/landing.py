@@ -11,7 +11,7 @@ either a committed batch or nothing visible (a ``.tmp`` file, removed by the nex
 Watermarks are read from committed manifests only: state lives in what landed, and they are
 compared in the cursor column's own type (``10500`` is past ``9999``).
 
-Every rename that commits a file goes through :mod:`campusdx.atomic` (file fsync, rename,
+Every rename that commits a file goes through :mod:`campusdx.core.atomic` (file fsync, rename,
 directory fsync). One extraction of a table runs at a time: :meth:`Landing.lock` holds
 ``<home>/locks/extract-<system>.<table>.lock`` (the landing zone's parent is the home).
 """
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from campusdx import atomic, locks
+from campusdx.core import atomic, locks
 
 BATCH_COLUMN = "_batch_id"
 """Column added to every landed row: the batch it came in, for lineage and deduplication."""
@@ -82,9 +82,9 @@ class Landing:
         return self.root.parent / "locks"
 
     def lock(self, system: str, table: str, *, wait_s: float | None = None):
-        """Hold the table's extraction lock; :class:`campusdx.locks.Busy` ("another extraction of
+        """Hold the table's extraction lock; :class:`campusdx.core.locks.Busy` ("another extraction of
         <system>.<table> is running (pid …)") after ``wait_s`` seconds (None: an Airflow task's
-        bounded wait, :func:`campusdx.locks.task_wait_s`; 0: at once)."""
+        bounded wait, :func:`campusdx.core.locks.task_wait_s`; 0: at once)."""
         return locks.hold(
             locks.lock_path(self.locks, "extract", system, table),
             f"extraction of {system}.{table}",

@@ -17,7 +17,7 @@ schema.
   The previous snapshot a manifest names must be there: a missing one fails the table, naming
   the file (a first snapshot, with none before it, is fine).
 - One extraction per table at a time (:meth:`Landing.lock`); the snapshot, the data file and
-  the manifest are committed with file and directory fsync (:mod:`campusdx.atomic`).
+  the manifest are committed with file and directory fsync (:mod:`campusdx.core.atomic`).
 - Schema drift: a new source column is landed and reported in the manifest; a column that
   earlier batches had and the source lost, or a changed type, fails this table (others go on)
   with a message naming system, table and column.
@@ -43,10 +43,10 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from campusdx import atomic
-from connectors.sources.declarations import SystemDecl, TableDecl
-from connectors.sources.errors import ExtractError, SourceUnreachable
-from connectors.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
+from campusdx.core import atomic
+from campusdx.core.declarations import SystemDecl, TableDecl
+from campusdx.sources.errors import ExtractError, SourceUnreachable
+from campusdx.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
 
 __all__ = [
     "BatchResult",
@@ -155,7 +155,7 @@ class SourceConnection:
     def arrow_connection(self):
         """The ADBC connection (PostgreSQL), or None for databases read through SQLAlchemy."""
         if self._arrow is None and self.engine.dialect.name == "postgresql":
-            from connectors.sources.arrow_pg import connect
+            from campusdx.sources.arrow_pg import connect
 
             self._arrow = connect(self.url)
         return self._arrow
@@ -260,7 +260,7 @@ def _data_batches(
     """The table's rows as record batches of ``schema``: Arrow-native from PostgreSQL (ADBC,
     COPY BINARY, on ``pg_conn``), through the SQLAlchemy cursor from every other database."""
     if pg_conn is not None:
-        from connectors.sources.arrow_pg import conform, stream_query
+        from campusdx.sources.arrow_pg import conform, stream_query
 
         quote = engine.dialect.identifier_preparer.quote
         wanted = [  # text and numeric come back exactly as text, then are cast (numeric decoding is slow)
@@ -532,7 +532,7 @@ def extract_table(
 
     The table's extraction lock is held throughout (:meth:`Landing.lock`; ``lock_wait_s``: how
     long to wait for another extraction of the table, None for an Airflow task's bounded wait,
-    0 to fail at once with :class:`campusdx.locks.Busy`).
+    0 to fail at once with :class:`campusdx.core.locks.Busy`).
     """
     with landing.lock(decl.system, table.name, wait_s=lock_wait_s):
         return _extract_with_retries(

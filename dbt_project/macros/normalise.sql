@@ -66,7 +66,7 @@
 
 {#-
   The path of the pseudonym key file (never the key): $CAMPUSDX_PSEUDONYM_KEY_FILE, else
-  <home>/secrets/pseudonym.key. The dbt-duckdb plugin campusdx.dbt_plugin makes sure it exists.
+  <home>/secrets/pseudonym.key. The dbt-duckdb plugin campusdx.pipeline.dbt_plugin makes sure it exists.
 -#}
 {% macro pseudonym_key_file() -%}
     {%- set default = env_var('CAMPUSDX_HOME', '../var') ~ '/secrets/pseudonym.key' -%}

@@ -1,4 +1,4 @@
-"""Run the simulated province: ``python -m demo.province serve --home DIR [--idle-exit SECONDS]``.
+"""Run the simulated province: ``python -m campusdx.demo.province serve --home DIR [--idle-exit SECONDS]``.
 
 ``serve`` answers packages arriving in ``<home>/gateway/inbox`` until stopped (Ctrl-C) or idle
 for ``--idle-exit`` seconds; ``once`` answers what is there now and exits. The exchange key is
@@ -13,13 +13,14 @@ import logging
 import sys
 from pathlib import Path
 
-from campusdx import settings
-from demo.province.simulator import Province
+from campusdx.core import settings
+from campusdx.demo.province.simulator import Province
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m demo.province", description="The simulated provincial platform (PX-1.0 receiver)."
+        prog="python -m campusdx.demo.province",
+        description="The simulated provincial platform (PX-1.0 receiver).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="answer packages until stopped or idle")

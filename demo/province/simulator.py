@@ -3,7 +3,7 @@
 A stand-in for the external system (house style: every external system has a local stand-in).
 It reads ``inbox/`` of a directory gateway, applies every PX-1.0 rule and writes
 ``receipts/{package_id}.json`` (§4). File-level checks (PX-E001..E006) are the very code the
-school runs before sending (:func:`connectors.exchange.package.inspect_package`); what only the
+school runs before sending (:func:`campusdx.exchange.package.inspect_package`); what only the
 platform can judge is here: identity (E008), batch history (E009, DUPLICATE), sequence (E007),
 rows (E010..E017), warnings (W101..W103) and the dataset-level double-entry rule of CWKMYE.
 
@@ -33,12 +33,13 @@ from typing import Any
 
 from stdnum.cn import ric
 
-from campusdx import settings
-from campusdx.atomic import write_bytes as write_atomically
-from campusdx.idnumbers import is_valid_ric
-from campusdx.sqlitedb import open_durable, transaction
-from connectors.exchange.manifest import MAX_MANIFEST_BYTES, MAX_SEQUENCE, UUID_PATTERN, load_json
-from connectors.exchange.package import (
+from campusdx.core import settings
+from campusdx.core.atomic import write_bytes as write_atomically
+from campusdx.core.idnumbers import is_valid_ric
+from campusdx.core.profile import Dataset, Profile, load_profile, parse_px_date, parse_px_decimal
+from campusdx.core.sqlitedb import open_durable, transaction
+from campusdx.exchange.manifest import MAX_MANIFEST_BYTES, MAX_SEQUENCE, UUID_PATTERN, load_json
+from campusdx.exchange.package import (
     BEIJING,
     Inspection,
     PackageFileRefused,
@@ -47,8 +48,7 @@ from connectors.exchange.package import (
     px_datetime,
     read_in_package,
 )
-from connectors.exchange.profile import Dataset, Profile, load_profile, parse_px_date, parse_px_decimal
-from connectors.exchange.signing import ensure_demo_key
+from campusdx.exchange.signing import ensure_demo_key
 
 log = logging.getLogger(__name__)
 
@@ -775,13 +775,13 @@ def _content_hash(manifest: Mapping[str, Any]) -> str:
 
 
 def available_code_sets(profile: Profile) -> dict[str, set[str]]:
-    """Code sets the platform can check: the national lists from ``campusdx.codes`` (when the
+    """Code sets the platform can check: the national lists from ``campusdx.core.codes`` (when the
     module and its files exist) overlaid with the profile's inline lists, which are the contract."""
     sets: dict[str, set[str]] = {}
     try:
-        from campusdx.codes import load_code_sets
+        from campusdx.core.codes import load_code_sets
     except ImportError:
-        log.warning("province: campusdx.codes is not available; national code sets are not checked")
+        log.warning("province: campusdx.core.codes is not available; national code sets are not checked")
     else:
         try:
             sets = {set_id: set(codes) for set_id, codes in load_code_sets().items()}
@@ -797,7 +797,7 @@ def available_code_sets(profile: Profile) -> dict[str, set[str]]:
 def _log_subsets() -> None:
     """Warn once that some national lists are partial: an E011 on them may be a gap in the list."""
     try:
-        from campusdx.codes import code_set_info
+        from campusdx.core.codes import code_set_info
 
         subsets = sorted(set_id for set_id, info in code_set_info().items() if info.get("subset"))
     except Exception:

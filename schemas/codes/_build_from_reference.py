@@ -1,7 +1,7 @@
 """One-off: derive the code-set CSVs in this folder from the reference tables.
 
 This records *how* each CSV was made. Nothing runs it at run time: the pipeline reads only the CSVs
-and ``code_sets.yml`` committed beside it (``campusdx.codes``). Run it again only to rebuild the
+and ``code_sets.yml`` committed beside it (``campusdx.core.codes``). Run it again only to rebuild the
 CSVs from a new copy of the reference tables, then review the diff by hand:
 
     python schemas/codes/_build_from_reference.py /path/to/reference/codes

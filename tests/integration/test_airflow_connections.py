@@ -15,11 +15,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from campusdx.runner import airflow_env
-from campusdx.settings import Paths, executable
-from connectors.sources.landing import Landing
-from demo.campus import generate
-from demo.targets import copy_system
+from campusdx.core.settings import Paths, executable
+from campusdx.demo.campus import generate
+from campusdx.demo.runner import airflow_env
+from campusdx.demo.targets import copy_system
+from campusdx.sources.landing import Landing
 
 PASSWORD = "s3cret-airflow-pw"
 

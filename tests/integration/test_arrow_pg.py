@@ -13,14 +13,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from connectors.sources.arrow_pg import (
+from campusdx.sources.arrow_pg import (
     ArrowPgError,
     conform,
     inline_params,
     stream_query,
     to_adbc_uri,
 )
-from connectors.sources.sql import arrow_type
+from campusdx.sources.sql import arrow_type
 
 RARE = "䶮"  # U+4DAE, CJK extension A
 ASTRAL = "𠮷"  # U+20BB7, outside the BMP: 4 bytes in UTF-8

@@ -15,13 +15,13 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from campusdx.settings import DBT_PROJECT, executable
-from connectors.sources.declarations import load_systems
-from connectors.sources.landing import Landing
-from connectors.sources.sql import extract_table
-from demo.campus import generate
-from demo.life import advance
-from demo.targets import copy_system
+from campusdx.core.declarations import load_systems
+from campusdx.core.settings import DBT_PROJECT, executable
+from campusdx.demo.campus import generate
+from campusdx.demo.life import advance
+from campusdx.demo.targets import copy_system
+from campusdx.sources.landing import Landing
+from campusdx.sources.sql import extract_table
 
 SYSTEMS = ("hr", "student", "finance", "asset")
 

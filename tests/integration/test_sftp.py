@@ -1,4 +1,4 @@
-"""The SFTP gateway against a real OpenSSH server on 127.0.0.1 (``demo.sshd``), the province
+"""The SFTP gateway against a real OpenSSH server on 127.0.0.1 (``campusdx.demo.sshd``), the province
 simulator serving the directory that server exposes.
 
 Without OpenSSH (``scripts/install-openssh.sh`` installs it) these tests skip with that reason,
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from campusdx import settings
-from connectors.exchange import sftp as sftp_module
-from connectors.exchange.package import table_from_rows
-from connectors.exchange.profile import load_profile
-from connectors.exchange.publisher import collect_receipts, open_ledger, publish_feed
-from connectors.exchange.sftp import SftpError, SftpGateway, SftpSettings
-from demo.province import Province
+from campusdx.core import settings
+from campusdx.core.profile import load_profile
+from campusdx.demo.province import Province
+from campusdx.exchange import sftp as sftp_module
+from campusdx.exchange.package import table_from_rows
+from campusdx.exchange.publisher import collect_receipts, open_ledger, publish_feed
+from campusdx.exchange.sftp import SftpError, SftpGateway, SftpSettings
 from tests.conftest import start_sshd
 
 
@@ -123,7 +123,7 @@ def test_a_connection_cut_mid_upload_is_resumed_and_the_package_is_applied_once(
     with open_ledger(home, profile) as ledger:
         [entry] = ledger.packages("ZZJG")
     assert (entry.status, entry.attempts) == ("BUILT", 0)
-    caplog.set_level("INFO", logger="connectors.exchange.sftp")
+    caplog.set_level("INFO", logger="campusdx.exchange.sftp")
     again = publish_feed("ZZJG", orgs(profile, "1000", "1001"), as_of="2026-12-03", gateway=gateway)
     assert (again.action, again.batch_id) == ("resent", entry.batch_id)
     assert "1 of 3 files were already complete" in caplog.text

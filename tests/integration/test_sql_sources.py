@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from connectors.sources.declarations import SystemDecl, TableDecl
-from connectors.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing
-from connectors.sources.sql import extract_table
+from campusdx.core.declarations import SystemDecl, TableDecl
+from campusdx.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing
+from campusdx.sources.sql import extract_table
 
 RARE = "䶮"  # U+4DAE, CJK extension A
 ASTRAL = "𠮷"  # U+20BB7: needs utf8mb4 in MariaDB
@@ -182,7 +182,7 @@ def test_mariadb_full_then_incremental(mariadb_db, tmp_path):
 
 @pytest.mark.parametrize("fixture", ["postgres_db", "mariadb_db"])
 def test_missing_table_names_system_and_table(fixture, request, tmp_path):
-    from connectors.sources.sql import ExtractError
+    from campusdx.sources.sql import ExtractError
 
     url = request.getfixturevalue(fixture)
     decl = _decl(tmp_path, url)

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from campusdx.settings import DBT_PROJECT, REPO_ROOT, executable
+from campusdx.core.settings import DBT_PROJECT, REPO_ROOT, executable
 
 
 @dataclass

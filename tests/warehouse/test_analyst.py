@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from campusdx.settings import REPO_ROOT
+from campusdx.core.settings import REPO_ROOT
 from tests.warehouse.conftest import dbt
 
 PERSONAL = {"full_name", "id_number", "birth_date", "k_person", "person_key", "fact_value", "chosen_value"}

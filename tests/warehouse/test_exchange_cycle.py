@@ -17,10 +17,10 @@ from dataclasses import asdict
 import pytest
 
 from campusdx import pipeline, settings
-from campusdx.settings import REPO_ROOT
-from connectors.exchange.profile import load_profile
-from connectors.exchange.publisher import open_ledger
-from demo.province import Province
+from campusdx.core.profile import load_profile
+from campusdx.core.settings import REPO_ROOT
+from campusdx.demo.province import Province
+from campusdx.exchange.publisher import open_ledger
 from tests.conftest import start_sshd
 from tests.warehouse.conftest import build, campusdx, dbt, gate
 

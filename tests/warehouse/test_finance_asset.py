@@ -10,8 +10,8 @@ import duckdb
 import pytest
 import yaml
 
-from campusdx.codes import load_code_sets
-from campusdx.settings import DBT_PROJECT, SCHEMAS
+from campusdx.core.codes import load_code_sets
+from campusdx.core.settings import DBT_PROJECT, SCHEMAS
 from tests.warehouse.conftest import Built, campusdx, dbt
 
 DATASETS = yaml.safe_load((SCHEMAS / "exchange" / "px-1.0" / "datasets.yaml").read_text(encoding="utf-8"))
@@ -208,8 +208,8 @@ def test_after_30_days_the_simulators_asset_changes_are_facts(advanced_warehouse
 
 
 def test_every_feed_reconciles_with_its_candidates_and_the_quarantine(warehouse, tmp_path):
+    from campusdx.core.settings import Paths
     from campusdx.pipeline import NotReconciled, published_datasets, reconcile_feed
-    from campusdx.settings import Paths
 
     counts = {d: reconcile_feed(d, Paths(warehouse.home)) for d in published_datasets()}
     assert sum(c["held_rows"] for c in counts.values()) > 0, "the demo campus holds rows back"

@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import sys
 
-from campusdx.settings import REPO_ROOT
+from campusdx.core.settings import REPO_ROOT
 from tests.warehouse.conftest import _env, campusdx, dbt, gate
 
 PUBLISH = "import sys\nfrom campusdx import pipeline\nprint(pipeline.publish(sys.argv[1])['action'])"

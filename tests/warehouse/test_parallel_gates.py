@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from campusdx.core.settings import Paths
 from campusdx.pipeline import published_datasets
-from campusdx.settings import Paths
 
 ROUNDS = 5
 SAME = ("dataset", "record_key", "rule_id", "severity", "field", "value", "value_fingerprint")
@@ -66,7 +66,7 @@ def test_seven_gates_started_at_once_agree_with_one_by_one_and_keep_the_data_doc
 
     # forked from a server that has imported GX already: the seven start within half a second
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["campusdx.pipeline", "expectations.gate", "great_expectations"])
+    context.set_forkserver_preload(["campusdx.pipeline", "campusdx.quality.gate", "great_expectations"])
     started = time.monotonic()
     for round_no in range(ROUNDS):
         start, errors, delays = context.Barrier(len(datasets)), context.Queue(), random.Random(round_no)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from campusdx.codes import load_code_sets
-from connectors.exchange.profile import load_profile
+from campusdx.core.codes import load_code_sets
+from campusdx.core.profile import load_profile
 
 
 def test_unmapped_codes_are_exactly_the_injected_unknown_codes(warehouse):

@@ -13,8 +13,8 @@ import unicodedata
 
 import pyarrow.parquet as pq
 
-from connectors.exchange.profile import load_profile
-from expectations.personal import KEY_FILE, personal_fields
+from campusdx.core.profile import load_profile
+from campusdx.quality.personal import KEY_FILE, personal_fields
 
 ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
 SOURCE_IDS = {  # system -> (table, column) of every 身份证号 the simulated campus holds

@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from campusdx import pipeline, settings
-from connectors.exchange.profile import load_profile
-from connectors.exchange.publisher import exchange_key
-from demo.province import Province, available_code_sets
-from expectations.personal import personal_fields
-from expectations.platform import platform_findings_file, prune
+from campusdx.core.profile import load_profile
+from campusdx.demo.province import Province, available_code_sets
+from campusdx.exchange.publisher import exchange_key
+from campusdx.quality.personal import personal_fields
+from campusdx.quality.platform import platform_findings_file, prune
 from tests.warehouse.conftest import Built, gate
 
 

@@ -31,8 +31,8 @@ import pyarrow as pa
 import pytest
 from stdnum.cn import ric
 
-from campusdx import pseudonyms
-from campusdx.settings import DBT_PROJECT, Paths, executable
+from campusdx.core import pseudonyms
+from campusdx.core.settings import DBT_PROJECT, Paths, executable
 
 ENOUGH_CANDIDATES = 10_000
 """What the mask and the birth year must leave an attacker with (the old mask left ~33)."""

@@ -10,10 +10,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from campusdx.core.profile import load_profile
+from campusdx.core.settings import Paths
 from campusdx.pipeline import NotReconciled, published_datasets, reconcile_feed
-from campusdx.reconcile import reconcile_sources
-from campusdx.settings import Paths
-from connectors.exchange.profile import load_profile
+from campusdx.pipeline.reconcile import reconcile_sources
 
 # Where each source table's rows go: (system, table) -> the PX dataset or, for a rule applied at
 # the source, the source table itself.
@@ -140,7 +140,7 @@ def _seen(built, dataset: str) -> dict:
 def test_a_row_fixed_at_the_source_leaves_the_quarantine_on_the_next_run(warehouse, tmp_path):
     """Fix one wrong 身份证号 in 人事; the next run sends the row and the other findings keep
     the time they were first seen."""
-    from campusdx.idnumbers import check_character
+    from campusdx.core.idnumbers import check_character
     from tests.warehouse.conftest import Built, campusdx, dbt, gate
 
     home = tmp_path / "home"

@@ -12,10 +12,10 @@ import sqlite3
 import pyarrow.parquet as pq
 
 from campusdx import pipeline, settings
-from connectors.exchange.profile import load_profile
-from connectors.exchange.publisher import open_ledger
-from demo.province import Province
-from expectations.platform import platform_findings_file
+from campusdx.core.profile import load_profile
+from campusdx.demo.province import Province
+from campusdx.exchange.publisher import open_ledger
+from campusdx.quality.platform import platform_findings_file
 from tests.warehouse.conftest import Built, campusdx, dbt, gate
 from tests.warehouse.test_exchange_cycle import DATASETS, assert_platform_equals_feeds
 

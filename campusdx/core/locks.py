@@ -30,7 +30,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from campusdx import atomic
+from campusdx.core import atomic
 
 LOCK_WAIT_ENV = "CAMPUSDX_LOCK_WAIT_S"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}\Z")

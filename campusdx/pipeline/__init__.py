@@ -11,9 +11,9 @@ import logging
 import os
 from datetime import datetime
 
-from campusdx.reconcile import NotReconciled  # a source table's or a feed's rows do not add up
-from campusdx.settings import Paths
-from campusdx.settings import paths as default_paths
+from campusdx.core.settings import Paths
+from campusdx.core.settings import paths as default_paths
+from campusdx.pipeline.reconcile import NotReconciled  # a source table's or a feed's rows do not add up
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def connection_url(conn_type, host, port, login, password, schema) -> str:
 
 def source_url(system: str, paths: Paths | None = None) -> tuple[str, str]:
     """(url, where it came from): Airflow connection, environment variable, or embedded default."""
-    from connectors.sources.declarations import load_systems
+    from campusdx.core.declarations import load_systems
 
     paths = paths or default_paths()
     decl = next((d for d in load_systems() if d.system == system), None)
@@ -77,8 +77,8 @@ def source_url(system: str, paths: Paths | None = None) -> tuple[str, str]:
 
 def landed_names(system: str) -> list[str]:
     """What one extract DAG lands for a system: its declared tables, then its file exports."""
-    from connectors.sources.declarations import load_systems
-    from connectors.sources.files import load_file_decls
+    from campusdx.core.declarations import load_systems
+    from campusdx.sources.files import load_file_decls
 
     decl = next(d for d in load_systems() if d.system == system)
     return [t.name for t in decl.enabled_tables] + [f.name for f in load_file_decls(decl.path) if f.enabled]
@@ -96,11 +96,11 @@ def extract(
     """Land one table's new rows (or a file export's new files); returns the batch's counts.
     ``key_snapshot`` True takes the delete-detecting key snapshot even when it is not due.
     ``lock_wait_s``: how long to wait while another extraction of the table runs (None: an
-    Airflow task's bounded wait; 0: fail at once with :class:`campusdx.locks.Busy`)."""
-    from connectors.sources.declarations import load_systems
-    from connectors.sources.files import extract_file, load_file_decls
-    from connectors.sources.landing import Landing
-    from connectors.sources.sql import extract_table, redact
+    Airflow task's bounded wait; 0: fail at once with :class:`campusdx.core.locks.Busy`)."""
+    from campusdx.core.declarations import load_systems
+    from campusdx.sources.files import extract_file, load_file_decls
+    from campusdx.sources.landing import Landing
+    from campusdx.sources.sql import extract_table, redact
 
     paths = paths or default_paths()
     decl = next(d for d in load_systems() if d.system == system)
@@ -144,7 +144,7 @@ def gate(dataset: str, *, paths: Paths | None = None, run_id: str | None = None)
     of one warehouse run in the quality summary (the Airflow run's id)."""
     from dataclasses import asdict
 
-    from expectations.gate import Gate
+    from campusdx.quality.gate import Gate
 
     verdict = Gate(paths).check(dataset, run_id=run_id)
     return asdict(verdict)
@@ -172,7 +172,7 @@ def read_feed(dataset: str, paths: Paths | None = None):
     """
     import duckdb
 
-    from connectors.exchange.profile import load_profile
+    from campusdx.core.profile import load_profile
 
     paths = paths or default_paths()
     declared = load_profile().dataset(dataset)
@@ -185,9 +185,9 @@ def read_feed(dataset: str, paths: Paths | None = None):
 
 
 def reconcile_sources(paths: Paths | None = None) -> list[dict]:
-    """Every source table reconciled with staging (campusdx.reconcile); raises
+    """Every source table reconciled with staging (campusdx.pipeline.reconcile); raises
     :class:`NotReconciled` naming each table that does not add up."""
-    from campusdx import reconcile
+    from campusdx.pipeline import reconcile
 
     results = reconcile.reconcile_sources(paths)
     log.info("sources reconciled:\n%s", reconcile.as_table(results))
@@ -226,11 +226,11 @@ def reconcile_feed(dataset: str, paths: Paths | None = None) -> dict:
 
 def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = None) -> dict:
     """Send the dataset's feed, FULL or DELTA as the send policy says, unless the gate blocked
-    it or nothing changed (``connectors.exchange.publisher.publish_feed``)."""
+    it or nothing changed (``campusdx.exchange.publisher.publish_feed``)."""
     from dataclasses import asdict
 
-    from connectors.exchange.publisher import publish_feed
-    from expectations.gate import read_verdict
+    from campusdx.exchange.publisher import publish_feed
+    from campusdx.quality.gate import read_verdict
 
     paths = paths or default_paths()
     verdict = read_verdict(dataset, paths)
@@ -258,12 +258,12 @@ def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
     package as sent: nothing is recorded and the package stays pending."""
     from dataclasses import asdict
 
-    from connectors.exchange.profile import load_profile
-    from connectors.exchange.publisher import collect_receipts, open_ledger
+    from campusdx.core.profile import load_profile
+    from campusdx.exchange.publisher import collect_receipts, open_ledger
 
     paths = paths or default_paths()
     profile = load_profile()
-    from campusdx.locks import Busy
+    from campusdx.core.locks import Busy
 
     try:  # a publish of the dataset is running: look again at the next poke
         results = collect_receipts(paths, timeout_s=0, poll_s=0, datasets=[dataset], lock_wait_s=5)
@@ -304,8 +304,8 @@ def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
 
 def _quarantine_rejections(result, paths: Paths, profile) -> None:
     """A PARTIAL receipt's rejected rows go to the quarantine under the platform's rule IDs."""
-    from connectors.exchange.delta import state_file
-    from expectations.platform import record_rejections
+    from campusdx.exchange.delta import state_file
+    from campusdx.quality.platform import record_rejections
 
     sent = state_file(paths.exchange, result.dataset, result.batch_id, "sent")
     if not sent.exists():
@@ -320,7 +320,7 @@ def _quarantine_rejections(result, paths: Paths, profile) -> None:
 
 def publish_order(datasets: list[str]) -> list[tuple[str, list[str]]]:
     """Each dataset with the datasets it must wait for (those it references), from the profile."""
-    from connectors.exchange.profile import load_profile
+    from campusdx.core.profile import load_profile
 
     profile = load_profile()
     order = []
@@ -332,8 +332,8 @@ def publish_order(datasets: list[str]) -> list[tuple[str, list[str]]]:
 
 def published_datasets() -> list[str]:
     """Datasets that have a feed model, in the profile's send order."""
-    from campusdx.feedgen import feed_datasets
-    from connectors.exchange.profile import load_profile
+    from campusdx.core.profile import load_profile
+    from campusdx.pipeline.feedgen import feed_datasets
 
     present = set(feed_datasets())
     return [c for c in load_profile().dataset_order if c in present]

@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from campusdx.settings import DBT_PROJECT, REPO_ROOT, Paths, executable
-from campusdx.settings import paths as default_paths
+from campusdx.core.settings import DBT_PROJECT, REPO_ROOT, Paths, executable
+from campusdx.core.settings import paths as default_paths
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ def prepare(
     paths: Paths, *, scale: float | None = None, seed: int | None = None, regenerate: bool = False
 ) -> None:
     """Simulated campus (when missing), demo exchange key, Airflow metadata DB and pool, dbt manifest."""
-    from connectors.exchange.signing import ensure_demo_key
-    from demo.campus import generate
+    from campusdx.demo.campus import generate
+    from campusdx.exchange.signing import ensure_demo_key
 
     paths.home.mkdir(parents=True, exist_ok=True)
     if regenerate or not (paths.sources / "dirt.json").exists():
@@ -103,7 +103,7 @@ def run_dags(paths: Paths, *, sftp: bool = False) -> None:
 
     ``sftp``: the packages go over SFTP to a real OpenSSH server started on 127.0.0.1 (demo.sshd),
     which serves the province's gateway directory, instead of into that directory directly."""
-    from connectors.sources.declarations import load_systems
+    from campusdx.core.declarations import load_systems
 
     env = airflow_env(paths)
     with contextlib.ExitStack() as stack:
@@ -117,7 +117,7 @@ def _sftp_gateway(paths: Paths):
     """A local OpenSSH server for the demo; yields the settings file the publisher reads."""
     from dataclasses import asdict
 
-    from demo.sshd import LocalSshd
+    from campusdx.demo.sshd import LocalSshd
 
     server = LocalSshd(paths.home / "sshd", paths.gateway)
     endpoint = server.start()
@@ -137,7 +137,7 @@ def _run_dags(paths: Paths, env: dict[str, str], systems) -> None:
     logs = paths.home / "logs"
     province_log = open(logs / "province.log", "ab")  # noqa: SIM115 - closed in finally
     province = subprocess.Popen(
-        [sys.executable, "-m", "demo.province", "serve", "--home", str(paths.home)],
+        [sys.executable, "-m", "campusdx.demo.province", "serve", "--home", str(paths.home)],
         env=env,
         stdout=province_log,
         stderr=subprocess.STDOUT,
@@ -165,10 +165,10 @@ def summary(paths: Paths) -> dict:
     """Rows per stage, gate verdicts, packages and receipts, and where to look."""
     import duckdb
 
-    from connectors.exchange.profile import load_profile
-    from connectors.exchange.publisher import open_ledger
-    from connectors.sources.declarations import load_systems
-    from connectors.sources.landing import Landing
+    from campusdx.core.declarations import load_systems
+    from campusdx.core.profile import load_profile
+    from campusdx.exchange.publisher import open_ledger
+    from campusdx.sources.landing import Landing
 
     landing = Landing(paths.landing)
     landed = {}

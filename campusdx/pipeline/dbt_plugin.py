@@ -3,7 +3,7 @@
 Every dbt invocation that opens the warehouse (the runner's and the DAG's through Cosmos, the
 tests', a developer's bare ``dbt build``) goes through the profile, so the key is ensured in
 this one place: created on the embedded default, a loud failure naming the variable when a
-deployment's ``$CAMPUSDX_PSEUDONYM_KEY_FILE`` is missing (campusdx.pseudonyms).
+deployment's ``$CAMPUSDX_PSEUDONYM_KEY_FILE`` is missing (campusdx.core.pseudonyms).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from campusdx.pseudonyms import pseudonym_key_file
+from campusdx.core.pseudonyms import pseudonym_key_file
 
 
 class Plugin(BasePlugin):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from campusdx.settings import DBT_PROJECT, SCHEMAS
+from campusdx.core.settings import DBT_PROJECT, SCHEMAS
 
 DATASETS_FILE = SCHEMAS / "exchange" / "px-1.0" / "datasets.yaml"
 FEEDS_FILE = DBT_PROJECT / "models" / "feeds" / "px" / "_px__models.yml"

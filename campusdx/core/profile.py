@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from campusdx.settings import SCHEMAS
+from campusdx.core.settings import SCHEMAS
 
 PROFILE_DIR = SCHEMAS / "exchange" / "px-1.0"
 """Directory of the profile the school follows."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from campusdx.settings import SCHEMAS
+from campusdx.core.settings import SCHEMAS
 
 DELETE_MODES = ("none", "key_snapshot")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from campusdx import settings
+from campusdx.core import settings
 
 STANDARD_FILE = "standard.yml"
 RULES_HEADER = ["code", "name", "applies_to", "pattern", "description"]

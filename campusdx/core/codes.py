@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from campusdx import settings
+from campusdx.core import settings
 
 REGISTRY = "code_sets.yml"
 HEADER = ["code", "name"]

@@ -20,8 +20,8 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from campusdx.settings import DBT_PROJECT, Paths
-from campusdx.settings import paths as default_paths
+from campusdx.core.settings import DBT_PROJECT, Paths
+from campusdx.core.settings import paths as default_paths
 
 STAGING = DBT_PROJECT / "models" / "staging"
 _SOURCE = re.compile(r"source\('(\w+)',\s*'(\w+)'\)")
@@ -165,8 +165,8 @@ def reconcile_sources(paths: Paths | None = None, *, strict: bool = True) -> lis
     """Every declared source table; raises :class:`NotReconciled` (all problems) when ``strict``."""
     import duckdb
 
-    from connectors.sources.declarations import load_systems
-    from connectors.sources.files import load_file_decls
+    from campusdx.core.declarations import load_systems
+    from campusdx.sources.files import load_file_decls
 
     paths = paths or default_paths()
     models = staging_models()

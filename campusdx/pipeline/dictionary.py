@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from campusdx import atomic, settings
-from campusdx.codes import code_set_info, load_code_sets
-from campusdx.school import PROFILE, Standard, load_standard
+from campusdx.core import atomic, settings
+from campusdx.core.codes import code_set_info, load_code_sets
+from campusdx.core.school import PROFILE, Standard, load_standard
 
 LAYERS = ("marts", "feeds")
 CODE_SET = re.compile(r"\bcode set ([A-Z][A-Z0-9_]*)")

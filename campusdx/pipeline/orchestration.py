@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pendulum
 
+from campusdx.core.settings import DBT_PROJECT, home
 from campusdx.pipeline import LANDING_ASSET, WAREHOUSE_ASSET
-from campusdx.settings import DBT_PROJECT, home
 
 START = pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai")
 DBT_POOL = "campusdx_dbt"

@@ -22,7 +22,7 @@ import re
 import secrets
 from pathlib import Path
 
-from campusdx import atomic, settings
+from campusdx.core import atomic, settings
 
 log = logging.getLogger(__name__)
 
