@@ -18,7 +18,11 @@ import argparse
 import logging
 import sys
 
+from campusdx.core.declarations import load_systems
 from campusdx.core.settings import paths
+
+DEMO_COMMANDS = ("demo", "generate", "advance", "load-sources")
+"""Commands of the simulated campus (campusdx.demo): no other command imports the simulator."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     adv.add_argument("--days", type=int, required=True)
     adv.add_argument("--seed", type=int, default=20261122)
     load = sub.add_parser("load-sources", help="copy a generated system into PostgreSQL/MariaDB")
-    load.add_argument("--system", required=True, choices=["hr", "student", "finance", "asset"])
+    load.add_argument("--system", required=True, choices=[d.system for d in load_systems()])
     load.add_argument("--url", required=True, help="SQLAlchemy URL of the target database")
     ext = sub.add_parser("extract", help="land tables now (what the extract DAGs run)")
     ext.add_argument("--system", action="append", help="only this system (repeatable)")
@@ -206,8 +210,6 @@ def _gate_status(as_json: bool) -> int:
 
 
 def _systems(only: list[str] | None):
-    from campusdx.core.declarations import load_systems
-
     systems = [d for d in load_systems() if not only or d.system in only]
     if only and len(systems) != len(set(only)):
         raise SystemExit(f"unknown system in {only}; declared: {[d.system for d in load_systems()]}")
@@ -217,35 +219,11 @@ def _systems(only: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "demo":
-        from campusdx.demo.runner import StepFailed, demo
+    if args.command in DEMO_COMMANDS:  # the simulator, loaded for these commands only
+        from campusdx.demo import commands
 
-        try:
-            demo(scale=args.scale, seed=args.seed, regenerate=args.regenerate, sftp=args.sftp)
-        except StepFailed as failed:
-            print(f"\n{failed}", file=sys.stderr)
-            return 1
-    elif args.command == "generate":
-        from campusdx.demo.campus import generate
-
-        campus = generate(paths().sources, scale=args.scale, **({"seed": args.seed} if args.seed else {}))
-        print(f"wrote {paths().sources}: {campus.rows}; {len(campus.dirt)} injected faults in dirt.json")
-    elif args.command == "advance":
-        from campusdx.demo.life import advance
-        from campusdx.pipeline import source_url
-
-        urls = {d.system: source_url(d.system)[0] for d in _systems(None)}
-        counts = advance(urls, args.days, paths().sources / "clock.json", seed=args.seed)
-        for what, n in sorted(counts.items()):
-            print(f"  {what:<32} {n:>6}")
-    elif args.command == "load-sources":
-        from campusdx.demo.targets import copy_system
-        from campusdx.sources.sql import redact
-
-        copied = copy_system(paths().sources / f"{args.system}.sqlite", args.system, args.url)
-        print(f"copied {args.system} to {redact(args.url)}: {copied}")
-        print(f"point the pipeline at it: export CAMPUSDX_SOURCE_{args.system.upper()}_URL='<that url>'")
-    elif args.command == "extract":
+        return commands.run(args)
+    if args.command == "extract":
         from campusdx.core.locks import Busy
         from campusdx.pipeline import extract, landed_names
         from campusdx.sources.sql import ExtractError  # file errors are ExtractErrors too

@@ -73,13 +73,13 @@ def prepare(
 ) -> None:
     """Simulated campus (when missing), demo exchange key, Airflow metadata DB and pool, dbt manifest."""
     from campusdx.demo.campus import generate
-    from campusdx.exchange.signing import ensure_demo_key
+    from campusdx.demo.keys import demo_key_file, ensure_demo_key
 
     paths.home.mkdir(parents=True, exist_ok=True)
     if regenerate or not (paths.sources / "dirt.json").exists():
         campus = generate(paths.sources, scale=scale, **({"seed": seed} if seed is not None else {}))
         print(f"  - simulated campus written to {paths.sources} ({sum(campus.rows.values())} rows)")
-    ensure_demo_key(paths.secrets / "px-hmac.key")
+    ensure_demo_key(demo_key_file(paths))
     env = airflow_env(paths)
     logs = paths.home / "logs"
     _run("airflow-db-migrate", [executable("airflow"), "db", "migrate"], env, logs)

@@ -1,8 +1,8 @@
 """The quality gate: validate each PX dataset's candidate rows with Great Expectations.
 
-For every dataset the gate reads ``int_px__<dataset>`` from the warehouse (read-only, closed
-before validating: dbt is the writer), validates it through GX's pandas datasource (GX's SQL
-datasource does not work on DuckDB), and writes:
+For every dataset the gate reads its PX candidates (``campusdx.core.warehouse.candidates``)
+from the warehouse (read-only, closed before validating: dbt is the writer), validates them
+through GX's pandas datasource (GX's SQL datasource does not work on DuckDB), and writes:
 
 - ``quality/findings/<DATASET>.parquet``: one row per failing row, rule and field. The dbt
   model ``quarantine`` reads these; ``feed_px__<dataset>`` leaves those rows out.
@@ -36,9 +36,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from campusdx.core import atomic
+from campusdx.core.declarations import source_system_of
+from campusdx.core.findings import FINDINGS_SCHEMA
 from campusdx.core.profile import Dataset, load_profile
 from campusdx.core.settings import Paths
 from campusdx.core.settings import paths as default_paths
+from campusdx.core.warehouse import candidates
 from campusdx.quality import gxproject
 from campusdx.quality.approvals import APPROVALS_FILE, load_approvals, tolerance
 from campusdx.quality.files import quality_lock, write_text_atomic
@@ -50,32 +53,6 @@ log = logging.getLogger(__name__)
 BEIJING = timezone(timedelta(hours=8))  # approvals run to the end of their day in Beijing
 
 KEY_COLUMN = "record_key"
-FINDINGS_SCHEMA = pa.schema(
-    [
-        ("dataset", pa.string()),
-        ("record_key", pa.string()),
-        ("rule_id", pa.string()),
-        ("severity", pa.string()),
-        ("field", pa.string()),
-        ("value", pa.string()),  # masked for a personal field (expectations.personal)
-        ("source_system", pa.string()),
-        ("batch_id", pa.string()),
-        ("run_id", pa.string()),
-        ("checked_at", pa.timestamp("us")),
-        ("first_seen", pa.timestamp("us")),
-        ("value_fingerprint", pa.string()),  # HMAC-SHA256 of a personal field's value, else null
-    ]
-)
-# Which source system each dataset's rows come from (一数一源), for the quarantine's lineage.
-SOURCE_SYSTEM = {
-    "ZZJG": "hr",
-    "JZGJBXX": "hr",
-    "XSJBXX": "student",
-    "ZY": "student",
-    "XJYD": "student",
-    "CWKMYE": "finance",
-    "GDZC": "asset",
-}
 
 
 @dataclass
@@ -200,7 +177,7 @@ def _double_entry_per_period(conn, dataset: Dataset) -> list[str]:
     rows = conn.execute(
         f"""
         select kjnd, kjqj, sum(try_cast(jffse as decimal(38, 2))), sum(try_cast(dffse as decimal(38, 2)))
-        from intermediate.int_px__{dataset.code.lower()}
+        from {candidates(dataset.code)}
         group by kjnd, kjqj
         having sum(try_cast(jffse as decimal(38, 2))) is distinct from sum(try_cast(dffse as decimal(38, 2)))
         order by kjnd, kjqj
@@ -222,7 +199,7 @@ def read_candidates(warehouse: Path, dataset: Dataset) -> pd.DataFrame:
     """The dataset's candidate rows, PX columns upper-cased, empty strings as missing values."""
     columns = ", ".join([KEY_COLUMN, "batch_id", *[f.code.lower() for f in dataset.fields]])
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        frame = conn.execute(f"select {columns} from intermediate.int_px__{dataset.code.lower()}").df()
+        frame = conn.execute(f"select {columns} from {candidates(dataset.code)}").df()
     frame.columns = [KEY_COLUMN, "batch_id", *dataset.field_codes]
     return frame.astype(object).replace({"": None}).where(frame.notna(), None)
 
@@ -237,6 +214,7 @@ def _findings(
         return []
     batches = dict(zip(frame[KEY_COLUMN], frame["batch_id"], strict=True))
     px_field = meta.get("field")
+    system = source_system_of(dataset)
     rows = []
     for entry in result.result.get("unexpected_index_list") or []:
         record_key = entry.get(KEY_COLUMN)
@@ -250,7 +228,7 @@ def _findings(
                 "severity": meta["severity"],
                 "field": px_field,
                 "value": value,
-                "source_system": SOURCE_SYSTEM.get(dataset),
+                "source_system": system,
                 "batch_id": batches.get(record_key),
                 "run_id": run_id,
                 "checked_at": now.replace(tzinfo=None),
@@ -368,7 +346,7 @@ class Gate:
             if reference.dataset == dataset.code:
                 custom.REFERENCE_KEYS[target] = frozenset(frame[reference.field].dropna().astype(str))
                 continue
-            table = f"intermediate.int_px__{reference.dataset.lower()}"
+            table = candidates(reference.dataset)
             findings = self.paths.quality / "findings" / f"{reference.dataset}.parquet"
             query, params = f"select distinct cast({reference.field.lower()} as varchar) from {table}", []
             if findings.exists():
@@ -515,8 +493,6 @@ def read_verdict(dataset: str, paths: Paths | None = None) -> GateResult | None:
 
 def run_gate(datasets: list[str], *, paths: Paths | None = None) -> list[GateResult]:
     """Judge several datasets in one GX context (one run id), referenced datasets first."""
-    from campusdx.pipeline import publish_order
-
     gate = Gate(paths)
     run_id = uuid.uuid4().hex[:12]
-    return [gate.check(code, run_id=run_id) for code, _ in publish_order(datasets)]
+    return [gate.check(code, run_id=run_id) for code, _ in gate.profile.publish_order(datasets)]

@@ -15,16 +15,17 @@ import logging
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from campusdx.core import atomic
+from campusdx.core.declarations import source_system_of
+from campusdx.core.findings import FINDINGS_SCHEMA
 from campusdx.core.profile import Dataset, Profile
 from campusdx.core.settings import Paths
-from campusdx.exchange.delta import check_rows, rejected_rows, write_table
-from campusdx.quality.gate import FINDINGS_SCHEMA, SOURCE_SYSTEM
+from campusdx.core.warehouse import candidates
 from campusdx.quality.personal import fingerprint_key, personal_fields, protect
 
 log = logging.getLogger(__name__)
@@ -41,23 +42,18 @@ def record_rejections(
     profile: Profile,
     dataset: str,
     package_id: str,
-    receipt: Mapping[str, Any],
+    rejected: Mapping[int, list[dict]],
     sent: Path,
     *,
     now: datetime | None = None,
 ) -> int:
-    """Add the receipt's rejected rows to the dataset's platform findings; returns how many rows.
+    """Add a receipt's rejected rows to the dataset's platform findings; returns how many rows.
 
-    ``sent`` is the package's rows (``campusdx.exchange.delta``'s ``.sent.parquet``). The
-    receipt's lines are mapped on the package as sent, in the outbox (a line that starts no row
-    raises :class:`campusdx.exchange.delta.ReceiptLineError`)."""
-    from campusdx.exchange.publisher import outbox_dir
-
+    ``rejected`` maps the index of a row of ``sent`` (the package's rows as sent, checked by the
+    pipeline against the receipt's lines) to the receipt's errors for it."""
     now = (now or datetime.now(UTC)).replace(tzinfo=None)
-    rejected = rejected_rows(profile, receipt, outbox_dir(paths) / package_id)
     if not rejected:
         return 0
-    check_rows(sent, rejected)
     declared = profile.dataset(dataset)
     table = pq.read_table(sent, columns=list(declared.primary_key))
     keys = {
@@ -68,6 +64,7 @@ def record_rejections(
     }
     batches = _candidate_batches(paths, dataset, set(keys.values()))
     kinds, secret = personal_fields(profile), fingerprint_key(paths)
+    system = source_system_of(dataset)
     findings = {}
     for index, errors in rejected.items():
         for error in errors:
@@ -82,7 +79,7 @@ def record_rejections(
                 "severity": "error",
                 "field": error.get("field"),
                 "value": value,
-                "source_system": SOURCE_SYSTEM.get(dataset),
+                "source_system": system,
                 "batch_id": batches.get(keys[index]),
                 "run_id": package_id,
                 "checked_at": now,
@@ -98,7 +95,7 @@ def record_rejections(
                 findings[key]["first_seen"] = old["first_seen"]
             else:
                 findings[key] = _protected(old, kinds, secret, declared.field_codes)
-    write_table(target, pa.Table.from_pylist(list(findings.values()), schema=FINDINGS_SCHEMA))
+    atomic.write_parquet(target, pa.Table.from_pylist(list(findings.values()), schema=FINDINGS_SCHEMA))
     log.warning(
         "%s: the province rejected %d row(s) of %s; they are in the quarantine under its rule IDs",
         dataset,
@@ -121,8 +118,7 @@ def _candidate_batches(paths: Paths, dataset: str, keys: set[str]) -> dict[str, 
     """The landing batch of each rejected row's current candidate (the version that was sent)."""
     with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
         rows = conn.execute(
-            f"select record_key, batch_id from intermediate.int_px__{dataset.lower()} "
-            "where record_key in (select unnest(?))",
+            f"select record_key, batch_id from {candidates(dataset)} where record_key in (select unnest(?))",
             [sorted(keys)],
         ).fetchall()
     return dict(rows)
@@ -143,7 +139,7 @@ def prune(paths: Paths, dataset: Dataset, candidates: Mapping[str, str], kinds: 
         if candidates.get(f["record_key"]) == f["batch_id"]
     ]
     if kept != findings:
-        write_table(target, pa.Table.from_pylist(kept, schema=FINDINGS_SCHEMA))
+        atomic.write_parquet(target, pa.Table.from_pylist(kept, schema=FINDINGS_SCHEMA))
     if len(kept) < len(findings):
         log.info(
             "%s: %d province finding(s) left the quarantine (row changed at the source)",

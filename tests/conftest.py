@@ -25,6 +25,8 @@ os.environ.pop("CAMPUSDX_SFTP_SETTINGS", None)
 
 import pytest  # noqa: E402  (after the environment is fixed)
 
+from campusdx.demo.keys import demo_key_file, ensure_demo_key  # noqa: E402
+
 
 @pytest.fixture
 def exchange_home(tmp_path, monkeypatch):
@@ -34,7 +36,9 @@ def exchange_home(tmp_path, monkeypatch):
     monkeypatch.setenv("CAMPUSDX_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CAMPUSDX_PX_KEY_FILE", raising=False)
     monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
-    return settings.paths()
+    paths = settings.paths()
+    ensure_demo_key(demo_key_file(paths))  # the key the simulated province issued
+    return paths
 
 
 def answer(home, profile, **misbehave) -> list[dict]:

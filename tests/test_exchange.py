@@ -19,8 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from campusdx.core import settings
 from campusdx.core.profile import PROFILE_DIR, FieldType, load_profile
+from campusdx.demo.keys import ensure_demo_key
 from campusdx.exchange.gateway import DirectoryGateway
 from campusdx.exchange.ledger import Ledger
 from campusdx.exchange.package import (
@@ -32,7 +32,7 @@ from campusdx.exchange.package import (
     verify_package,
 )
 from campusdx.exchange.publisher import PublishError, collect_receipts, outbox_dir, publish_dataset
-from campusdx.exchange.signing import KeyFileError, ensure_demo_key, load_key
+from campusdx.exchange.signing import KeyFileError, load_key
 
 KEY = bytes(range(32))
 SPEC_DIR = Path("/work/shared/exchange-spec")
@@ -350,10 +350,8 @@ def test_ledger_sequences_come_from_delivered_packages(profile, tmp_path):
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CAMPUSDX_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CAMPUSDX_PX_KEY_FILE", raising=False)
-    return settings.paths()
+def home(exchange_home):
+    return exchange_home
 
 
 def answer(home, status: str) -> None:
@@ -373,7 +371,6 @@ def test_publisher_redelivers_a_pending_package_byte_identically(profile, home):
     inbox_copy = home.gateway / "inbox" / first.package_id
     sent_bytes = files_of(inbox_copy)
     assert sent_bytes == files_of(outbox_dir(home) / first.package_id)
-    assert (home.secrets / "px-hmac.key").exists()
 
     for path in inbox_copy.iterdir():  # the upload was lost on the way
         path.unlink()
@@ -430,7 +427,16 @@ def test_publisher_uses_the_key_file_from_the_environment(profile, home, tmp_pat
     assert (
         sig["signature"] == hmac.new(b"\xab" * 32, (path / "manifest.json").read_bytes(), "sm3").hexdigest()
     )
-    assert not (home.secrets / "px-hmac.key").exists()
+
+
+def test_publisher_never_makes_up_a_key(profile, home):
+    """Without the key the province issued, nothing is built or sent, and no key is created."""
+    key = home.secrets / "px-hmac.key"
+    key.unlink()
+    with pytest.raises(KeyFileError, match=r"px-hmac\.key does not exist"):
+        publish_dataset("ZZJG", table_from_rows(profile, "ZZJG", [org("1")]), as_of="2026-11-22")
+    assert not key.exists()
+    assert not (home.gateway / "inbox").exists() or not any((home.gateway / "inbox").iterdir())
 
 
 def test_publisher_refuses_to_send_what_the_pre_send_check_rejects(profile, home, monkeypatch):

@@ -8,8 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from campusdx.core.declarations import DeclarationError, SystemDecl, TableDecl, load_system, load_systems
+from campusdx.core.settings import redact
 from campusdx.sources.landing import Landing
-from campusdx.sources.sql import ExtractError, SourceUnreachable, extract_system, extract_table, redact
+from campusdx.sources.sql import ExtractError, SourceUnreachable, extract_system, extract_table
 
 
 def _source(tmp_path, rows=5):

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from campusdx.core import settings
 from campusdx.core.profile import load_profile
 from campusdx.demo.province import Province, available_code_sets
 from campusdx.demo.province.__main__ import main as province_main
@@ -438,10 +437,8 @@ def test_available_code_sets_include_profile_and_national_lists(profile):
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CAMPUSDX_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CAMPUSDX_PX_KEY_FILE", raising=False)
-    return settings.paths()
+def home(exchange_home):
+    return exchange_home
 
 
 def test_publisher_and_province_end_to_end(profile, home, capsys):

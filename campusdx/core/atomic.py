@@ -68,6 +68,7 @@ def write_bytes(path: Path | str, data: bytes) -> None:
     """Replace ``path`` with ``data`` durably: a temporary file of this process, fsync, rename,
     directory fsync. Two writers of the same path never share a temporary file."""
     path = Path(path)
+    new_folder = not path.parent.is_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _private_tmp(path)
     try:
@@ -76,6 +77,8 @@ def write_bytes(path: Path | str, data: bytes) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+    if new_folder:  # the folder's own entry, so the file is found after a crash
+        fsync_dir(path.parent.parent)
 
 
 def create_new(path: Path | str, data: bytes, mode: int = 0o600) -> bool:

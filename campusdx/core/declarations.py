@@ -44,6 +44,8 @@ class SystemDecl:
     default_url: str
     tables: tuple[TableDecl, ...]
     path: Path
+    authoritative_for: tuple[str, ...] = ()
+    """The PX datasets whose rows come from this system (一数一源: one system per dataset)."""
 
     @property
     def enabled_tables(self) -> tuple[TableDecl, ...]:
@@ -122,10 +124,29 @@ def load_system(path: Path) -> SystemDecl:
         default_url=conn["default_url"],
         tables=tables,
         path=path,
+        authoritative_for=tuple(raw.get("authoritative_for") or ()),
     )
 
 
 def load_systems(directory: Path | None = None) -> list[SystemDecl]:
     """Every system declared under ``schemas/sources/``, in file-name order."""
     directory = directory or SCHEMAS / "sources"
-    return [load_system(p) for p in sorted(directory.glob("*.yml"))]
+    systems = [load_system(p) for p in sorted(directory.glob("*.yml"))]
+    owners: dict[str, SystemDecl] = {}
+    for decl in systems:
+        for dataset in decl.authoritative_for:
+            if dataset in owners:  # 一数一源: a second authority for one dataset is a declaration error
+                raise DeclarationError(
+                    f"{decl.path}: authoritative_for: {dataset} is already declared by "
+                    f"{owners[dataset].path.name} (one source system per dataset)"
+                )
+            owners[dataset] = decl
+    return systems
+
+
+def source_system_of(dataset: str, systems: list[SystemDecl] | None = None) -> str | None:
+    """The system authoritative for a PX dataset (its ``authoritative_for``), or None."""
+    for decl in systems if systems is not None else load_systems():
+        if dataset in decl.authoritative_for:
+            return decl.system
+    return None

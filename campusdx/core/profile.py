@@ -273,6 +273,15 @@ class Profile:
         rest = [c for c in self.datasets if c not in self.send_order]
         return (*self.send_order, *rest)
 
+    def publish_order(self, datasets: list[str]) -> list[tuple[str, list[str]]]:
+        """Each of ``datasets`` in send order with those of them it must wait for (the datasets
+        its fields reference)."""
+        order = []
+        for code in [c for c in self.dataset_order if c in datasets]:
+            refs = {r.dataset for r in self.dataset(code).references.values()} - {code}
+            order.append((code, sorted(r for r in refs if r in datasets)))
+        return order
+
     def header(self, dataset: str, mode: str) -> tuple[str, ...]:
         """The header of a data file: the field codes, plus the op column in DELTA."""
         codes = self.dataset(dataset).field_codes

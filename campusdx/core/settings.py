@@ -86,3 +86,13 @@ def executable(name: str) -> str:
     """A command of this virtualenv (``dbt``, ``airflow``), falling back to the one on PATH."""
     candidate = Path(sys.executable).with_name(name)
     return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def redact(url) -> str:
+    """The URL (text or SQLAlchemy URL) with its password hidden, safe for logs and messages."""
+    from sqlalchemy.engine import make_url  # here: settings is imported where SQLAlchemy is not needed
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from campusdx.core.settings import Paths
 from campusdx.core.settings import paths as default_paths
+from campusdx.core.warehouse import candidates
 from campusdx.pipeline.reconcile import NotReconciled  # a source table's or a feed's rows do not add up
 
 log = logging.getLogger(__name__)
@@ -98,9 +99,10 @@ def extract(
     ``lock_wait_s``: how long to wait while another extraction of the table runs (None: an
     Airflow task's bounded wait; 0: fail at once with :class:`campusdx.core.locks.Busy`)."""
     from campusdx.core.declarations import load_systems
+    from campusdx.core.settings import redact
     from campusdx.sources.files import extract_file, load_file_decls
     from campusdx.sources.landing import Landing
-    from campusdx.sources.sql import extract_table, redact
+    from campusdx.sources.sql import extract_table
 
     paths = paths or default_paths()
     decl = next(d for d in load_systems() if d.system == system)
@@ -205,21 +207,22 @@ def reconcile_feed(dataset: str, paths: Paths | None = None) -> dict:
     paths = paths or default_paths()
     code = dataset.lower()
     with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
-        candidates, feed, held = conn.execute(
+        candidate_rows, feed, held = conn.execute(
             f"""
             select
-                (select count(*) from intermediate.int_px__{code}),
+                (select count(*) from {candidates(code)}),
                 (select count(*) from feeds.feed_px__{code}),
-                (select count(*) from intermediate.int_px__{code}
+                (select count(*) from {candidates(code)}
                  where record_key in (select record_key from quality.quarantine where dataset = ?))
             """,
             [dataset],
         ).fetchone()
-    counts = {"dataset": dataset, "candidate_rows": candidates, "feed_rows": feed, "held_rows": held}
-    if candidates != feed + held:
+    counts = {"dataset": dataset, "candidate_rows": candidate_rows, "feed_rows": feed, "held_rows": held}
+    if candidate_rows != feed + held:
         raise NotReconciled(
-            f"{dataset}: {candidates} candidate rows != {feed} in feeds.feed_px__{code} + {held} held back "
-            f"in quality.quarantine ({candidates - feed - held:+d}); rebuild the feeds after the gate"
+            f"{dataset}: {candidate_rows} candidate rows != {feed} in feeds.feed_px__{code} + {held} "
+            f"held back in quality.quarantine ({candidate_rows - feed - held:+d}); rebuild the feeds "
+            "after the gate"
         )
     return counts
 
@@ -304,7 +307,8 @@ def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:
 
 def _quarantine_rejections(result, paths: Paths, profile) -> None:
     """A PARTIAL receipt's rejected rows go to the quarantine under the platform's rule IDs."""
-    from campusdx.exchange.delta import state_file
+    from campusdx.exchange.delta import check_rows, rejected_rows, state_file
+    from campusdx.exchange.publisher import outbox_dir
     from campusdx.quality.platform import record_rejections
 
     sent = state_file(paths.exchange, result.dataset, result.batch_id, "sent")
@@ -315,19 +319,18 @@ def _quarantine_rejections(result, paths: Paths, profile) -> None:
             result.package_id,
         )
         return
-    record_rejections(paths, profile, result.dataset, result.package_id, result.receipt, sent)
+    # the receipt's lines mapped on the package as sent, in the outbox (a line that starts no
+    # row raises campusdx.exchange.delta.ReceiptLineError)
+    rejected = rejected_rows(profile, result.receipt, outbox_dir(paths) / result.package_id)
+    check_rows(sent, rejected)
+    record_rejections(paths, profile, result.dataset, result.package_id, rejected, sent)
 
 
 def publish_order(datasets: list[str]) -> list[tuple[str, list[str]]]:
     """Each dataset with the datasets it must wait for (those it references), from the profile."""
     from campusdx.core.profile import load_profile
 
-    profile = load_profile()
-    order = []
-    for code in [c for c in profile.dataset_order if c in datasets]:
-        refs = {r.dataset for r in profile.dataset(code).references.values()} - {code}
-        order.append((code, sorted(r for r in refs if r in datasets)))
-    return order
+    return load_profile().publish_order(datasets)
 
 
 def published_datasets() -> list[str]:

@@ -51,7 +51,7 @@ from campusdx.exchange.package import (
 )
 from campusdx.exchange.policy import Policy, choose_mode, load_policies
 from campusdx.exchange.receipts import ReceiptProblem, validate_receipt
-from campusdx.exchange.signing import ensure_demo_key, load_key
+from campusdx.exchange.signing import load_key
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +85,11 @@ class PublishResult:
 
 
 def exchange_key(paths: settings.Paths) -> bytes:
-    """The key from ``$CAMPUSDX_PX_KEY_FILE``, else the demo key under ``<home>/secrets``."""
-    key_file = os.environ.get(KEY_FILE_ENV)
-    if key_file:
-        return load_key(key_file)
-    # two first publishes (of two datasets) may create it at once: ensure_demo_key links a
-    # complete file into place (campusdx.core.atomic.create_new), so both read the one key that won
-    return ensure_demo_key(paths.secrets / "px-hmac.key")
+    """The key the province issued: ``$CAMPUSDX_PX_KEY_FILE``, else ``<home>/secrets/px-hmac.key``.
+
+    Never made up here: a missing key is a :class:`KeyFileError` naming the file (the demo's
+    set-up writes one for the simulated province)."""
+    return load_key(os.environ.get(KEY_FILE_ENV) or paths.secrets / "px-hmac.key")
 
 
 def outbox_dir(paths: settings.Paths) -> Path:

@@ -12,10 +12,7 @@ import hashlib
 import hmac
 import logging
 import re
-import secrets
 from pathlib import Path
-
-from campusdx.core import atomic
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +90,3 @@ def load_key(path: Path | str) -> bytes:
     if len(key) < 16:
         raise KeyFileError(f"exchange key in {path} is shorter than 16 bytes")
     return key
-
-
-def ensure_demo_key(path: Path | str) -> bytes:
-    """The demo key in ``path``; created (32 random bytes as hex, mode 0600) when missing.
-
-    Only for the embedded default: a real deployment gets its key from the province and points
-    ``CAMPUSDX_PX_KEY_FILE`` at it.
-    """
-    path = Path(path)
-    if not path.exists() and atomic.create_new(path, (secrets.token_hex(32) + "\n").encode("ascii")):
-        log.info("created demo exchange key file %s", path)
-    return load_key(path)

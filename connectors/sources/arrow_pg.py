@@ -99,9 +99,7 @@ from urllib.parse import quote, urlsplit
 import pyarrow as pa
 from sqlalchemy.engine import URL, make_url
 
-from campusdx.sources.sql import (
-    redact,  # one redaction for every connector (sql imports this module lazily)
-)
+from campusdx.core.settings import redact  # one redaction for every connector
 
 log = logging.getLogger(__name__)
 

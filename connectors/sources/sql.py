@@ -41,10 +41,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from campusdx.core import atomic
 from campusdx.core.declarations import SystemDecl, TableDecl
+from campusdx.core.settings import redact
 from campusdx.sources.errors import ExtractError, SourceUnreachable
 from campusdx.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
 
@@ -55,7 +55,6 @@ __all__ = [
     "SourceUnreachable",
     "extract_system",
     "extract_table",
-    "redact",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,14 +76,6 @@ class BatchResult:
     seconds: float
     tombstones: int = 0
     added_columns: tuple[str, ...] = ()
-
-
-def redact(url) -> str:
-    """The URL (text or SQLAlchemy URL) with its password hidden, safe for logs and messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
 
 
 def arrow_type(column_type: sa.types.TypeEngine) -> pa.DataType:

@@ -7,13 +7,17 @@
   `dbt build` works on a fresh checkout. A column the files lack (written by an older gate)
   reads as null.
 -#}
+{#- The columns of the source quality_files.findings (models/quality/_quality__sources.yml),
+    the one declaration of the findings format (Python builds its Parquet schema from it). -#}
 {% macro gate_findings_columns() -%}
-    {{ return([
-        ('dataset', 'varchar'), ('record_key', 'varchar'), ('rule_id', 'varchar'),
-        ('severity', 'varchar'), ('field', 'varchar'), ('value', 'varchar'),
-        ('source_system', 'varchar'), ('batch_id', 'varchar'), ('run_id', 'varchar'),
-        ('checked_at', 'timestamp'), ('first_seen', 'timestamp'), ('value_fingerprint', 'varchar')
-    ]) }}
+    {%- set columns = [] -%}
+    {%- for node in graph.sources.values()
+        if node.source_name == 'quality_files' and node.name == 'findings' -%}
+        {%- for name, column in node.columns.items() -%}
+            {%- do columns.append((name, column.data_type)) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(columns) }}
 {%- endmacro %}
 
 {% macro gate_findings() -%}

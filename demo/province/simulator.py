@@ -38,6 +38,7 @@ from campusdx.core.atomic import write_bytes as write_atomically
 from campusdx.core.idnumbers import is_valid_ric
 from campusdx.core.profile import Dataset, Profile, load_profile, parse_px_date, parse_px_decimal
 from campusdx.core.sqlitedb import open_durable, transaction
+from campusdx.demo.keys import demo_key_file, ensure_demo_key
 from campusdx.exchange.manifest import MAX_MANIFEST_BYTES, MAX_SEQUENCE, UUID_PATTERN, load_json
 from campusdx.exchange.package import (
     BEIJING,
@@ -48,7 +49,6 @@ from campusdx.exchange.package import (
     px_datetime,
     read_in_package,
 )
-from campusdx.exchange.signing import ensure_demo_key
 
 log = logging.getLogger(__name__)
 
@@ -460,7 +460,7 @@ class Province:
         """The embedded default's platform: gateway, state and demo key under one home."""
         paths = paths or settings.paths()
         profile = profile or load_profile()
-        key = ensure_demo_key(paths.secrets / "px-hmac.key")
+        key = ensure_demo_key(demo_key_file(paths))
         return cls(
             paths.gateway,
             paths.province,

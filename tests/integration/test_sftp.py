@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from campusdx.core import settings
 from campusdx.core.profile import load_profile
 from campusdx.demo.province import Province
 from campusdx.exchange import sftp as sftp_module
@@ -41,10 +40,8 @@ def server(sshd):
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CAMPUSDX_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CAMPUSDX_PX_KEY_FILE", raising=False)
-    return settings.paths()
+def home(exchange_home):
+    return exchange_home
 
 
 def gateway_for(endpoint, **changes) -> SftpGateway:
