@@ -41,6 +41,7 @@ test: lint sqllint pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # Models are linted as rendered SQL (macros are checked through the models that call them).
 sqllint: $(STAMP)
