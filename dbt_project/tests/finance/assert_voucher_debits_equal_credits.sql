@@ -1,7 +1,8 @@
--- Double entry: every voucher's debits equal its credits, to the cent. A row is a voucher
--- that does not balance (a line lost in extraction, or a voucher saved half-way at the source).
--- A warning in dbt: the books are the source's, not ours. The quality gate blocks CWKMYE on
--- it (CDX-D017) while the other datasets publish; an error here would stop the whole build.
+-- Double entry per voucher: every voucher's debits equal its credits, to the cent. A row is a
+-- voucher that does not balance (a line lost in extraction, or a voucher saved half-way at the
+-- source): where to look when the gate's CDX-D017 (debits = credits per period, checked once,
+-- by the gate, on the CWKMYE candidates it publishes) blocks CWKMYE. A warning in dbt: the
+-- books are the source's, not ours, and an error here would stop the whole build.
 {{ config(severity='warn') }}
 select
     voucher_id,
