@@ -27,7 +27,7 @@ import logging
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from campusdx.core import atomic
+from campusdx.core.clock import BEIJING  # approvals run to the end of their day in Beijing
 from campusdx.core.declarations import source_system_of
 from campusdx.core.findings import FINDINGS_SCHEMA
 from campusdx.core.profile import Dataset, load_profile
@@ -50,7 +51,6 @@ from campusdx.quality.report import record, write_summary
 from campusdx.quality.rules import Rule, RuleBook, load_rules
 
 log = logging.getLogger(__name__)
-BEIJING = timezone(timedelta(hours=8))  # approvals run to the end of their day in Beijing
 
 KEY_COLUMN = "record_key"
 

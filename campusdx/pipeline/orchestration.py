@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pendulum
 
+from campusdx.core.clock import TIMEZONE
 from campusdx.core.settings import DBT_PROJECT, home
 from campusdx.pipeline import LANDING_ASSET, WAREHOUSE_ASSET
 
-START = pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai")
+START = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
 DBT_POOL = "campusdx_dbt"
 """One-slot pool: dbt is the only writer of the warehouse file, one invocation at a time."""
 

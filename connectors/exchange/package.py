@@ -20,7 +20,7 @@ import shutil
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 import campusdx
 from campusdx.core import atomic
+from campusdx.core.clock import BEIJING  # PX datetimes are Beijing time without a zone
 from campusdx.core.profile import Profile
 from campusdx.exchange.manifest import (
     MAX_MANIFEST_BYTES,
@@ -42,9 +43,6 @@ from campusdx.exchange.manifest import (
     load_json,
 )
 from campusdx.exchange.signing import file_digests, sign, verify
-
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
-"""PX datetimes are Beijing time without a zone."""
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"

@@ -38,12 +38,12 @@ from typing import Any
 import pyarrow as pa
 
 from campusdx.core import locks, settings
+from campusdx.core.clock import BEIJING
 from campusdx.core.profile import Profile, load_profile
 from campusdx.exchange import delta as states
 from campusdx.exchange.gateway import Gateway, configured
 from campusdx.exchange.ledger import UNANSWERED, Ledger, LedgerEntry
 from campusdx.exchange.package import (
-    BEIJING,
     build_package,
     content_fingerprint,
     px_datetime,

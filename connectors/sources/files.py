@@ -63,7 +63,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
@@ -77,6 +77,7 @@ from openpyxl.styles.numbers import is_datetime
 from openpyxl.utils.exceptions import InvalidFileException
 
 from campusdx.core.declarations import DeclarationError
+from campusdx.core.manifest import Column, Cursor, LandingManifest
 from campusdx.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
 from campusdx.sources.sql import DEFAULT_CHUNK_ROWS, BatchResult, ExtractError, schema_fingerprint
 
@@ -628,25 +629,24 @@ def _land_one(
             where,
             list(layout.new_positions),
         )
-    manifest = {
-        "system": system,
-        "table": decl.name,
-        "batch_id": batch_id,
-        "mode": "file",
-        "rows": rows,
-        "tombstones": 0,
-        "primary_key": list(decl.primary_key),
-        "cursor": {"column": None, "from": None, "watermark": None, "min": None, "max": None},
-        "key_snapshot": None,
-        "keys": None,
-        "added_columns": list(layout.new_columns),
-        "source": {**info, "schema_fingerprint": schema_fingerprint(chunks.schema)},
-        "columns": [{"name": f.name, "type": str(f.type)} for f in chunks.schema],
-        "new_columns": list(layout.new_columns),
-        "duplicate_keys": duplicates,
-        "null_keys": null_keys,
-        "extracted_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    manifest = LandingManifest(
+        system=system,
+        table=decl.name,
+        batch_id=batch_id,
+        mode="file",
+        rows=rows,
+        tombstones=0,
+        primary_key=list(decl.primary_key),
+        cursor=Cursor(),
+        key_snapshot=None,
+        keys=None,
+        added_columns=list(layout.new_columns),
+        source={**info, "schema_fingerprint": schema_fingerprint(chunks.schema)},
+        columns=[Column(name=f.name, type=str(f.type)) for f in chunks.schema],
+        new_columns=list(layout.new_columns),
+        duplicate_keys=duplicates,
+        null_keys=null_keys,
+    )
     landing.commit(system, decl.name, batch_id, tmp, manifest)
     seconds = time.monotonic() - started
     log.info("landed %s: %d rows in batch %s, %.2fs", where, rows, batch_id, seconds)

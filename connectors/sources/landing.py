@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from campusdx.core import atomic, locks
+from campusdx.core.manifest import LandingManifest
 
 BATCH_COLUMN = "_batch_id"
 """Column added to every landed row: the batch it came in, for lineage and deduplication."""
@@ -142,10 +143,12 @@ class Landing:
                 highest, order = value, rank
         return highest
 
-    def commit(self, system: str, table: str, batch_id: str, tmp_data: Path, manifest: dict) -> None:
+    def commit(
+        self, system: str, table: str, batch_id: str, tmp_data: Path, manifest: LandingManifest
+    ) -> None:
         """Publish a batch: manifest first, then the data file renamed into place."""
         write_atomic(
             self.manifest_path(system, table, batch_id),
-            (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
+            (json.dumps(manifest.as_json(), ensure_ascii=False, indent=2) + "\n").encode("utf-8"),
         )
         atomic.replace(tmp_data, self.data_path(system, table, batch_id))

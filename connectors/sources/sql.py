@@ -44,6 +44,7 @@ import sqlalchemy as sa
 
 from campusdx.core import atomic
 from campusdx.core.declarations import SystemDecl, TableDecl
+from campusdx.core.manifest import Column, Cursor, LandingManifest, utc_stamp
 from campusdx.core.settings import redact
 from campusdx.sources.errors import ExtractError, SourceUnreachable
 from campusdx.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
@@ -452,30 +453,30 @@ def _extract_once(
     finally:
         if owned or not done:  # a connection that failed mid-way is not reused
             source.close()
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    manifest = {
-        "system": decl.system,
-        "table": table.name,
-        "batch_id": batch_id,
-        "mode": mode,
-        "rows": rows,
-        "tombstones": tombstones,
-        "primary_key": list(table.primary_key),
-        "cursor": {
-            "column": table.cursor,
-            "from": lower,
-            "watermark": watermark,
-            "min": None if low is None else str(low),
-            "max": str(high) if high is not None else (watermark if rows == 0 else None),
-        },
-        "key_snapshot": batch_id if keys is not None else (previous or {}).get("key_snapshot"),
-        "key_snapshot_at": now if keys is not None else (previous or {}).get("key_snapshot_at"),
-        "keys": keys,
-        "added_columns": list(added),
-        "source": {"url": redact(url), "schema_fingerprint": schema_fingerprint(schema)},
-        "columns": [{"name": f.name, "type": str(f.type)} for f in schema],
-        "extracted_at": now,
-    }
+    now = utc_stamp()
+    manifest = LandingManifest(
+        system=decl.system,
+        table=table.name,
+        batch_id=batch_id,
+        mode=mode,
+        rows=rows,
+        tombstones=tombstones,
+        primary_key=list(table.primary_key),
+        cursor=Cursor(
+            column=table.cursor,
+            from_=lower,
+            watermark=watermark,
+            min=None if low is None else str(low),
+            max=str(high) if high is not None else (watermark if rows == 0 else None),
+        ),
+        key_snapshot=batch_id if keys is not None else (previous or {}).get("key_snapshot"),
+        key_snapshot_at=now if keys is not None else (previous or {}).get("key_snapshot_at"),
+        keys=keys,
+        added_columns=list(added),
+        source={"url": redact(url), "schema_fingerprint": schema_fingerprint(schema)},
+        columns=[Column(name=f.name, type=str(f.type)) for f in schema],
+        extracted_at=now,
+    )
     landing.commit(decl.system, table.name, batch_id, tmp, manifest)
     seconds = time.monotonic() - started
     log.info(
