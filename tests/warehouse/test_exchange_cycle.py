@@ -16,7 +16,8 @@ from dataclasses import asdict
 
 import pytest
 
-from campusdx import pipeline, settings
+from campusdx import pipeline
+from campusdx.core import settings
 from campusdx.core.profile import load_profile
 from campusdx.core.settings import REPO_ROOT
 from campusdx.demo.province import Province

@@ -10,7 +10,8 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from campusdx import pipeline, settings
+from campusdx import pipeline
+from campusdx.core import settings
 from campusdx.core.profile import load_profile
 from campusdx.demo.province import Province, available_code_sets
 from campusdx.exchange.publisher import exchange_key

@@ -11,7 +11,8 @@ import sqlite3
 
 import pyarrow.parquet as pq
 
-from campusdx import pipeline, settings
+from campusdx import pipeline
+from campusdx.core import settings
 from campusdx.core.profile import load_profile
 from campusdx.demo.province import Province
 from campusdx.exchange.publisher import open_ledger
