@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+import tenacity
 
 from campusdx.core import atomic
 from campusdx.core.declarations import SystemDecl, TableDecl
@@ -554,25 +555,36 @@ def _extract_with_retries(
     key_snapshot: bool | None,
     source: SourceConnection | None,
 ) -> BatchResult:
-    for attempt in range(retries + 1):
-        try:
-            return _extract_once(
-                decl,
-                table,
-                url,
-                landing,
-                full_refresh=full_refresh,
-                chunk_rows=chunk_rows,
-                key_snapshot=key_snapshot,
-                source=source,
-            )
-        except SourceUnreachable as exc:
-            if attempt == retries:
-                raise SourceUnreachable(f"{exc} (gave up after {retries + 1} attempts)") from None
-            wait = backoff_s * 2**attempt
-            log.warning("%s; retrying in %.1fs (attempt %d of %d)", exc, wait, attempt + 2, retries + 1)
-            time.sleep(wait)
-    raise AssertionError("unreachable")
+    def warn(state: tenacity.RetryCallState) -> None:
+        log.warning(
+            "%s; retrying in %.1fs (attempt %d of %d)",
+            state.outcome.exception(),
+            state.upcoming_sleep,
+            state.attempt_number + 1,
+            retries + 1,
+        )
+
+    attempts = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(SourceUnreachable),
+        stop=tenacity.stop_after_attempt(retries + 1),
+        wait=tenacity.wait_exponential(multiplier=backoff_s, min=0, max=backoff_s * 2**retries),
+        before_sleep=warn,
+        reraise=True,
+    )
+    try:
+        return attempts(
+            _extract_once,
+            decl,
+            table,
+            url,
+            landing,
+            full_refresh=full_refresh,
+            chunk_rows=chunk_rows,
+            key_snapshot=key_snapshot,
+            source=source,
+        )
+    except SourceUnreachable as exc:
+        raise SourceUnreachable(f"{exc} (gave up after {retries + 1} attempts)") from None
 
 
 def extract_system(decl: SystemDecl, url: str, landing: Landing, **kwargs) -> list[BatchResult]:
