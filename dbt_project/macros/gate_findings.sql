@@ -11,7 +11,8 @@
     the one declaration of the findings format (Python builds its Parquet schema from it). -#}
 {% macro gate_findings_columns() -%}
     {%- set columns = [] -%}
-    {%- for node in graph.sources.values()
+    {#- graph is empty while dbt parses (execute false): no columns are needed then -#}
+    {%- for node in (graph.sources.values() if execute else [])
         if node.source_name == 'quality_files' and node.name == 'findings' -%}
         {%- for name, column in node.columns.items() -%}
             {%- do columns.append((name, column.data_type)) -%}
