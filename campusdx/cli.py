@@ -10,16 +10,24 @@ campusdx exchange packages [--dataset D] [--json]     the ledger: every package 
 campusdx exchange receipt PACKAGE_ID [--json]         one receipt, its errors as a table
 campusdx exchange resend PACKAGE_ID                   upload an unanswered package again, byte for byte
 campusdx exchange full DATASET --reason TEXT          the next publish of DATASET sends a FULL
+
+A command imports the stage it runs when it runs (``campusdx exchange packages`` need not load
+Great Expectations, 5.6 s here), and the simulator only for its own commands.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from dataclasses import asdict
 
 from campusdx.core.declarations import load_systems
+from campusdx.core.locks import Busy
+from campusdx.core.profile import load_profile
 from campusdx.core.settings import paths
+from campusdx.pipeline import extract, feedgen, landed_names, published_datasets, reconcile, sourcegen
 
 DEMO_COMMANDS = ("demo", "generate", "advance", "load-sources")
 """Commands of the simulated campus (campusdx.demo): no other command imports the simulator."""
@@ -82,16 +90,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _exchange(args) -> int:
     """The operator's exchange tools; exit 1 when the package or dataset is unknown or refused."""
-    import json
-    from dataclasses import asdict
 
-    from campusdx.core.profile import load_profile
     from campusdx.exchange.publisher import PublishError, open_ledger, request_full, resend
 
     profile = load_profile()
     if args.action == "resend":
-        from campusdx.core.locks import Busy
-
         try:  # an operator's command: fail at once when a publish of the dataset is running
             result = resend(args.package_id, lock_wait_s=0)
         except (PublishError, Busy) as exc:
@@ -156,9 +159,6 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def _reconcile(as_json: bool) -> int:
     """Print the reconciliation of every source table; exit 1 when one does not add up."""
-    import json
-
-    from campusdx.pipeline import reconcile
 
     results = reconcile.reconcile_sources(strict=False)
     if as_json:
@@ -170,10 +170,7 @@ def _reconcile(as_json: bool) -> int:
 
 def _gate_status(as_json: bool) -> int:
     """Print the latest verdicts; exit 1 when a dataset is blocked, 2 when none was judged yet."""
-    import json
-    from dataclasses import asdict
 
-    from campusdx.pipeline import published_datasets
     from campusdx.quality.gate import read_verdict
     from campusdx.quality.rules import load_rules
 
@@ -224,8 +221,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return commands.run(args)
     if args.command == "extract":
-        from campusdx.core.locks import Busy
-        from campusdx.pipeline import extract, landed_names
         from campusdx.sources.sql import ExtractError  # file errors are ExtractErrors too
 
         logging.getLogger().setLevel(logging.INFO)
@@ -256,14 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "exchange":
         return _exchange(args)
     elif args.command == "gen-sources":
-        from campusdx.pipeline.sourcegen import write as write_sources
-
-        for path in write_sources():
+        for path in sourcegen.write():
             print(f"wrote {path}")
     elif args.command == "gen-feeds":
-        from campusdx.pipeline.feedgen import write
-
-        print(f"wrote {write()}")
+        print(f"wrote {feedgen.write()}")
     elif args.command == "dictionary":
         from campusdx.pipeline.dictionary import write as write_dictionary
 

@@ -15,10 +15,20 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
+import duckdb
+
+from campusdx.core.declarations import load_systems
+from campusdx.core.profile import load_profile
 from campusdx.core.settings import DBT_PROJECT, REPO_ROOT, Paths, executable
 from campusdx.core.settings import paths as default_paths
+from campusdx.demo.campus import generate
+from campusdx.demo.keys import demo_key_file, ensure_demo_key
+from campusdx.demo.sshd import LocalSshd
+from campusdx.exchange.publisher import open_ledger
+from campusdx.sources.landing import Landing
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +82,6 @@ def prepare(
     paths: Paths, *, scale: float | None = None, seed: int | None = None, regenerate: bool = False
 ) -> None:
     """Simulated campus (when missing), demo exchange key, Airflow metadata DB and pool, dbt manifest."""
-    from campusdx.demo.campus import generate
-    from campusdx.demo.keys import demo_key_file, ensure_demo_key
 
     paths.home.mkdir(parents=True, exist_ok=True)
     if regenerate or not (paths.sources / "dirt.json").exists():
@@ -103,7 +111,6 @@ def run_dags(paths: Paths, *, sftp: bool = False) -> None:
 
     ``sftp``: the packages go over SFTP to a real OpenSSH server started on 127.0.0.1 (demo.sshd),
     which serves the province's gateway directory, instead of into that directory directly."""
-    from campusdx.core.declarations import load_systems
 
     env = airflow_env(paths)
     with contextlib.ExitStack() as stack:
@@ -115,9 +122,6 @@ def run_dags(paths: Paths, *, sftp: bool = False) -> None:
 @contextlib.contextmanager
 def _sftp_gateway(paths: Paths):
     """A local OpenSSH server for the demo; yields the settings file the publisher reads."""
-    from dataclasses import asdict
-
-    from campusdx.demo.sshd import LocalSshd
 
     server = LocalSshd(paths.home / "sshd", paths.gateway)
     endpoint = server.start()
@@ -163,12 +167,6 @@ def _run_dags(paths: Paths, env: dict[str, str], systems) -> None:
 
 def summary(paths: Paths) -> dict:
     """Rows per stage, gate verdicts, packages and receipts, and where to look."""
-    import duckdb
-
-    from campusdx.core.declarations import load_systems
-    from campusdx.core.profile import load_profile
-    from campusdx.exchange.publisher import open_ledger
-    from campusdx.sources.landing import Landing
 
     landing = Landing(paths.landing)
     landed = {}

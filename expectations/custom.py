@@ -7,6 +7,7 @@ publisher's pre-send check and the province simulator judge a value the same way
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cache
 from typing import ClassVar
 
@@ -23,6 +24,7 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 from campusdx.core.codes import load_code_sets
 from campusdx.core.idnumbers import is_valid_ric
 from campusdx.core.profile import FieldType, load_profile
+from campusdx.quality.row_rules import ROW_RULES, age_in_range
 
 
 @cache
@@ -159,10 +161,6 @@ class MulticolumnValuesKeepPxRule(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list, rule, as_of=None, **kwargs):
-        from datetime import date
-
-        from campusdx.quality.row_rules import ROW_RULES, age_in_range
-
         if rule == "age_in_range":
             return age_in_range(column_list, date.fromisoformat(as_of) if as_of else None)
         return ROW_RULES[rule](column_list)

@@ -31,9 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import great_expectations as gx
+import great_expectations.expectations as gxe
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from great_expectations.expectations.row_conditions import Column
 
 from campusdx.core import atomic
 from campusdx.core.clock import BEIJING  # approvals run to the end of their day in Beijing
@@ -43,11 +46,12 @@ from campusdx.core.profile import Dataset, load_profile
 from campusdx.core.settings import Paths
 from campusdx.core.settings import paths as default_paths
 from campusdx.core.warehouse import candidates
-from campusdx.quality import gxproject
+from campusdx.quality import custom, gxproject
 from campusdx.quality.approvals import APPROVALS_FILE, load_approvals, tolerance
 from campusdx.quality.files import quality_lock, write_text_atomic
 from campusdx.quality.personal import fingerprint, fingerprint_key, personal_fields, protect, scrub_validation
 from campusdx.quality.report import record, write_summary
+from campusdx.quality.row_rules import ROW_RULES
 from campusdx.quality.rules import Rule, RuleBook, load_rules
 
 log = logging.getLogger(__name__)
@@ -95,13 +99,6 @@ def build_suite(dataset: Dataset, book: RuleBook, *, as_of: str | None = None):
 
     ``as_of`` (YYYY-MM-DD) is the day the person checks count ages on (PX-W101); today if None.
     """
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-    from great_expectations.expectations.row_conditions import Column
-
-    from campusdx.quality import custom
-    from campusdx.quality.row_rules import ROW_RULES
-
     expectations: list = []
     add = expectations.append  # one suite at the end: adding to a saved suite writes it each time
     for f in dataset.fields:
@@ -258,8 +255,6 @@ class Gate:
         self.source = self.context.data_sources.add_pandas(name="warehouse")
 
     def _checkpoint(self, dataset: Dataset, as_of: str):
-        import great_expectations as gx
-
         name = f"px_{dataset.code.lower()}"
         try:
             asset = self.source.get_asset(name)
@@ -339,8 +334,6 @@ class Gate:
         verdict quarantined, so the referenced dataset is judged first (the warehouse DAG and
         ``run_gate`` order the datasets by their references).
         """
-        from campusdx.quality import custom
-
         for reference in dataset.references.values():
             target = f"{reference.dataset}.{reference.field}"
             if reference.dataset == dataset.code:

@@ -26,11 +26,19 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import great_expectations as gx
 from great_expectations.data_context.store.tuple_store_backend import TupleFilesystemStoreBackend
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    FilesystemStoreBackendDefaults,
+    ProgressBarsConfig,
+)
+from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
 from campusdx.core import atomic
 from campusdx.core.settings import Paths
 from campusdx.quality.datadocs import localise
+from campusdx.quality.personal import scrub_validation
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +59,6 @@ class AtomicFilesystemStoreBackend(TupleFilesystemStoreBackend):
 
 def validation_context():
     """An ephemeral GX context for one gate's validations: nothing it holds reaches the disk."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context
@@ -62,12 +67,6 @@ def validation_context():
 def store_context(paths: Paths):
     """An ephemeral GX context over the shared filesystem stores and Data Docs site of
     ``quality/gx`` (only while holding the quality lock: it writes there)."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        FilesystemStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
 
     root = paths.quality / "gx"
     root.mkdir(parents=True, exist_ok=True)
@@ -88,8 +87,6 @@ def publish(paths: Paths, suite, result_id, result, personal: dict[str, str]) ->
     shared stores and render their Data Docs pages and the index; returns the index page.
 
     The caller holds the quality lock."""
-    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
-
     context = store_context(paths)
     _scrub_older_results(paths, context, personal)
     context.suites.add_or_update(suite)
@@ -109,8 +106,6 @@ SCRUBBED = ".personal-values-masked"  # under quality/gx: the results stored bef
 def _scrub_older_results(paths: Paths, context, personal: dict[str, str]) -> None:
     """Once per home: mask the personal values of the validation results an older gate stored
     as they were, and render every Data Docs page again from the masked results."""
-    from campusdx.quality.personal import scrub_validation
-
     marker = paths.quality / "gx" / SCRUBBED
     if marker.exists():
         return

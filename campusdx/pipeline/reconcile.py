@@ -20,6 +20,9 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+import duckdb
+
+from campusdx.core.declarations import load_systems
 from campusdx.core.settings import DBT_PROJECT, Paths
 from campusdx.core.settings import paths as default_paths
 
@@ -163,10 +166,8 @@ def reconcile_table(conn, paths: Paths, system: str, table, models: dict) -> Tab
 
 def reconcile_sources(paths: Paths | None = None, *, strict: bool = True) -> list[TableReconciliation]:
     """Every declared source table; raises :class:`NotReconciled` (all problems) when ``strict``."""
-    import duckdb
 
-    from campusdx.core.declarations import load_systems
-    from campusdx.sources.files import load_file_decls
+    from campusdx.sources.files import load_file_decls  # at run time: the DAG files import this module
 
     paths = paths or default_paths()
     models = staging_models()

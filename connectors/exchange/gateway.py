@@ -20,6 +20,7 @@ from campusdx.core import atomic
 from campusdx.core.profile import GatewayLayout, load_profile
 from campusdx.exchange.package import PackageFileRefused, read_in_package
 from campusdx.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
+from campusdx.exchange.sftp import SftpGateway, SftpSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,6 @@ def configured(directory: Path, layout: GatewayLayout | None = None) -> Gateway:
     settings_file = os.environ.get(SFTP_SETTINGS_ENV)
     if not settings_file:
         return DirectoryGateway(directory, layout)
-    from campusdx.exchange.sftp import SftpGateway, SftpSettings
-
     try:
         text = Path(settings_file).read_text(encoding="utf-8")
     except OSError as exc:

@@ -303,7 +303,7 @@ def stream_query(
 
 def connect(url: str | URL):
     """An ADBC connection (autocommit) for several :func:`stream_query` calls; close it after."""
-    import adbc_driver_manager
+    import adbc_driver_manager  # the ADBC driver loads only where PostgreSQL is read
     import adbc_driver_postgresql.dbapi as pg
 
     try:

@@ -47,6 +47,7 @@ from campusdx.core import atomic
 from campusdx.core.declarations import SystemDecl, TableDecl
 from campusdx.core.manifest import Column, Cursor, LandingManifest, utc_stamp
 from campusdx.core.settings import redact
+from campusdx.sources.arrow_pg import conform, connect, stream_query
 from campusdx.sources.errors import ExtractError, SourceUnreachable
 from campusdx.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
 
@@ -148,8 +149,6 @@ class SourceConnection:
     def arrow_connection(self):
         """The ADBC connection (PostgreSQL), or None for databases read through SQLAlchemy."""
         if self._arrow is None and self.engine.dialect.name == "postgresql":
-            from campusdx.sources.arrow_pg import connect
-
             self._arrow = connect(self.url)
         return self._arrow
 
@@ -253,8 +252,6 @@ def _data_batches(
     """The table's rows as record batches of ``schema``: Arrow-native from PostgreSQL (ADBC,
     COPY BINARY, on ``pg_conn``), through the SQLAlchemy cursor from every other database."""
     if pg_conn is not None:
-        from campusdx.sources.arrow_pg import conform, stream_query
-
         quote = engine.dialect.identifier_preparer.quote
         wanted = [  # text and numeric come back exactly as text, then are cast (numeric decoding is slow)
             f"{quote(c.name)}::text"
