@@ -27,7 +27,7 @@ from campusdx.core.declarations import load_systems
 from campusdx.core.locks import Busy
 from campusdx.core.profile import load_profile
 from campusdx.core.settings import paths
-from campusdx.pipeline import extract, feedgen, landed_names, published_datasets, reconcile, sourcegen
+from campusdx.pipeline import extract, feedgen, landed_names, published_datasets, reconcile
 
 DEMO_COMMANDS = ("demo", "generate", "advance", "load-sources")
 """Commands of the simulated campus (campusdx.demo): no other command imports the simulator."""
@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "exchange":
         return _exchange(args)
     elif args.command == "gen-sources":
+        from campusdx.pipeline import sourcegen  # it reads the file declarations (openpyxl)
+
         for path in sourcegen.write():
             print(f"wrote {path}")
     elif args.command == "gen-feeds":
