@@ -26,6 +26,8 @@ from pathlib import Path
 from campusdx.core.idnumbers import check_character, is_valid_ric
 
 SYSTEMS = ("hr", "student", "finance", "asset")
+"""The systems simulated, in the order they are written (finance needs hr's staff): exactly the
+systems declared under schemas/sources (tests/test_campus.py holds it to that)."""
 CLOCK = datetime(2026, 11, 1, 8, 0, 0)
 """The simulated "now": every modification timestamp lies before it."""
 

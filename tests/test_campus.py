@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from campusdx.core.declarations import load_systems
 from campusdx.core.idnumbers import is_valid_ric
 from campusdx.demo.campus import DOCTORAL_MAJORS, SYSTEMS, generate, sizes_for
 from campusdx.demo.life import advance
@@ -21,6 +22,10 @@ def campus(tmp_path_factory):
     home = tmp_path_factory.mktemp("campus")
     generate(home)
     return home, json.loads((home / "dirt.json").read_text(encoding="utf-8"))
+
+
+def test_the_simulated_systems_are_the_declared_ones():
+    assert sorted(SYSTEMS) == sorted(d.system for d in load_systems())
 
 
 def test_same_seed_gives_identical_databases(tmp_path):
