@@ -2,10 +2,13 @@
 
 A stand-in for the external system (house style: every external system has a local stand-in).
 It reads ``inbox/`` of a directory gateway, applies every PX-1.0 rule and writes
-``receipts/{package_id}.json`` (§4). File-level checks (PX-E001..E006) are the very code the
-school runs before sending (:func:`campusdx.exchange.package.inspect_package`); what only the
-platform can judge is here: identity (E008), batch history (E009, DUPLICATE), sequence (E007),
-rows (E010..E017), warnings (W101..W103) and the dataset-level double-entry rule of CWKMYE.
+``receipts/{package_id}.json`` (§4). The package checks (manifest, signature, files, encoding,
+header and counts: PX-E001..E006, E008) are the province's own, written from the profile
+(:mod:`campusdx.demo.province.package_checks`, standard library only, the same code
+``scripts/verify_px_package.py`` runs), never the school's pre-send check: a defect in the
+publisher is caught here, not repeated. Here are what only the platform can judge: the package's
+directory name (E001), batch history (E009, DUPLICATE), sequence (E007), rows (E010..E017),
+warnings (W101..W103) and the dataset-level double-entry rule of CWKMYE.
 
 The platform's current data per dataset lives in a SQLite file under ``state_dir``: a FULL
 replaces it, a DELTA inserts/updates/deletes by primary key, and only accepted rows are taken.
@@ -14,10 +17,7 @@ References (E016) are resolved against it.
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import hashlib
-import io
 import json
 import logging
 import re
@@ -26,9 +26,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from stdnum.cn import ric
@@ -39,24 +40,18 @@ from campusdx.core.idnumbers import is_valid_ric
 from campusdx.core.profile import Dataset, Profile, load_profile, parse_px_date, parse_px_decimal
 from campusdx.core.sqlitedb import open_durable, transaction
 from campusdx.demo.keys import demo_key_file, ensure_demo_key
-from campusdx.exchange.manifest import MAX_MANIFEST_BYTES, MAX_SEQUENCE, UUID_PATTERN, load_json
-from campusdx.exchange.package import (
-    BEIJING,
-    Inspection,
-    PackageFileRefused,
-    Part,
-    inspect_package,
-    px_datetime,
-    read_in_package,
-)
+from campusdx.demo.province import package_checks as px
+from campusdx.demo.province.package_checks import Inspection, Part
 
 log = logging.getLogger(__name__)
+
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+"""Receipts give Beijing time without a zone (§4)."""
 
 _RESIDENT_ID = re.compile(r"[0-9]{17}[0-9Xx]")
 _PACKAGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 """A name the platform answers under (``receipts/{name}.json``): a plain file name. Whether it
 is the manifest's package id (per the profile's template) is PX-E001, judged with the manifest."""
-_UUID = re.compile(UUID_PATTERN)
 _MAX_RECEIPT_BYTES = 64 * 1024 * 1024
 
 Row = dict[str, str]
@@ -450,6 +445,7 @@ class Province:
         self.keys = dict(keys)
         self.code_sets = {set_id: frozenset(codes) for set_id, codes in code_sets.items()}
         self.clock = clock or (lambda: datetime.now(BEIJING))
+        self.terms = package_terms(profile)
         self.store = _Store(Path(state_dir) / "platform.sqlite")
         self._log_limits()
 
@@ -579,16 +575,16 @@ class Province:
 
     def _answered(self, package_id: str, batch_id: str | None) -> bool:
         try:
-            data = read_in_package(self.receipts, f"{package_id}.json", _MAX_RECEIPT_BYTES)
-        except PackageFileRefused:
+            data = px.read_in_package(self.receipts, f"{package_id}.json", _MAX_RECEIPT_BYTES)
+        except px.Refused:
             return False
-        receipt, why, _ = load_json(data or b"")
+        receipt, why, _ = px.load_json(data or b"")
         return why is None and isinstance(receipt, dict) and receipt.get("batch_id") == batch_id
 
     def process(self, path: Path) -> dict[str, Any]:
         """Judge one package, take what is accepted, write and return its receipt."""
         received_at = px_datetime(self.clock())
-        insp = inspect_package(path, self.profile, self.keys.get)
+        insp = px.inspect(path, self.terms, self.keys.get)
         problems = [self.finding(p.rule, p.message, file=p.file, line=p.line) for p in insp.problems]
         if not any(p.rule in ("PX-E001", "PX-E008") for p in insp.problems):
             problems += self._identity_problems(path.name, insp.manifest)
@@ -623,7 +619,7 @@ class Province:
 
     def _identity_problems(self, package_id: str, manifest: Mapping[str, Any] | None) -> list[Finding]:
         """A directory named after another package (E001). The manifest's spec, school and
-        dataset (PX-E008) were checked with the manifest itself (``inspect_package``)."""
+        dataset (PX-E008) were checked with the manifest itself (:func:`package_checks.inspect`)."""
         if manifest is None:
             return []
         p, m = self.profile, manifest
@@ -646,8 +642,7 @@ class Province:
             error = self.finding("PX-E007", f"sequence {m['sequence']}, expected {expected}")
             return self._receipt(package_id, m, "REJECTED", received_at, errors=[error])
         dataset = self.profile.dataset(m["dataset"])
-        parts = [_lines_as_px_counts(insp.path, part, m["encoding"], self.profile) for part in insp.parts]
-        checker = _RowChecker(self, dataset, m, parts)
+        checker = _RowChecker(self, dataset, m, insp.parts)
         breaches = self._dataset_rule_breaches(dataset, m, [row for _, _, row in checker.records])
         if breaches:
             return self._receipt(package_id, m, "REJECTED", received_at, errors=breaches)
@@ -727,38 +722,50 @@ class Province:
             stop.wait(poll_s)
 
 
-def _lines_as_px_counts(package: Path, part: Part, encoding: str, profile: Profile) -> Part:
-    """``part`` with each record's line counted as PX-1.0 §4 counts file lines (the header is
-    line 1; lines end with LF, inside a quoted value too; a CR, alone or before the LF, is no
-    line break of its own), not as :mod:`csv` over universal newlines counts them."""
-    text = (package / part.name).read_bytes().decode(encoding)
-    reader = csv.reader(
-        io.StringIO(text, newline="\n"), delimiter=profile.delimiter, quotechar=profile.quote, strict=True
+def package_terms(profile: Profile) -> px.Terms:
+    """What the package checks take from ``profile``: the declarations, and what the platform
+    knows (its schools and its datasets' field lists)."""
+    return px.Terms(
+        spec=profile.spec,
+        manifest_file=profile.manifest_file,
+        signature_file=profile.signature_file,
+        manifest_keys=profile.manifest_keys,
+        file_keys=profile.file_keys,
+        part_template=profile.part_template,
+        max_rows_per_part=profile.max_rows_per_part,
+        encodings=profile.encodings,
+        signature_algorithms=profile.signature_algorithms,
+        delimiter=profile.delimiter,
+        quote=profile.quote,
+        op_column=profile.op_column,
+        school_codes=frozenset(profile.school_codes),
+        datasets=MappingProxyType({code: ds.field_codes for code, ds in profile.datasets.items()}),
     )
-    starts, line = [], 1
-    for _ in reader:
-        starts.append(line)
-        line = reader.line_num + 1
-    records = [(start, values) for start, (_, values) in zip(starts[1:], part.records, strict=True)]
-    return dataclasses.replace(part, records=records)
+
+
+def px_datetime(value: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in Beijing time (an aware datetime is converted first)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(BEIJING)
+    return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _peek_manifest(package: Path, name: str) -> dict[str, Any]:
     """What ordering needs of a manifest, where it has the right type: ``dataset`` (str),
     ``sequence`` (int) and ``batch_id`` (a UUID); nothing else is trusted or returned."""
     try:
-        data = read_in_package(package, name, MAX_MANIFEST_BYTES)
-    except PackageFileRefused:
+        data = px.read_in_package(package, name, px.MAX_MANIFEST_BYTES)
+    except px.Refused:
         return {}
-    raw, why, _ = load_json(data or b"")
+    raw, why, _ = px.load_json(data or b"")
     if why is not None or not isinstance(raw, dict):
         return {}
     peek: dict[str, Any] = {}
     if isinstance(raw.get("dataset"), str):
         peek["dataset"] = raw["dataset"]
-    if type(raw.get("sequence")) is int and 0 < raw["sequence"] <= MAX_SEQUENCE:
+    if type(raw.get("sequence")) is int and 0 < raw["sequence"] <= px.MAX_SEQUENCE:
         peek["sequence"] = raw["sequence"]
-    if isinstance(raw.get("batch_id"), str) and _UUID.fullmatch(raw["batch_id"]):
+    if isinstance(raw.get("batch_id"), str) and px.UUID.fullmatch(raw["batch_id"]):
         peek["batch_id"] = raw["batch_id"]
     return peek
 
