@@ -43,7 +43,7 @@ def render(datasets_file: Path = DATASETS_FILE, datasets: list[str] | None = Non
             "name": f"feed_px__{code.lower()}",
             "description": (
                 f"PX-1.0 dataset {code} {ds['name']}: the rows sent to the province. Grain: one row "
-                f"per {key}. Candidates (int_px__{code.lower()}) less quarantined rows."
+                f"per {key}. Candidates (feed_px_candidates__{code.lower()}) less quarantined rows."
             ),
             "config": {"contract": {"enforced": True}, "meta": {"px_dataset": code}},
         }

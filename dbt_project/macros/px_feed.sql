@@ -1,7 +1,8 @@
 {#-
-  A PX-1.0 feed: the candidate rows of one dataset (int_px__<dataset>) less the rows the
-  quality gate quarantined, with the columns named and ordered exactly as the model's YAML
-  (generated from schemas/exchange/px-1.0/datasets.yaml) declares them.
+  A PX-1.0 feed: the candidate rows of one dataset (feed_px_candidates__<dataset>, in
+  models/feeds/candidates/) less the rows the quality gate quarantined, with the columns named
+  and ordered exactly as the model's YAML (generated from schemas/exchange/px-1.0/datasets.yaml)
+  declares them.
 -#}
 {% macro px_feed(candidate, dataset) -%}
     select

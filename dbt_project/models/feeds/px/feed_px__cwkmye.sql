@@ -1,2 +1,2 @@
 -- CWKMYE: the PX-1.0 feed (candidates less quarantine); columns from the model's contract.
-{{ px_feed(ref('int_px__cwkmye'), 'CWKMYE') }}
+{{ px_feed(ref('feed_px_candidates__cwkmye'), 'CWKMYE') }}

@@ -1,2 +1,2 @@
 -- GDZC: the PX-1.0 feed (candidates less quarantine); columns from the model's contract.
-{{ px_feed(ref('int_px__gdzc'), 'GDZC') }}
+{{ px_feed(ref('feed_px_candidates__gdzc'), 'GDZC') }}

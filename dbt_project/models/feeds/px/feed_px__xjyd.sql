@@ -1,2 +1,2 @@
 -- XJYD: the PX-1.0 feed (candidates less quarantine); columns from the model's contract.
-{{ px_feed(ref('int_px__xjyd'), 'XJYD') }}
+{{ px_feed(ref('feed_px_candidates__xjyd'), 'XJYD') }}

@@ -1,2 +1,2 @@
 -- XSJBXX: the PX-1.0 feed (candidates less quarantine); columns from the model's contract.
-{{ px_feed(ref('int_px__xsjbxx'), 'XSJBXX') }}
+{{ px_feed(ref('feed_px_candidates__xsjbxx'), 'XSJBXX') }}

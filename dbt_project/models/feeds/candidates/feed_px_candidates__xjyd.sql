@@ -7,7 +7,7 @@ changes as (
 ),
 
 sent_students as (
-    select record_key as student_no from {{ ref('int_px__xsjbxx') }}
+    select record_key as student_no from {{ ref('feed_px_candidates__xsjbxx') }}
 )
 
 select
