@@ -1,25 +1,32 @@
-"""The data dictionary: one Markdown file a person can read without the warehouse or dbt.
+"""The data dictionary: one Markdown file a person can read without the warehouse.
 
 ``campusdx dictionary`` writes ``<home>/docs/data-dictionary.md`` from what the repository
 declares: the school coding standard (``schemas/school``), the national and industry code sets
 (``schemas/codes``), the PX-1.0 profile code sets (``schemas/exchange/px-1.0/datasets.yaml``) and
-every mart and feed model's dbt property YAML (read as files, so the dictionary works before
-anything is built). A column's code set is the one its description names ("code set XBM") or its
-``meta: {code_set: XBM}``; a school rule is ``SCH-...`` in the description, ``meta: {school_rule:
-...}``, a ``follows_school_rule`` test, or (feeds) the rule whose ``px_fields`` list the field.
+every mart and feed model as dbt parses it: the project's manifest, from ``dbt parse`` into a
+temporary target path (no warehouse needed, nothing written into ``dbt_project/``) or from a
+``manifest.json`` given. A column's code set is the one its description names ("code set XBM") or
+its ``meta: {code_set: XBM}``; a school rule is ``SCH-...`` in the description, ``meta:
+{school_rule: ...}``, a ``follows_school_rule`` test, or (feeds) the rule whose ``px_fields`` list
+the field.
 
-Other people edit the models' YAML all the time, so nothing missing stops the dictionary: a model
-without description, an unreadable file, a code set nobody defined, a model without YAML, and (when
-a warehouse is given) a built column nobody documented are listed under "Gaps" instead.
+Other people edit the models' YAML all the time, so nothing dbt accepts stops the dictionary: a
+model without description or without YAML, a column without description, a coded column naming no
+code set, a code set nobody defined, dbt's parse warnings (a YAML entry naming a model without SQL)
+and (when a warehouse is given) a built column nobody documented are listed under "Gaps". What dbt
+refuses to parse (unreadable YAML, a model described twice, an entry without a name) stops the
+dictionary with dbt's message, as it stops every dbt command.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -33,6 +40,10 @@ CODE_SET = re.compile(r"\bcode set ([A-Z][A-Z0-9_]*)")
 SCHOOL_RULE = re.compile(r"\bSCH-[A-Z0-9]+(?:-[A-Z0-9]+)*")
 FOLDED = 60
 """Code lists longer than this are folded into a <details> block."""
+
+
+class ProjectRefused(RuntimeError):
+    """dbt refused to parse the project; the message is dbt's."""
 
 
 @dataclass
@@ -75,27 +86,54 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
-def _test_rules(tests: Any) -> list[str]:
-    """Rule IDs of ``follows_school_rule`` tests on a column."""
-    found = []
-    for test in tests or []:
-        spec = test.get("follows_school_rule") if isinstance(test, dict) else None
-        if isinstance(spec, dict):
-            args = spec.get("arguments") if isinstance(spec.get("arguments"), dict) else spec
-            found += _as_list(args.get("rule"))
-    return found
-
-
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _column(entry: dict[str, Any], px_rules: dict[str, str], dataset: str | None) -> Column:
+def parse_project(project_dir: Path | None = None) -> tuple[dict[str, Any], list[str]]:
+    """dbt's manifest of the project (``dbt parse`` into a temporary target path, in this process)
+    and the warnings dbt gave while parsing; :class:`ProjectRefused` when dbt refuses the project.
+    The project's ``profiles.yml`` is the one beside it; parsing opens no warehouse."""
+    from dbt.cli.main import dbtRunner
+
+    project = Path(project_dir or settings.DBT_PROJECT)
+    warnings: list[str] = []
+
+    def collect(event: Any) -> None:
+        if event.info.level == "warn":
+            warnings.append(" ".join(event.info.msg.removeprefix("[WARNING]:").split()))
+
+    with tempfile.TemporaryDirectory(prefix="campusdx-dbt-parse-") as tmp:
+        args = ["parse", "--project-dir", str(project), "--profiles-dir", str(project)]
+        args += ["--target-path", str(Path(tmp) / "target"), "--log-path", str(Path(tmp) / "logs")]
+        result = dbtRunner(callbacks=[collect]).invoke([*args, "--quiet", "--no-use-colors"])
+        if not result.success:
+            raise ProjectRefused(f"dbt could not parse {project}: {result.exception}")
+        manifest = json.loads((Path(tmp) / "target" / "manifest.json").read_text(encoding="utf-8"))
+    return manifest, _unique(warnings)
+
+
+def _school_rule_tests(manifest: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
+    """Rule IDs of the ``follows_school_rule`` tests: {(model unique_id, column): [rule]}."""
+    found: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for node in manifest.get("nodes", {}).values():
+        test = node.get("test_metadata") or {}
+        if node.get("resource_type") != "test" or test.get("name") != "follows_school_rule":
+            continue
+        kwargs = test.get("kwargs") or {}
+        column = node.get("column_name") or kwargs.get("column_name")
+        if node.get("attached_node") and column:
+            found[(node["attached_node"], str(column))] += _as_list(kwargs.get("rule"))
+    return found
+
+
+def _column(
+    entry: dict[str, Any], tested: list[str] | None, px_rules: dict[str, str], dataset: str | None
+) -> Column:
     description = str(entry.get("description") or "").strip()
     meta = _meta(entry)
     name = str(entry.get("name"))
-    rules = [*SCHOOL_RULE.findall(description), *_as_list(meta.get("school_rule"))]
-    rules += _test_rules(entry.get("data_tests") or entry.get("tests"))
+    rules = [*SCHOOL_RULE.findall(description), *_as_list(meta.get("school_rule")), *(tested or [])]
     if dataset and f"{dataset}.{name}" in px_rules:
         rules.append(px_rules[f"{dataset}.{name}"])
     return Column(
@@ -107,53 +145,35 @@ def _column(entry: dict[str, Any], px_rules: dict[str, str], dataset: str | None
 
 
 def read_models(
-    models_dir: Path, px_rules: dict[str, str], gaps: list[str], layers: tuple[str, ...] = LAYERS
+    manifest: dict[str, Any], px_rules: dict[str, str], gaps: list[str], layers: tuple[str, ...] = LAYERS
 ) -> list[Model]:
-    """Every model whose SQL lies under ``models_dir/<layer>``, described by whichever property YAML
-    under ``models_dir`` names it (dbt allows any); problems go to ``gaps``."""
-    sql = {p.stem: p for p in sorted(models_dir.rglob("*.sql"))}
-    entries: dict[str, tuple[str, dict[str, Any]]] = {}
-    for path in sorted([*models_dir.rglob("*.yml"), *models_dir.rglob("*.yaml")]):
-        where = path.relative_to(models_dir.parent).as_posix()
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            gaps.append(f"`{where}` could not be read: {_cell(str(exc).splitlines()[0])}")
-            continue
-        listed = document.get("models") if isinstance(document, dict) else None
-        for entry in listed if isinstance(listed, list) else []:
-            if not isinstance(entry, dict) or not entry.get("name"):
-                gaps.append(f"`{where}`: a model entry without a name")
-            elif str(entry["name"]) in entries:
-                gaps.append(
-                    f"`{entry['name']}` is described twice (`{entries[entry['name']][0]}`, `{where}`)"
-                )
-            else:
-                entries[str(entry["name"])] = (where, entry)
-            in_layer = path.relative_to(models_dir).parts[0] in layers
-            if in_layer and isinstance(entry, dict) and entry.get("name") and entry["name"] not in sql:
-                gaps.append(f"`{entry['name']}` is described in `{where}` but has no SQL model")
+    """The project's models under ``models/<layer>`` as the dbt manifest describes them; a model no
+    property YAML describes goes to ``gaps``."""
+    project = (manifest.get("metadata") or {}).get("project_name")
+    tests = _school_rule_tests(manifest)
     models = []
-    for name, path in sql.items():
-        layer = path.relative_to(models_dir).parts[0]
+    for unique_id, node in manifest.get("nodes", {}).items():
+        if node.get("resource_type") != "model" or (project and node.get("package_name") != project):
+            continue
+        parts = PurePosixPath(node.get("original_file_path", "")).parts
+        layer = parts[1] if len(parts) > 2 and parts[0] == "models" else None
         if layer not in layers:
             continue
-        if name not in entries:
-            where = path.relative_to(models_dir.parent).as_posix()
-            gaps.append(f"`{name}` ({layer}) has no entry in any property YAML (`{where}`)")
-            models.append(Model(name=name, layer=layer, path=where))
+        name, sql = node["name"], node["original_file_path"]
+        if not node.get("patch_path"):
+            gaps.append(f"`{name}` ({layer}) has no entry in any property YAML (`{sql}`)")
+            models.append(Model(name=name, layer=layer, path=sql))
             continue
-        where, entry = entries[name]
-        dataset = _meta(entry).get("px_dataset")
-        columns = entry.get("columns") if isinstance(entry.get("columns"), list) else []
+        dataset = _meta(node).get("px_dataset")
+        columns = (node.get("columns") or {}).values()
         models.append(
             Model(
                 name=name,
                 layer=layer,
-                path=where,
-                description=str(entry.get("description") or "").strip(),
+                path=node["patch_path"].split("://", 1)[-1],  # "<package>://models/..."
+                description=str(node.get("description") or "").strip(),
                 px_dataset=dataset,
-                columns=[_column(c, px_rules, dataset) for c in columns if isinstance(c, dict)],
+                columns=[_column(c, tests.get((unique_id, c["name"])), px_rules, dataset) for c in columns],
             )
         )
     return sorted(models, key=lambda m: (layers.index(m.layer), m.path, m.name))
@@ -451,16 +471,24 @@ def _used_by(models: list[Model]) -> dict[str, list[str]]:
 
 
 def build(
-    models_dir: Path | None = None, warehouse: Path | None = None, standard: Standard | None = None
+    manifest: dict[str, Any] | Path | None = None,
+    warehouse: Path | None = None,
+    standard: Standard | None = None,
 ) -> tuple[str, list[str]]:
-    """The dictionary as Markdown, and its gaps. ``warehouse``: a DuckDB file whose built columns
-    are compared with the documented ones (skipped when None)."""
+    """The dictionary as Markdown, and its gaps. ``manifest``: dbt's manifest (a dict or the path of
+    a ``manifest.json``), parsed from the project when None. ``warehouse``: a DuckDB file whose
+    built columns are compared with the documented ones (skipped when None)."""
+    gaps: list[str] = []
+    if manifest is None:
+        manifest, warnings = parse_project()
+        gaps += [f"dbt parse: {w}" for w in warnings]
+    elif not isinstance(manifest, dict):
+        manifest = json.loads(Path(manifest).read_text(encoding="utf-8"))
     standard = standard or load_standard()
     info, sets = code_set_info(), load_code_sets()
     profile_sets = yaml.safe_load(PROFILE.read_text(encoding="utf-8"))["code_sets"]
     px_rules = {f: r.code for r in standard.rules.values() for f in r.px_fields}
-    gaps: list[str] = []
-    models = read_models(models_dir or settings.DBT_PROJECT / "models", px_rules, gaps)
+    models = read_models(manifest, px_rules, gaps)
     note = "Columns are those the property YAML documents (no warehouse was compared)."
     if warehouse is not None:
         try:
@@ -499,14 +527,17 @@ def build(
     return doc.text(), _unique(gaps)
 
 
-def write(out: Path | None = None, warehouse: Path | None = None) -> tuple[Path, list[str]]:
+def write(
+    out: Path | None = None, warehouse: Path | None = None, manifest: Path | None = None
+) -> tuple[Path, list[str]]:
     """Write the dictionary (default ``<home>/docs/data-dictionary.md``); return path and gaps.
-    The home's warehouse is compared when it exists and ``warehouse`` is not given."""
+    The home's warehouse is compared when it exists and ``warehouse`` is not given; the models are
+    read from ``manifest`` (a dbt ``manifest.json``) or, when None, from a fresh ``dbt parse``."""
     home = settings.paths()
     out = Path(out) if out is not None else home.home / "docs" / "data-dictionary.md"
     if warehouse is None and home.warehouse.exists():
         warehouse = home.warehouse
-    text, gaps = build(warehouse=warehouse)
+    text, gaps = build(manifest, warehouse=warehouse)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out, text.encode("utf-8"))
     return out, gaps
