@@ -12,14 +12,13 @@ run); a PARTIAL one sends the rejected rows to the quarantine; no receipt within
 pending in the ledger, to be re-delivered byte for byte by the next run.
 """
 
-import os
-
 from airflow.sdk import PokeReturnValue, dag, task
 
 from campusdx import pipeline
+from campusdx.core import settings
 from campusdx.pipeline.orchestration import DEFAULT_ARGS, START, warehouse_asset
 
-RECEIPT_TIMEOUT_S = int(os.environ.get("CAMPUSDX_RECEIPT_TIMEOUT_S", "600"))
+RECEIPT_TIMEOUT_S = settings.current().receipt_timeout_s
 
 
 @dag(

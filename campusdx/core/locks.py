@@ -30,7 +30,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from campusdx.core import atomic
+from campusdx.core import atomic, settings
 
 LOCK_WAIT_ENV = "CAMPUSDX_LOCK_WAIT_S"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}\Z")
@@ -43,7 +43,7 @@ class Busy(RuntimeError):
 
 def task_wait_s() -> float:
     """How long an Airflow task waits for a lock: ``$CAMPUSDX_LOCK_WAIT_S`` (default 600 s)."""
-    return float(os.environ.get(LOCK_WAIT_ENV) or 600)
+    return settings.current().lock_wait_s
 
 
 def check_name(name: str) -> str:

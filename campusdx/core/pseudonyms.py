@@ -17,7 +17,6 @@ pseudonym: README, "Rotating the pseudonym key".
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 from pathlib import Path
@@ -46,7 +45,7 @@ def pseudonym_key_file(paths: settings.Paths | None = None) -> Path:
     With ``$CAMPUSDX_PSEUDONYM_KEY_FILE`` set the file must exist: a deployment that names its
     key and has lost it must not get a fresh one silently (every pseudonym would change).
     """
-    configured = os.environ.get(KEY_FILE_ENV)
+    configured = settings.current().pseudonym_key_file
     if configured:
         path = Path(configured)
         if not path.is_file():

@@ -1,9 +1,28 @@
-"""One home for where things live.
+"""One home for where things live, and the one place configuration is resolved.
 
 Everything the pipeline writes sits under one *home* directory: ``$CAMPUSDX_HOME`` when set,
 otherwise ``var/`` in the repository. Declarations (what the pipeline reads about the world)
 live under ``schemas/`` in the repository. Nothing here touches the disk; callers create what
 they need.
+
+Configuration is the environment, typed by :class:`Settings` (read afresh by :func:`current` on
+every call, so a changed environment is seen at once; nothing is cached at import time):
+
+==============================  =================================================================
+``CAMPUSDX_HOME``               the home directory (default ``<repo>/var``)
+``CAMPUSDX_LOCK_WAIT_S``        how long an Airflow task waits for a lock (default 600 s)
+``CAMPUSDX_PX_KEY_FILE``        the province-issued key (default ``<home>/secrets/px-hmac.key``)
+``CAMPUSDX_PSEUDONYM_KEY_FILE`` a deployment's pseudonym key (default: generated under the home)
+``CAMPUSDX_SFTP_SETTINGS``      JSON settings of the SFTP gateway (default: the directory gateway)
+``CAMPUSDX_RECEIPT_TIMEOUT_S``  how long the publish DAG waits for a receipt (default 600 s)
+``CAMPUSDX_SOURCE_<SYSTEM>_URL`` a source system's URL (:meth:`Settings.source_url`)
+==============================  =================================================================
+
+An empty variable counts as unset. Resolution order: a variable set in the environment, else the
+embedded default above. A source system's URL has one more step, resolved in
+``campusdx.pipeline.source_url``: the system's Airflow connection (``airflow_conn_id`` of
+``schemas/sources/<system>.yml``) when it exists, else ``CAMPUSDX_SOURCE_<SYSTEM>_URL``, else the
+declaration's ``default_url`` under the home.
 """
 
 from __future__ import annotations
@@ -13,6 +32,8 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO_ROOT / "schemas"
@@ -72,9 +93,39 @@ class Paths:
         return self.home / "airflow"
 
 
+def source_url_var(system: str) -> str:
+    """The environment variable overriding a source system's URL, e.g. ``CAMPUSDX_SOURCE_HR_URL``."""
+    return f"CAMPUSDX_SOURCE_{system.upper()}_URL"
+
+
+class Settings(BaseSettings):
+    """The ``CAMPUSDX_*`` environment, typed (see the module's documentation for each variable)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAMPUSDX_", env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    home: Path = REPO_ROOT / "var"
+    lock_wait_s: float = 600
+    px_key_file: Path | None = None
+    pseudonym_key_file: Path | None = None
+    sftp_settings: Path | None = None
+    receipt_timeout_s: int = 600
+
+    def source_url(self, system: str) -> str | None:
+        """``$CAMPUSDX_SOURCE_<SYSTEM>_URL``, or None when unset or empty (the names depend on the
+        declared systems, so they are read here rather than declared as fields)."""
+        return os.environ.get(source_url_var(system)) or None
+
+
+def current() -> Settings:
+    """The settings as the environment holds them now (read on every call)."""
+    return Settings()
+
+
 def home() -> Path:
     """The home directory: ``$CAMPUSDX_HOME`` or ``<repo>/var``."""
-    return Path(os.environ.get("CAMPUSDX_HOME") or REPO_ROOT / "var").resolve()
+    return current().home.resolve()
 
 
 def paths() -> Paths:

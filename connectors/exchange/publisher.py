@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -89,7 +88,7 @@ def exchange_key(paths: settings.Paths) -> bytes:
 
     Never made up here: a missing key is a :class:`KeyFileError` naming the file (the demo's
     set-up writes one for the simulated province)."""
-    return load_key(os.environ.get(KEY_FILE_ENV) or paths.secrets / "px-hmac.key")
+    return load_key(settings.current().px_key_file or paths.secrets / "px-hmac.key")
 
 
 def outbox_dir(paths: settings.Paths) -> Path:
