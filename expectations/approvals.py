@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
-import yaml
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo, field_validator, model_validator
 
+from campusdx.core.declarations import Declared, Wording, labelled_items, read_yaml, validate
 from campusdx.core.settings import SCHEMAS
 
 APPROVALS_FILE = SCHEMAS / "quality" / "approvals.yml"
@@ -62,13 +64,88 @@ class Tolerance:
         return "0 (no approval)"
 
 
-def _date(value, where: str, key: str) -> date:
+def _date(value: object) -> object:
     if isinstance(value, date):
         return value
     try:
         return date.fromisoformat(str(value))
     except ValueError:
-        raise ValueError(f"{where}: {key} {value!r} is not a date (YYYY-MM-DD)") from None
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _share(share: float) -> float:
+    if not 0 <= share <= 1:
+        raise ValueError(f"{share} is not a share of rows between 0 and 1")
+    return share
+
+
+Day = Annotated[date, BeforeValidator(_date)]
+Text = Annotated[str, BeforeValidator(str)]
+
+
+class ApprovalSchema(Declared):
+    """One entry of ``approvals:`` (every key required but ``dataset``)."""
+
+    id: Text
+    rule: Text
+    max_share: Annotated[float, AfterValidator(_share)]
+    approved_by: Text
+    approved_on: Day
+    valid_until: Day
+    reason: Annotated[str, BeforeValidator(lambda v: str(v).strip())]
+    dataset: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, raw: object) -> object:
+        """A required key that is null or empty counts as absent."""
+        return (
+            {k: v for k, v in raw.items() if k not in REQUIRED or v not in (None, "")}
+            if isinstance(raw, dict)
+            else raw
+        )
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, rule: str, info: ValidationInfo) -> str:
+        rule_ids = (info.context or {}).get("rule_ids")
+        if rule_ids is not None and rule != "*" and rule not in rule_ids:
+            raise ValueError(f"{rule!r} is not in expectations/rules.yml")
+        return rule
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, dataset: str | None, info: ValidationInfo) -> str | None:
+        datasets = (info.context or {}).get("datasets")
+        if datasets is not None and dataset and dataset not in datasets:
+            raise ValueError(f"{dataset!r} is not in the profile")
+        return dataset
+
+    @model_validator(mode="after")
+    def _in_order(self) -> ApprovalSchema:
+        if self.valid_until < self.approved_on:
+            raise ValueError(f"valid_until {self.valid_until} is before approved_on")
+        return self
+
+
+class ApprovalsFile(Declared):
+    """``schemas/quality/approvals.yml``."""
+
+    approvals: list[ApprovalSchema] | None = None
+
+    @model_validator(mode="after")
+    def _ids_once(self) -> ApprovalsFile:
+        ids = [a.id for a in self.approvals or []]
+        if len(set(ids)) != len(ids):
+            raise ValueError("an approval id is used twice")
+        return self
+
+
+def _label(number: int, raw: object) -> str:
+    return f"approval {raw.get('id', f'#{number}') if isinstance(raw, dict) else f'#{number}'}"
+
+
+_WORDING = Wording(missing="{where} lacks {key_list}", unknown="{where} has unknown keys {key_list}")
 
 
 def load_approvals(
@@ -77,40 +154,17 @@ def load_approvals(
     """Read and check the approvals: every field there, known rule and dataset, a share in [0, 1]."""
     if not path.exists():
         return ()
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    approvals = []
-    for n, entry in enumerate(raw.get("approvals") or [], start=1):
-        where = f"{path}: approval {entry.get('id', f'#{n}')}"
-        missing = [k for k in REQUIRED if entry.get(k) in (None, "")]
-        if missing:
-            raise ValueError(f"{where} lacks {missing}")
-        unknown = set(entry) - {*REQUIRED, "dataset"}
-        if unknown:
-            raise ValueError(f"{where} has unknown keys {sorted(unknown)}")
-        if rule_ids is not None and entry["rule"] != "*" and entry["rule"] not in rule_ids:
-            raise ValueError(f"{where}: rule {entry['rule']!r} is not in expectations/rules.yml")
-        if datasets is not None and entry.get("dataset") and entry["dataset"] not in datasets:
-            raise ValueError(f"{where}: dataset {entry['dataset']!r} is not in the profile")
-        share = float(entry["max_share"])
-        if not 0 <= share <= 1:
-            raise ValueError(f"{where}: max_share {share} is not a share of rows between 0 and 1")
-        approval = Approval(
-            id=str(entry["id"]),
-            rule=str(entry["rule"]),
-            max_share=share,
-            approved_by=str(entry["approved_by"]),
-            approved_on=_date(entry["approved_on"], where, "approved_on"),
-            valid_until=_date(entry["valid_until"], where, "valid_until"),
-            reason=str(entry["reason"]).strip(),
-            dataset=entry.get("dataset"),
-        )
-        if approval.valid_until < approval.approved_on:
-            raise ValueError(f"{where}: valid_until {approval.valid_until} is before approved_on")
-        approvals.append(approval)
-    ids = [a.id for a in approvals]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: an approval id is used twice")
-    return tuple(approvals)
+    raw = read_yaml(path, ValueError) or {}
+    document = validate(
+        ApprovalsFile,
+        raw,
+        path,
+        ValueError,
+        label=labelled_items("approvals", raw, _label),
+        wording=_WORDING,
+        context={"rule_ids": rule_ids, "datasets": datasets},
+    )
+    return tuple(Approval(**entry.model_dump()) for entry in document.approvals or [])
 
 
 def tolerance(approvals: tuple[Approval, ...], rule_id: str, dataset: str, on: date) -> Tolerance:

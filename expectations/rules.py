@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import Field, model_validator
+
+from campusdx.core.declarations import Declared, Wording, labelled_items, read_yaml, validate
 
 RULES_FILE = Path(__file__).with_name("rules.yml")
 
@@ -59,26 +62,64 @@ class RuleBook:
         raise KeyError(f"rules.yml has no rule {rule_id!r}")
 
 
+Text = Annotated[str, Field(min_length=1)]
+
+
+class RuleSchema(Declared):
+    """One entry of ``rules:`` in rules.yml."""
+
+    id: Text
+    severity: Literal["error", "warning"]
+    scope: Literal["row", "dataset"]
+    what: Text
+    why: Text
+    fix: Text
+    family: str | None = None
+    check: str | None = None
+    px_rule: str | None = None
+    px_text: str | None = None
+    datasets: tuple[str, ...] = ()
+    field: str | None = None
+    reads: tuple[str, ...] = ()
+    when: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, raw: object) -> object:
+        """An empty required text counts as absent."""
+        required = ("id", "severity", "scope", "what", "why", "fix")
+        return {k: v for k, v in raw.items() if k not in required or v} if isinstance(raw, dict) else raw
+
+    @model_validator(mode="after")
+    def _family_or_check(self) -> RuleSchema:
+        if bool(self.family) == bool(self.check):
+            raise ValueError("needs exactly one of family / check")
+        return self
+
+
+class RuleCatalogue(Declared):
+    """expectations/rules.yml."""
+
+    rules: list[RuleSchema]
+
+    @model_validator(mode="after")
+    def _ids_once(self) -> RuleCatalogue:
+        ids = [r.id for r in self.rules]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"a rule ID is used twice: {sorted(ids)}")
+        return self
+
+
+def _label(number: int, raw: object) -> str:
+    return f"rule {raw.get('id', '?') if isinstance(raw, dict) else f'#{number}'}"
+
+
 def load_rules(path: Path = RULES_FILE) -> RuleBook:
     """Read and check the catalogue: unique IDs, known severities and scopes, all three texts."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    rules = []
-    for entry in raw["rules"]:
-        missing = [k for k in ("id", "severity", "scope", "what", "why", "fix") if not entry.get(k)]
-        if missing:
-            raise ValueError(f"{path}: rule {entry.get('id', '?')} lacks {missing}")
-        if entry["severity"] not in ("error", "warning") or entry["scope"] not in ("row", "dataset"):
-            raise ValueError(f"{path}: rule {entry['id']} has an unknown severity or scope")
-        if bool(entry.get("family")) == bool(entry.get("check")):
-            raise ValueError(f"{path}: rule {entry['id']} needs exactly one of family / check")
-        entry = {
-            **entry,
-            "datasets": tuple(entry.get("datasets", ())),
-            "reads": tuple(entry.get("reads", ())),
-            "when": entry.get("when") or {},
-        }
-        rules.append(Rule(**entry))
-    ids = [r.id for r in rules]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: a rule ID is used twice: {sorted(ids)}")
-    return RuleBook(rules=tuple(rules))
+    raw = read_yaml(path, ValueError)
+    label = labelled_items("rules", raw, _label)
+    catalogue = validate(RuleCatalogue, raw, path, ValueError, label=label, wording=_WORDING)
+    return RuleBook(tuple(Rule(**{**rule.model_dump(), "when": rule.when or {}}) for rule in catalogue.rules))
+
+
+_WORDING = Wording(missing="{where} lacks {key_list}")

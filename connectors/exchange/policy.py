@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import Field
 
+from campusdx.core.declarations import Declared, Wording, read_yaml, validate
 from campusdx.core.settings import SCHEMAS
 
 POLICY_FILE = SCHEMAS / "exchange" / "policy.yml"
-_KNOWN = {"full_every_days", "full_after_rejections"}
 
 
 class PolicyError(ValueError):
@@ -33,30 +33,47 @@ class Decision:
     reason: str
 
 
+PositiveOrNull = Annotated[int | None, Field(strict=True, gt=0)]
+
+
+class PolicySettings(Declared):
+    """The settings of ``defaults:`` or of one dataset; a setting left out is not set."""
+
+    full_every_days: PositiveOrNull = None
+    full_after_rejections: PositiveOrNull = None
+
+
+class PolicyFile(Declared):
+    """``schemas/exchange/policy.yml``."""
+
+    defaults: PolicySettings | None = None
+    datasets: dict[str, PolicySettings | None] | None = None
+
+
+_POSITIVE = "must be a positive whole number or null, got {value}"
+_WORDING = Wording(
+    unknown="{where}: unknown setting(s) {key_list} (known: {known})",
+    problems={"int_type": _POSITIVE, "greater_than": _POSITIVE},
+)
+
+
 def load_policies(path: Path = POLICY_FILE, datasets: set[str] | None = None) -> dict[str, Policy]:
     """Every dataset's policy: its own entries over the defaults."""
-    raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    defaults = _entries(path, "defaults", raw.get("defaults") or {})
-    listed = raw.get("datasets") or {}
+    raw = read_yaml(path, PolicyError) or {}
+    document = validate(PolicyFile, raw, path, PolicyError, wording=_WORDING)
+    defaults = _set(document.defaults)
+    listed = document.datasets or {}
     unknown = set(listed) - datasets if datasets is not None else set()
     if unknown:
         raise PolicyError(f"{path}: datasets {sorted(unknown)} are not in the profile")
     return {
-        code: Policy(**{**defaults, **_entries(path, code, listed.get(code) or {})})
+        code: Policy(**{**defaults, **_set(listed.get(code))})
         for code in (datasets if datasets is not None else listed)
     }
 
 
-def _entries(path: Path, where: str, entries: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(entries) - _KNOWN
-    if unknown:
-        raise PolicyError(f"{path}: {where}: unknown setting(s) {sorted(unknown)} (known: {sorted(_KNOWN)})")
-    for name, value in entries.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise PolicyError(
-                f"{path}: {where}.{name} must be a positive whole number or null, got {value!r}"
-            )
-    return entries
+def _set(settings: PolicySettings | None) -> dict[str, Any]:
+    return settings.model_dump(exclude_unset=True) if settings else {}
 
 
 def choose_mode(

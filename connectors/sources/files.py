@@ -57,7 +57,6 @@ import glob
 import hashlib
 import logging
 import os
-import re
 import stat
 import time
 import zipfile
@@ -67,16 +66,33 @@ from datetime import date, datetime
 from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from charset_normalizer import from_bytes
 from openpyxl.styles.numbers import is_datetime
 from openpyxl.utils.exceptions import InvalidFileException
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from campusdx.core.declarations import DeclarationError
+from campusdx.core.declarations import (
+    Declared,
+    Wording,
+    as_list,
+    labelled_items,
+    read_yaml,
+    validate,
+)
 from campusdx.core.manifest import Column, Cursor, LandingManifest
 from campusdx.sources.landing import BATCH_COLUMN, DELETED_COLUMN, Landing, new_batch_id
 from campusdx.sources.sql import DEFAULT_CHUNK_ROWS, BatchResult, ExtractError, schema_fingerprint
@@ -102,22 +118,8 @@ _DETECTED_CODEC = {
     "gb18030": "gb18030",
 }
 _DETECT_BYTES = 1 << 20
-_KEYS = {
-    "name",
-    "description",
-    "path",
-    "format",
-    "encoding",
-    "delimiter",
-    "quotechar",
-    "sheet",
-    "primary_key",
-    "columns",
-    "enabled",
-}
 _ONLY_FOR = {"csv": {"encoding", "delimiter", "quotechar"}, "xlsx": {"sheet"}}
 _RESERVED = (BATCH_COLUMN, DELETED_COLUMN, SOURCE_FILE_COLUMN, SOURCE_LINE_COLUMN)
-_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class FileExtractError(ExtractError):
@@ -198,108 +200,129 @@ class FileBatch(BatchResult):
 # -- declarations -------------------------------------------------------------------------
 
 
-def _names(where: str, key: str, value: object) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        raise DeclarationError(f"{where}: {key!r} must be a name or a non-empty list of names")
-    names = []
-    for item in items:
-        if item is None or isinstance(item, dict | list) or not str(item).strip():
-            raise DeclarationError(f"{where}: {key!r} holds {item!r}, not a column name")
-        names.append(str(item).strip())
+def _column_name(value: object) -> object:
+    """A number as a column name is its text; a list, mapping or null is refused."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _unique(names: list[str]) -> list[str]:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise DeclarationError(f"{where}: {key!r} names {twice} more than once")
-    return tuple(names)
+        raise ValueError(f"names {twice} more than once")
+    return names
 
 
-def _one_char(where: str, key: str, value: object) -> str:
-    if not isinstance(value, str) or len(value) != 1 or value in "\r\n":
-        raise DeclarationError(f"{where}: {key!r} must be one character, not {value!r}")
-    return value
+ColumnName = Annotated[
+    str, BeforeValidator(_column_name), StringConstraints(strip_whitespace=True, min_length=1)
+]
+ColumnNames = Annotated[
+    list[ColumnName], BeforeValidator(as_list), Field(min_length=1), AfterValidator(_unique)
+]
+OneChar = Annotated[str, StringConstraints(min_length=1, max_length=1, pattern=r"^[^\r\n]$")]
+Lower = BeforeValidator(lambda v: str(v).lower() if v is not None else v)
 
 
-def _file_decl(path: Path, index: int, raw: object) -> FileDecl:
-    where = f"{path}: files entry {index}"
-    if not isinstance(raw, dict):
-        raise DeclarationError(f"{where} is not a mapping: {raw!r}")
-    if isinstance(raw.get("name"), str):
-        where += f" ({raw['name']!r})"
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise DeclarationError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(_KEYS)}")
-    for required in ("name", "path", "primary_key"):
-        if raw.get(required) in (None, "", []):
-            raise DeclarationError(f"{where}: {required!r} is required")
-    name, pattern = raw["name"], raw["path"]
-    if not isinstance(name, str) or not _TABLE_NAME.match(name):
-        raise DeclarationError(f"{where}: name must be letters, digits and '_' (it names a folder)")
-    if not isinstance(pattern, str):
-        raise DeclarationError(f"{where}: path must be text, not {pattern!r}")
-    try:
-        pattern.format(home="")
-    except (KeyError, IndexError, ValueError):
-        raise DeclarationError(f"{where}: path may hold {{home}} and no other braces: {pattern!r}") from None
-    suffix = Path(pattern).suffix.lower().lstrip(".")
-    fmt = str(raw.get("format") or suffix).lower()
-    if fmt not in FORMATS:
-        raise DeclarationError(f"{where}: format must be one of {list(FORMATS)}, not {fmt!r}")
-    misplaced = sorted(set(raw) & set().union(*(keys for f, keys in _ONLY_FOR.items() if f != fmt)))
-    if misplaced:
-        raise DeclarationError(f"{where}: {misplaced} do not apply to format {fmt!r}")
-    encoding = str(raw.get("encoding", "utf-8")).lower()
-    if encoding not in ENCODINGS:
-        raise DeclarationError(f"{where}: encoding must be one of {list(ENCODINGS)}, not {encoding!r}")
-    delimiter = _one_char(where, "delimiter", raw.get("delimiter", ","))
-    quotechar = _one_char(where, "quotechar", raw.get("quotechar", '"'))
-    if delimiter == quotechar:
-        raise DeclarationError(f"{where}: delimiter and quotechar are both {delimiter!r}")
-    key = _names(where, "primary_key", raw["primary_key"])
-    columns = None if raw.get("columns") is None else _names(where, "columns", raw["columns"])
-    if columns is not None:
-        undeclared = [k for k in key if k not in columns]
+class FileSchema(Declared):
+    """A ``files:`` entry of a system declaration (see the module's documentation)."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    description: str = ""
+    path: str
+    format: Annotated[Literal[FORMATS] | None, Lower] = None
+    encoding: Annotated[Literal[ENCODINGS], Lower] = "utf-8"
+    delimiter: OneChar = ","
+    quotechar: OneChar = '"'
+    sheet: Annotated[str | None, BeforeValidator(lambda v: v if v is None else str(v))] = None
+    primary_key: ColumnNames
+    columns: ColumnNames | None = None
+    enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, raw: object) -> object:
+        """A required key that is empty counts as absent."""
+        required = ("name", "path", "primary_key")
+        if isinstance(raw, dict):
+            return {k: v for k, v in raw.items() if not (k in required and v in (None, "", []))}
+        return raw
+
+    @field_validator("path")
+    @classmethod
+    def _only_home(cls, pattern: str) -> str:
+        try:
+            pattern.format(home="")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"may hold {{home}} and no other braces: {pattern!r}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FileSchema:
+        fmt = self.resolved_format
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {list(FORMATS)}, not {fmt!r}")
+        misplaced = sorted(
+            self.model_fields_set & set().union(*(k for f, k in _ONLY_FOR.items() if f != fmt))
+        )
+        if misplaced:
+            raise ValueError(f"{misplaced} do not apply to format {fmt!r}")
+        if self.delimiter == self.quotechar:
+            raise ValueError(f"delimiter and quotechar are both {self.delimiter!r}")
+        undeclared = [k for k in self.primary_key if self.columns is not None and k not in self.columns]
         if undeclared:
-            raise DeclarationError(f"{where}: primary_key {undeclared} is not among the declared columns")
-    sheet = raw.get("sheet")
-    return FileDecl(
-        name=name,
-        path=pattern,
-        format=fmt,
-        primary_key=key,
-        encoding=encoding,
-        delimiter=delimiter,
-        quotechar=quotechar,
-        sheet=None if sheet is None else str(sheet),
-        columns=columns,
-        description=str(raw.get("description", "")),
-        enabled=bool(raw.get("enabled", True)),
-    )
+            raise ValueError(f"primary_key {undeclared} is not among the declared columns")
+        return self
+
+    @property
+    def resolved_format(self) -> str:
+        """The declared format, else the path's extension."""
+        return self.format or Path(self.path).suffix.lower().lstrip(".")
+
+
+class FilesDocument(BaseModel):
+    """The parts of a system declaration :func:`load_file_decls` reads (the rest is checked by
+    ``campusdx.core.declarations.load_system``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    files: list[FileSchema] | None = None
+    tables: Any = None
+
+    @model_validator(mode="after")
+    def _one_folder_each(self) -> FilesDocument:
+        names = [f.name for f in self.files or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"files {twice} are declared twice")
+        tables = {t.get("name") for t in self.tables or [] if isinstance(t, dict)}
+        shared = sorted(tables & set(names))
+        if shared:
+            raise ValueError(f"{shared} named under both tables and files (one landing folder each)")
+        return self
+
+
+def _file_label(number: int, raw: object) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return f"files entry {number}" + (f" ({name!r})" if isinstance(name, str) else "")
+
+
+_FILE_WORDING = Wording(missing="{where}: {keys} is required")
 
 
 def load_file_decls(system_yaml_path: Path | str) -> list[FileDecl]:
     """The ``files:`` entries of one system's declaration (none when the key is absent)."""
     path = Path(system_yaml_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise DeclarationError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
-    if not isinstance(raw, dict):
-        raise DeclarationError(f"{path}: the top level must be a mapping")
-    entries = raw.get("files") or []
-    if not isinstance(entries, list):
-        raise DeclarationError(f"{path}: 'files' must be a list of entries")
-    decls = [_file_decl(path, i, entry) for i, entry in enumerate(entries, 1)]
-    names = [d.name for d in decls]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise DeclarationError(f"{path}: files {twice} are declared twice")
-    tables = {t.get("name") for t in raw.get("tables") or [] if isinstance(t, dict)}
-    shared = sorted(tables & set(names))
-    if shared:
-        raise DeclarationError(
-            f"{path}: {shared} named under both tables and files (one landing folder each)"
+    raw = read_yaml(path) or {}
+    label = labelled_items("files", raw, _file_label)
+    document = validate(FilesDocument, raw, path, label=label, wording=_FILE_WORDING)
+    return [
+        FileDecl(
+            **entry.model_dump(exclude={"format", "primary_key", "columns"}),
+            format=entry.resolved_format,
+            primary_key=tuple(entry.primary_key),
+            columns=None if entry.columns is None else tuple(entry.columns),
         )
-    return decls
+        for entry in document.files or []
+    ]
 
 
 # -- reading ------------------------------------------------------------------------------
