@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import Field, StrictBool
 
 from campusdx.core import settings
+from campusdx.core.declarations import Declared, Wording, labelled_items, read_yaml, validate
 
 REGISTRY = "code_sets.yml"
 HEADER = ["code", "name"]
-ENTRY_KEYS = ("file", "name", "standard", "edition", "source", "subset", "notes")
 
 
 class CodeSetError(ValueError):
@@ -31,28 +31,40 @@ def _directory(directory: str | Path | None) -> Path:
     return Path(directory) if directory is not None else settings.SCHEMAS / "codes"
 
 
+class CodeSetEntry(Declared):
+    """One entry of the registry (every key required; see code_sets.yml for their meaning)."""
+
+    file: str
+    name: Any
+    standard: Any
+    edition: Any
+    source: Any
+    subset: StrictBool
+    notes: Any
+
+
+class Registry(Declared):
+    """``code_sets.yml``: code-set id -> entry."""
+
+    code_sets: Annotated[dict[str, CodeSetEntry], Field(min_length=1)]
+
+
+_WORDING = Wording(
+    missing="{where}: missing {names}",
+    problems={"bool_type": "must be true or false, not {value}"},
+)
+
+
 def code_set_info(directory: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """The registry: code-set id -> {file, name, standard, edition, source, subset, notes}."""
     path = _directory(directory) / REGISTRY
     try:
-        with path.open(encoding="utf-8") as fh:
-            document = yaml.safe_load(fh)
+        document = read_yaml(path, CodeSetError)
     except FileNotFoundError as exc:
         raise CodeSetError(f"{path}: registry not found") from exc
-    except yaml.YAMLError as exc:
-        raise CodeSetError(f"{path}: not valid YAML: {exc}") from exc
-    entries = document.get("code_sets") if isinstance(document, dict) else None
-    if not isinstance(entries, dict) or not entries:
-        raise CodeSetError(f"{path}: expected a non-empty 'code_sets:' mapping")
-    for set_id, entry in entries.items():
-        if not isinstance(entry, dict):
-            raise CodeSetError(f"{path}: code set {set_id}: expected a mapping")
-        missing = [key for key in ENTRY_KEYS if key not in entry]
-        if missing:
-            raise CodeSetError(f"{path}: code set {set_id}: missing {', '.join(missing)}")
-        if not isinstance(entry["subset"], bool):
-            raise CodeSetError(f"{path}: code set {set_id}: 'subset' must be true or false")
-    return entries
+    label = labelled_items("code_sets", document, lambda set_id, _entry: f"code set {set_id}")
+    validate(Registry, document, path, CodeSetError, label=label, wording=_WORDING)
+    return document["code_sets"]
 
 
 def read_code_file(path: str | Path) -> dict[str, str]:

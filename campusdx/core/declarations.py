@@ -66,13 +66,17 @@ def _no_label(loc: tuple[Any, ...]) -> tuple[str | None, tuple[Any, ...]]:
     return None, loc
 
 
-def labelled_items(key: str, raw: object, label: Callable[[int, object], str]) -> Labeller:
-    """A labeller for the entries of the list ``raw[key]``: ``label(number from 1, entry)``."""
+def labelled_items(key: str, raw: object, label: Callable[[Any, object], str]) -> Labeller:
+    """A labeller for the entries of ``raw[key]``: ``label(number from 1, entry)`` for a list,
+    ``label(key, entry)`` for a mapping."""
     items = raw.get(key) if isinstance(raw, dict) else None
 
     def labeller(loc: tuple[Any, ...]) -> tuple[str | None, tuple[Any, ...]]:
-        if len(loc) >= 2 and loc[0] == key and isinstance(loc[1], int) and isinstance(items, list):
-            return label(loc[1] + 1, items[loc[1]]), loc[2:]
+        if len(loc) >= 2 and loc[0] == key:
+            if isinstance(items, list) and isinstance(loc[1], int) and loc[1] < len(items):
+                return label(loc[1] + 1, items[loc[1]]), loc[2:]
+            if isinstance(items, dict) and loc[1] in items:
+                return label(loc[1], items[loc[1]]), loc[2:]
         return None, loc
 
     return labeller
