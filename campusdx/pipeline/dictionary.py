@@ -106,7 +106,9 @@ def parse_project(project_dir: Path | None = None) -> tuple[dict[str, Any], list
     with tempfile.TemporaryDirectory(prefix="campusdx-dbt-parse-") as tmp:
         args = ["parse", "--project-dir", str(project), "--profiles-dir", str(project)]
         args += ["--target-path", str(Path(tmp) / "target"), "--log-path", str(Path(tmp) / "logs")]
-        result = dbtRunner(callbacks=[collect]).invoke([*args, "--quiet", "--no-use-colors"])
+        # Nothing printed: the warnings come back as gaps, a refusal as the exception's message.
+        args += ["--log-level", "none", "--no-use-colors"]
+        result = dbtRunner(callbacks=[collect]).invoke(args)
         if not result.success:
             raise ProjectRefused(f"dbt could not parse {project}: {result.exception}")
         manifest = json.loads((Path(tmp) / "target" / "manifest.json").read_text(encoding="utf-8"))
