@@ -1,9 +1,15 @@
 {#-
   Every source value a crosswalk could not map: one row per source system, staging model,
-  field, source column and local value, with how many current rows hold it and when it was first and last
-  landed. Built from every `coded(...)` call in the project's models (found in their source at
-  compile time), so a new crosswalked field is covered without touching this file; the model
-  refuses to compile if such a model is not listed below (dbt needs the dependency declared).
+  field, source column and local value, with how many current rows hold it and when it was
+  first and last landed. Built from the coded columns the models declare in their YAML
+  (`config: {meta: {coded: {crosswalk, field, source_column, local_column}}}` on the code
+  column; the macro coded() refuses to compile an undeclared call), read from the graph, so a
+  new crosswalked field is covered without touching this file.
+
+  dbt fixes a model's parents while it parses, when the graph is still empty, so the models
+  read here are also named below with `depends_on`. That list is checked, not trusted: the
+  model does not compile while a model declaring coded columns is missing from it, or a model
+  on it declares none.
 -#}
 -- depends_on: {{ ref('stg_hr__org') }}
 -- depends_on: {{ ref('stg_hr__staff') }}
@@ -15,40 +21,46 @@
 -- depends_on: {{ ref('stg_asset__asset_cards') }}
 {{ config(materialized='table') }}
 
-{%- set calls = [] -%}
+{%- set coded_columns = [] -%}
+{#- graph is empty when sqlfluff renders the model: then the empty branch is linted -#}
 {%- if execute and graph -%}
-    {%- set literal = "\\s*'([^']*)'\\s*" -%}
-    {%- set pattern = "coded\\(" ~ ([literal] * 5) | join(",") -%}
-    {%- for node in graph.nodes.values()
-        if node.resource_type == 'model' and node.unique_id != model.unique_id and 'coded(' in node.raw_code -%}
-        {%- set found = modules.re.findall(pattern, node.raw_code) -%}
-        {%- if found | length != node.raw_code.count('coded(') -%}
-            {{ exceptions.raise_compiler_error(
-                node.name ~ ": every coded(...) call must pass its five first arguments as quoted literals") }}
-        {%- endif -%}
-        {%- if node.unique_id not in model.depends_on.nodes -%}
-            {{ exceptions.raise_compiler_error(
-                "unmapped_codes: add `-- depends_on: {{ ref('" ~ node.name ~ "') }}` for its coded fields") }}
-        {%- endif -%}
-        {%- for system, field, column, local_as, code_as in found -%}
-            {%- do calls.append((node, system, field, column, local_as, code_as)) -%}
+    {%- set declaring = [] -%}
+    {%- for node in graph.nodes.values() | sort(attribute='unique_id')
+        if node.resource_type == 'model' and node.package_name == project_name -%}
+        {%- for code_column, column in node.columns.items() | sort
+            if coded_declaration(column) -%}
+            {%- set coded = coded_declaration(column) -%}
+            {%- do coded_columns.append((node, coded, code_column)) -%}
+            {%- if node.unique_id not in declaring -%}
+                {%- do declaring.append(node.unique_id) -%}
+            {%- endif -%}
         {%- endfor -%}
+    {%- endfor -%}
+    {%- for unique_id in declaring if unique_id not in model.depends_on.nodes -%}
+        {{ exceptions.raise_compiler_error(
+            "unmapped_codes: " ~ unique_id ~ " declares coded columns; add `-- depends_on: {{ ref('"
+            ~ unique_id.split('.')[-1] ~ "') }}`") }}
+    {%- endfor -%}
+    {%- for unique_id in model.depends_on.nodes
+        if unique_id.startswith('model.') and unique_id not in declaring -%}
+        {{ exceptions.raise_compiler_error(
+            "unmapped_codes: " ~ unique_id ~ " declares no coded column; remove its `depends_on`") }}
     {%- endfor -%}
 {%- endif %}
 
-{%- if calls %}
-    {%- for node, system, field, column, local_as, code_as in calls %}
+{%- if coded_columns %}
+    {%- for node, coded, code_column in coded_columns %}
     select
-        '{{ system }}' as source_system,
+        '{{ coded.crosswalk }}' as source_system,
         '{{ node.name }}' as model_name,
-        '{{ field }}' as field,
-        '{{ column }}' as source_column,
-        {{ local_as }} as source_value,
+        '{{ coded.field }}' as field,
+        '{{ coded.source_column }}' as source_column,
+        {{ coded.local_column }} as source_value,
         count(*) as row_count,
         strptime(min(batch_id), '%Y%m%dT%H%M%S%fZ') as first_seen,
         strptime(max(batch_id), '%Y%m%dT%H%M%S%fZ') as last_seen
     from {{ ref(node.name) }}
-    where {{ local_as }} is not null and {{ code_as }} is null
+    where {{ coded.local_column }} is not null and {{ code_column }} is null
     group by all
         {%- if not loop.last %}
     union all
