@@ -16,10 +16,20 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
+import pydantic
 import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from campusdx.core.declarations import Declared, labelled_items, validate
 from campusdx.core.settings import SCHEMAS
 
 PROFILE_DIR = SCHEMAS / "exchange" / "px-1.0"
@@ -299,6 +309,191 @@ class Profile:
         return self.part_template.format(dataset=dataset, part=part)
 
 
+# -- loading: the two files checked by pydantic models (campusdx.core.declarations) ----------
+
+
+def _text(value: object) -> object:
+    """A number where text is meant (a code written unquoted) is its text."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Names = list[Text]
+
+
+class _SchoolSection(Declared):
+    school_code: Text
+    key_id: Text
+
+
+class _PlatformSection(Declared):
+    school_codes: Names
+
+
+class _PackageSection(Declared):
+    id_template: str
+    mode_letters: dict[str, str]
+    part_template: str
+    max_rows_per_part: Annotated[int, pydantic.Field(gt=0)]
+    manifest_file: str
+    signature_file: str
+    manifest_keys: Names
+    file_keys: Names
+
+    @field_validator("mode_letters")
+    @classmethod
+    def _full_and_delta(cls, letters: dict[str, str]) -> dict[str, str]:
+        if set(letters) != {"FULL", "DELTA"}:
+            raise ValueError("must name FULL and DELTA")
+        return letters
+
+
+def _among(listed: str):
+    """A validator: the value is one of the field ``listed`` (declared before it)."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        allowed = info.data.get(listed)
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"{value} is not among {listed} {tuple(allowed)}")
+        return value
+
+    return AfterValidator(check)
+
+
+class _CsvSection(Declared):
+    encodings: Annotated[Names, pydantic.Field(min_length=1)]
+    default_encoding: Annotated[str, _among("encodings")]
+    delimiter: str
+    quote: str
+    line_ending: str
+
+
+class _DeltaSection(Declared):
+    op_column: str
+    ops: dict[str, str]
+
+
+class _SignatureSection(Declared):
+    allowed: Annotated[Names, pydantic.Field(min_length=1)]
+    default: Annotated[str, _among("allowed")]
+
+
+class _GatewaySection(Declared):
+    inbox: str = GatewayLayout.inbox
+    receipts: str = GatewayLayout.receipts
+    part_suffix: str = GatewayLayout.part_suffix
+
+
+def _statuses(delivered: list[str], info: ValidationInfo) -> list[str]:
+    unknown = [d for d in delivered if d not in info.data.get("statuses", delivered)]
+    if unknown:
+        raise ValueError(f"names {unknown}, not among statuses")
+    return delivered
+
+
+class _ReceiptsSection(Declared):
+    statuses: Names
+    delivered: Annotated[Names, AfterValidator(_statuses)]
+
+
+class _CodeSetMatch(Declared):
+    prefix: Annotated[int, pydantic.Field(gt=0)] | None = None
+    suffixes: tuple[Text, ...] = ()
+
+
+class _SexCodes(Declared):
+    odd: Text = PersonChecks.sex_odd
+    even: Text = PersonChecks.sex_even
+
+
+class _PersonChecksSection(Declared):
+    id_number: Text = PersonChecks.id_number
+    id_type: Text = PersonChecks.id_type
+    resident_id_type: Text = PersonChecks.resident_id_type
+    birth_date: Text = PersonChecks.birth_date
+    sex: Text = PersonChecks.sex
+    sex_codes: _SexCodes | None = None
+    age_range: tuple[int, int] | None = None
+
+
+class ProfileFile(Declared):
+    """``profile.yml``: what the interface profile fixes besides its datasets, and this school's settings."""
+
+    spec: str
+    datasets_file: str
+    school: _SchoolSection
+    platform: _PlatformSection
+    package: _PackageSection
+    csv: _CsvSection
+    delta: _DeltaSection
+    signature: _SignatureSection
+    gateway: _GatewaySection
+    send_order: Names | None = None
+    receipts: _ReceiptsSection
+    code_set_match: dict[str, _CodeSetMatch | None] | None = None
+    code_set_formats: dict[str, str] | None = None
+    person_checks: _PersonChecksSection | None = None
+    pii_fields: Names | None = None
+    producer: str | None = None
+
+
+class _CodeSetSpec(Declared):
+    # The province's file holds flow mappings whose unquoted commas make stray keys (``{standard:
+    # ... (current edition; 6 digits, optional K or T suffix)}``): they are left as the file has them.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: Text = ""
+    standard: Text = ""
+    note: Text = ""
+    codes: dict[Text, Text] | list[Text] | None = None
+
+
+class _FieldSpec(Declared):
+    code: Text
+    name: Text
+    type: Annotated[FieldType, BeforeValidator(FieldType.parse)]
+    required: bool = False
+    code_set: str | None = None
+
+
+class _DatasetSpec(Declared):
+    name: Text
+    primary_key: Annotated[Names, pydantic.Field(min_length=1)]
+    fields: list[_FieldSpec]
+    references: dict[str, Text] | None = None
+    rules: Names | None = None
+
+    @model_validator(mode="after")
+    def _key_and_references_name_fields(self) -> _DatasetSpec:
+        codes = {f.code for f in self.fields}
+        if not set(self.primary_key) <= codes:
+            raise ValueError(f"primary key {tuple(self.primary_key)} is not a subset of its fields")
+        for field, target in (self.references or {}).items():
+            if field not in codes or not target.partition(".")[2]:
+                raise ValueError(f"bad reference {field}: {target}")
+        return self
+
+
+class DatasetsFile(Declared):
+    """``datasets.yaml``, the province's own file: the datasets, their fields and code sets."""
+
+    spec: str
+    code_sets: dict[str, _CodeSetSpec] | None = None
+    datasets: dict[str, _DatasetSpec]
+
+    @model_validator(mode="after")
+    def _known_code_sets(self) -> DatasetsFile:
+        for code, dataset in self.datasets.items():
+            for f in dataset.fields:
+                if f.code_set is not None and f.code_set not in (self.code_sets or {}):
+                    raise ValueError(f"dataset {code} field {f.code}: unknown code set {f.code_set}")
+        return self
+
+
+def _dataset_label(code: object, _raw: object) -> str:
+    return f"dataset {code}"
+
+
 def load_profile(directory: Path | str | None = None) -> Profile:
     """Read the profile in ``directory`` (default: the school's, ``schemas/exchange/px-1.0``)."""
     return _load(Path(directory or PROFILE_DIR).resolve())
@@ -307,10 +502,14 @@ def load_profile(directory: Path | str | None = None) -> Profile:
 @functools.lru_cache(maxsize=8)
 def _load(directory: Path) -> Profile:
     path = directory / "profile.yml"
-    raw = _read_yaml(path)
+    raw = validate(ProfileFile, _read_yaml(path), path, ProfileError)
+    spec_path = directory / raw.datasets_file
+    spec_raw = _read_yaml(spec_path)
+    label = labelled_items("datasets", spec_raw, _dataset_label)
+    spec_doc = validate(DatasetsFile, spec_raw, spec_path, ProfileError, label=label)
     try:
-        return _build(directory, raw, _read_yaml(directory / raw["datasets_file"]))
-    except (KeyError, TypeError, ValueError) as exc:
+        return _build(directory, raw, spec_doc)
+    except ValueError as exc:
         raise ProfileError(f"{path}: {exc}") from exc
 
 
@@ -326,112 +525,86 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _build(directory: Path, raw: dict[str, Any], spec_doc: dict[str, Any]) -> Profile:
-    if spec_doc.get("spec") != raw["spec"]:
-        raise ValueError(f"datasets file is for {spec_doc.get('spec')!r}, profile is {raw['spec']!r}")
-    code_sets = _code_sets(spec_doc.get("code_sets") or {}, raw)
-    datasets = {code: _dataset(code, d, code_sets) for code, d in spec_doc["datasets"].items()}
+def _build(directory: Path, raw: ProfileFile, spec_doc: DatasetsFile) -> Profile:
+    if spec_doc.spec != raw.spec:
+        raise ValueError(f"datasets file is for {spec_doc.spec!r}, profile is {raw.spec!r}")
+    code_sets = _code_sets(spec_doc.code_sets or {}, raw)
+    datasets = {code: _dataset(code, d) for code, d in spec_doc.datasets.items()}
     _check_references(datasets)
-    pkg, csv, sig, rec = raw["package"], raw["csv"], raw["signature"], raw["receipts"]
-    profile = Profile(
-        spec=raw["spec"],
+    pkg, csv, sig, rec = raw.package, raw.csv, raw.signature, raw.receipts
+    unknown = [c for c in raw.send_order or () if c not in datasets]
+    if unknown:
+        raise ValueError(f"send_order names unknown datasets {unknown}")
+    return Profile(
+        spec=raw.spec,
         directory=directory,
         datasets=MappingProxyType(datasets),
         code_sets=MappingProxyType(code_sets),
-        package_id_template=pkg["id_template"],
-        mode_letters=MappingProxyType(dict(pkg["mode_letters"])),
-        part_template=pkg["part_template"],
-        max_rows_per_part=int(pkg["max_rows_per_part"]),
-        manifest_file=pkg["manifest_file"],
-        signature_file=pkg["signature_file"],
-        manifest_keys=tuple(pkg["manifest_keys"]),
-        file_keys=tuple(pkg["file_keys"]),
-        encodings=tuple(csv["encodings"]),
-        default_encoding=csv["default_encoding"],
-        delimiter=csv["delimiter"],
-        quote=csv["quote"],
-        line_ending=csv["line_ending"],
-        op_column=raw["delta"]["op_column"],
-        ops=MappingProxyType(dict(raw["delta"]["ops"])),
-        signature_algorithms=tuple(sig["allowed"]),
-        default_signature=sig["default"],
-        gateway=GatewayLayout(**raw["gateway"]),
-        send_order=tuple(raw.get("send_order") or ()),
-        receipt_statuses=tuple(rec["statuses"]),
-        delivered_statuses=tuple(rec["delivered"]),
-        school_codes=tuple(str(c) for c in raw["platform"]["school_codes"]),
-        school_code=str(raw["school"]["school_code"]),
-        key_id=str(raw["school"]["key_id"]),
-        pii_fields=frozenset(raw.get("pii_fields") or ()),
-        producer=str(raw.get("producer") or "campusdx"),
-        person_checks=_person_checks(raw.get("person_checks") or {}),
+        package_id_template=pkg.id_template,
+        mode_letters=MappingProxyType(dict(pkg.mode_letters)),
+        part_template=pkg.part_template,
+        max_rows_per_part=pkg.max_rows_per_part,
+        manifest_file=pkg.manifest_file,
+        signature_file=pkg.signature_file,
+        manifest_keys=tuple(pkg.manifest_keys),
+        file_keys=tuple(pkg.file_keys),
+        encodings=tuple(csv.encodings),
+        default_encoding=csv.default_encoding,
+        delimiter=csv.delimiter,
+        quote=csv.quote,
+        line_ending=csv.line_ending,
+        op_column=raw.delta.op_column,
+        ops=MappingProxyType(dict(raw.delta.ops)),
+        signature_algorithms=tuple(sig.allowed),
+        default_signature=sig.default,
+        gateway=GatewayLayout(**raw.gateway.model_dump()),
+        send_order=tuple(raw.send_order or ()),
+        receipt_statuses=tuple(rec.statuses),
+        delivered_statuses=tuple(rec.delivered),
+        school_codes=tuple(raw.platform.school_codes),
+        school_code=raw.school.school_code,
+        key_id=raw.school.key_id,
+        pii_fields=frozenset(raw.pii_fields or ()),
+        producer=raw.producer or "campusdx",
+        person_checks=_person_checks(raw.person_checks or _PersonChecksSection()),
     )
-    _check_consistency(profile)
-    return profile
 
 
-def _code_sets(raw_sets: dict[str, Any], raw: dict[str, Any]) -> dict[str, CodeSet]:
-    formats = raw.get("code_set_formats") or {}
-    match = raw.get("code_set_match") or {}
+def _code_sets(raw_sets: Mapping[str, _CodeSetSpec], raw: ProfileFile) -> dict[str, CodeSet]:
+    formats = raw.code_set_formats or {}
+    match = raw.code_set_match or {}
     out = {}
     for set_id, d in raw_sets.items():
-        codes = d.get("codes")
-        if isinstance(codes, list):
-            codes = {str(c): "" for c in codes}
-        rule = match.get(set_id) or {}
+        codes = {c: "" for c in d.codes} if isinstance(d.codes, list) else d.codes
+        rule = match.get(set_id) or _CodeSetMatch()
         out[set_id] = CodeSet(
             id=set_id,
-            name=str(d.get("name", "")),
-            standard=str(d.get("standard", "")),
-            note=str(d.get("note", "")),
-            codes=MappingProxyType({str(k): str(v) for k, v in codes.items()}) if codes else None,
+            name=d.name,
+            standard=d.standard,
+            note=d.note,
+            codes=MappingProxyType(dict(codes)) if codes else None,
             format=formats.get(set_id),
-            prefix=rule.get("prefix"),
-            suffixes=tuple(rule.get("suffixes") or ()),
+            prefix=rule.prefix,
+            suffixes=tuple(rule.suffixes),
         )
     return out
 
 
-def _dataset(code: str, d: dict[str, Any], code_sets: Mapping[str, CodeSet]) -> Dataset:
-    fields = tuple(_field(code, f, code_sets) for f in d["fields"])
-    codes = {f.code for f in fields}
-    pk = tuple(d["primary_key"])
-    if not pk or not set(pk) <= codes:
-        raise ValueError(f"dataset {code}: primary key {pk} is not a subset of its fields")
-    refs = {}
-    for field, target in (d.get("references") or {}).items():
-        ds, _, tf = str(target).partition(".")
-        if field not in codes or not tf:
-            raise ValueError(f"dataset {code}: bad reference {field}: {target}")
-        refs[field] = Reference(ds, tf)
-    return Dataset(code, str(d["name"]), fields, pk, MappingProxyType(refs), tuple(d.get("rules") or ()))
+def _dataset(code: str, d: _DatasetSpec) -> Dataset:
+    fields = tuple(Field(f.code, f.name, f.type, f.required, f.code_set) for f in d.fields)
+    refs = {field: Reference(*str(target).split(".", 1)) for field, target in (d.references or {}).items()}
+    return Dataset(code, d.name, fields, tuple(d.primary_key), MappingProxyType(refs), tuple(d.rules or ()))
 
 
-def _field(dataset: str, f: dict[str, Any], code_sets: Mapping[str, CodeSet]) -> Field:
-    try:
-        ftype = FieldType.parse(f["type"])
-    except ValueError as exc:
-        raise ValueError(f"dataset {dataset} field {f.get('code')}: {exc}") from None
-    code_set = f.get("code_set")
-    if code_set is not None and code_set not in code_sets:
-        raise ValueError(f"dataset {dataset} field {f['code']}: unknown code set {code_set}")
-    return Field(str(f["code"]), str(f["name"]), ftype, bool(f.get("required")), code_set)
-
-
-def _person_checks(raw: dict[str, Any]) -> PersonChecks:
-    sex = raw.get("sex_codes") or {}
-    ages = raw.get("age_range") or (PersonChecks.min_age, PersonChecks.max_age)
-    plain = {
-        k: str(v)
-        for k, v in raw.items()
-        if k in ("id_number", "id_type", "resident_id_type", "birth_date", "sex")
-    }
+def _person_checks(raw: _PersonChecksSection) -> PersonChecks:
+    sex = raw.sex_codes or _SexCodes()
+    ages = raw.age_range or (PersonChecks.min_age, PersonChecks.max_age)
     return PersonChecks(
-        **plain,
-        sex_odd=str(sex.get("odd", PersonChecks.sex_odd)),
-        sex_even=str(sex.get("even", PersonChecks.sex_even)),
-        min_age=int(ages[0]),
-        max_age=int(ages[1]),
+        **raw.model_dump(include={"id_number", "id_type", "resident_id_type", "birth_date", "sex"}),
+        sex_odd=sex.odd,
+        sex_even=sex.even,
+        min_age=ages[0],
+        max_age=ages[1],
     )
 
 
@@ -440,17 +613,3 @@ def _check_references(datasets: Mapping[str, Dataset]) -> None:
         for field, ref in ds.references.items():
             if ref.dataset not in datasets or ref.field not in datasets[ref.dataset].field_codes:
                 raise ValueError(f"dataset {ds.code}: {field} refers to unknown {ref.dataset}.{ref.field}")
-
-
-def _check_consistency(p: Profile) -> None:
-    if p.default_encoding not in p.encodings:
-        raise ValueError(f"default encoding {p.default_encoding} is not among {p.encodings}")
-    if p.default_signature not in p.signature_algorithms:
-        raise ValueError(f"default signature {p.default_signature} is not among {p.signature_algorithms}")
-    if not set(p.delivered_statuses) <= set(p.receipt_statuses):
-        raise ValueError("receipts.delivered names a status not in receipts.statuses")
-    unknown = [c for c in p.send_order if c not in p.datasets]
-    if unknown:
-        raise ValueError(f"send_order names unknown datasets {unknown}")
-    if set(p.mode_letters) != {"FULL", "DELTA"}:
-        raise ValueError("package.mode_letters must name FULL and DELTA")
