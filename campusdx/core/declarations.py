@@ -144,9 +144,23 @@ def describe(
     wording: Wording = Wording(),
     model: type[BaseModel] | None = None,
 ) -> str:
-    """Every problem of ``error`` as ``<file>: <entry>: <key> <problem>``, joined by ``; ``.
+    """Every problem of ``error`` (:func:`problems`), joined by ``; ``."""
+    return "; ".join(problems(error, file, label=label, wording=wording, model=model))
 
-    The missing keys of one mapping are named together, and so are its unknown keys.
+
+def problems(
+    error: ValidationError,
+    file: object,
+    *,
+    label: Labeller = _no_label,
+    wording: Wording = Wording(),
+    model: type[BaseModel] | None = None,
+) -> list[str]:
+    """Every problem of ``error``, each as ``<file>: <entry>: <key> <problem>``.
+
+    ``label`` names the entry a location is in; ``wording`` words the problems; ``model`` (the
+    model validated) lets an unknown key's message list the known ones. The missing keys of one
+    mapping are named together, and so are its unknown keys.
     """
     lines: list[str | tuple[str, str, tuple[Any, ...]]] = []
     grouped: dict[tuple[str, str, tuple[Any, ...]], list[str]] = {}
@@ -166,9 +180,7 @@ def describe(
         )
         words = {"where": where, "key": _path(inner), "problem": problem or _problem(err), "value": value}
         lines.append((wording.key if inner else wording.whole).format(**words))
-    return "; ".join(
-        line if isinstance(line, str) else _group(line, grouped[line], wording, model) for line in lines
-    )
+    return [line if isinstance(line, str) else _group(line, grouped[line], wording, model) for line in lines]
 
 
 def _group(group: tuple[str, str, tuple[Any, ...]], keys: list[str], wording: Wording, model) -> str:

@@ -20,11 +20,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, Field, StrictInt, ValidationError
 
 from campusdx.core import settings
+from campusdx.core.declarations import Declared, Wording, read_yaml
+from campusdx.core.declarations import problems as declared_problems
 
 STANDARD_FILE = "standard.yml"
 RULES_HEADER = ["code", "name", "applies_to", "pattern", "description"]
@@ -159,13 +162,79 @@ def _read_campuses(path: Path, problems: list[str]) -> dict[str, dict[str, str]]
     return campuses
 
 
-def _texts(value: Any, where: str, problems: list[str]) -> tuple[str, ...]:
+def _quoted(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.append(f"{where}: expected a list of quoted strings (a code like 01 must be quoted)")
-        return ()
+        raise ValueError("expected a list of quoted strings (a code like 01 must be quoted)")
     return tuple(value)
+
+
+Quoted = Annotated[tuple[str, ...], BeforeValidator(_quoted)]
+Text = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+Filled = Annotated[Text, Field(min_length=1)]
+
+
+class _Segment(Declared):
+    chars: Annotated[StrictInt, Field(gt=0)]
+    name: Filled
+    rule: str | None = None
+    code_list: Literal["campuses"] | None = None
+
+
+class _Mapping(Declared):
+    file: str
+    field: str
+
+
+class _CodeDetails(Declared):
+    """``codes.<rule ID>`` of standard.yml (see its header for the keys)."""
+
+    segments: list[_Segment] | None = None
+    examples: Quoted = ()
+    not_examples: Quoted = ()
+    references: Quoted = ()
+    code_list: Literal["campuses"] | None = None
+    mapping: _Mapping | None = None
+    px_fields: Quoted = ()
+
+
+class _Header(Declared):
+    name: Filled
+    part: Filled
+    edition: Filled
+    owner: Filled
+    rules_file: Filled
+    campuses_file: Filled
+    school: str | None = None
+    school_code: str | None = None
+    school_code_note: str | None = None
+
+
+class _TreeRule(Declared):
+    id: Filled
+    rule: Filled
+
+
+class _OrgRules(Declared):
+    rule: str
+    root: Text
+    root_category: Text
+    category_code_set: str | None = None
+    family: dict[Text, Text]
+    local_categories: _Mapping | None = None
+    tree: list[_TreeRule]
+
+
+class StandardFile(Declared):
+    """``standard.yml``: the standard's header, the details per rule and the organisation tree rules."""
+
+    standard: _Header
+    codes: dict[str, _CodeDetails | None]
+    org_code_rules: _OrgRules
+
+
+_WORDING = Wording(key="{where}: {key}: {problem}", missing="{where}: missing {names}")
 
 
 def _check_examples(
@@ -199,41 +268,22 @@ def _check_examples(
             problems.append(f"{where}: not_example {example!r} matches the pattern {rule.pattern!r}")
 
 
-def _segments(value: Any, known: set[str], where: str, problems: list[str]) -> tuple[dict[str, Any], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        problems.append(f"{where}: segments must be a list")
-        return ()
-    segments = []
-    for n, segment in enumerate(value, start=1):
-        if not isinstance(segment, dict) or not isinstance(segment.get("chars"), int) or segment["chars"] < 1:
-            problems.append(f"{where}: segment {n}: needs chars (a positive whole number) and name")
-            continue
-        if not segment.get("name"):
-            problems.append(f"{where}: segment {n}: needs a name")
+def _check_segments(rule: Rule, known: set[str], where: str, problems: list[str]) -> None:
+    for n, segment in enumerate(rule.segments, start=1):
         if "rule" in segment and segment["rule"] not in known:
             problems.append(f"{where}: segment {n}: unknown rule {segment['rule']!r}")
-        if "code_list" in segment and segment["code_list"] != "campuses":
-            problems.append(f"{where}: segment {n}: code_list must be 'campuses'")
-        segments.append(segment)
-    return tuple(segments)
 
 
-def _check_mapping(mapping: Any, where: str, problems: list[str]) -> dict[str, str] | None:
+def _check_mapping(mapping: dict[str, str] | None, where: str, problems: list[str]) -> None:
     if mapping is None:
-        return None
-    if not isinstance(mapping, dict) or not {"file", "field"} <= set(mapping):
-        problems.append(f"{where}: mapping needs file and field")
-        return None
+        return
     path = settings.REPO_ROOT / mapping["file"]
     if not path.exists():
         problems.append(f"{where}: mapping file {mapping['file']} does not exist")
-        return mapping
+        return
     with path.open(encoding="utf-8-sig", newline="") as fh:
         if not any(row.get("field") == mapping["field"] for row in csv.DictReader(fh)):
             problems.append(f"{where}: mapping: {mapping['file']} has no rows of field {mapping['field']!r}")
-    return mapping
 
 
 def _check_in_duckdb(rules: dict[str, Rule], where: str, problems: list[str]) -> None:
@@ -275,15 +325,8 @@ def _check_px_fields(
 
 
 def _check_org(
-    org: Any, rules: dict[str, Rule], dwlb: set[str], where: str, problems: list[str]
-) -> dict[str, Any]:
-    if not isinstance(org, dict):
-        problems.append(f"{where}: org_code_rules: expected a mapping")
-        return {}
-    missing = [k for k in ("rule", "root", "root_category", "family", "tree") if k not in org]
-    if missing:
-        problems.append(f"{where}: org_code_rules: missing {', '.join(missing)}")
-        return org
+    org: dict[str, Any], rules: dict[str, Rule], dwlb: set[str], where: str, problems: list[str]
+) -> None:
     rule = rules.get(org["rule"])
     if rule is None:
         problems.append(f"{where}: org_code_rules.rule: unknown rule {org['rule']!r}")
@@ -294,39 +337,35 @@ def _check_org(
             problems.append(f"{where}: org_code_rules.family {digit}: {category!r} is not a DWLB code")
     seen = set(rules)
     for item in org["tree"]:
-        tree_id = item.get("id") if isinstance(item, dict) else None
-        if not tree_id or not item.get("rule"):
-            problems.append(f"{where}: org_code_rules.tree: every entry needs id and rule, found {item!r}")
-        elif tree_id in seen:
-            problems.append(f"{where}: org_code_rules.tree: duplicate rule ID {tree_id!r}")
-        else:
-            seen.add(tree_id)
-    return org
+        if item["id"] in seen:
+            problems.append(f"{where}: org_code_rules.tree: duplicate rule ID {item['id']!r}")
+        seen.add(item["id"])
 
 
 def load_standard(directory: str | Path | None = None) -> Standard:
     """Load ``schemas/school/`` (or ``directory``) and check it; raise SchoolStandardError listing
-    every problem found, each naming its file and entry."""
+    every problem found, each naming its file and entry.
+
+    standard.yml is checked first by :class:`StandardFile`; the checks across files (rules and
+    their details, examples, campuses, DuckDB, the profile) run when it passes. The CSV files'
+    problems are reported either way."""
     root = _directory(directory)
     yml = root / STANDARD_FILE
     try:
-        document = yaml.safe_load(yml.read_text(encoding="utf-8"))
+        document = read_yaml(yml, SchoolStandardError)
     except FileNotFoundError as exc:
         raise SchoolStandardError(f"{yml}: file not found") from exc
-    except yaml.YAMLError as exc:
-        raise SchoolStandardError(f"{yml}: not valid YAML: {exc}") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("codes"), dict):
-        raise SchoolStandardError(
-            f"{yml}: expected a mapping with 'standard:', 'codes:' and 'org_code_rules:'"
-        )
-    info = document.get("standard") or {}
     problems: list[str] = []
-    for key in ("name", "part", "edition", "owner", "rules_file", "campuses_file"):
-        if not info.get(key):
-            problems.append(f"{yml}: standard: missing {key}")
-    rules_csv = root / info.get("rules_file", "school_code_rules.csv")
+    try:
+        StandardFile.model_validate(document)
+    except ValidationError as exc:
+        problems += declared_problems(exc, yml, wording=_WORDING, model=StandardFile)
+    info = (document.get("standard") if isinstance(document, dict) else None) or {}
+    rules_csv = root / str(info.get("rules_file") or "school_code_rules.csv")
     table = _read_rules(rules_csv, problems)
-    campuses = _read_campuses(root / info.get("campuses_file", "campuses.csv"), problems)
+    campuses = _read_campuses(root / str(info.get("campuses_file") or "campuses.csv"), problems)
+    if problems:
+        raise _refused(root, problems)
     details = document["codes"]
     for code in table.keys() - details.keys():
         problems.append(f"{yml}: codes: no entry for rule {code} (line {table[code][0]} of {rules_csv.name})")
@@ -334,45 +373,46 @@ def load_standard(directory: str | Path | None = None) -> Standard:
         problems.append(f"{yml}: codes.{code}: not a rule of {rules_csv.name}")
     rules: dict[str, Rule] = {}
     for code, (_line, row, regex) in table.items():
-        entry, where = details.get(code), f"{yml}: codes.{code}"
+        entry = details.get(code)
         if entry is None or regex is None:
-            continue
-        if not isinstance(entry, dict):
-            problems.append(f"{where}: expected a mapping")
             continue
         rules[code] = Rule(
             *row,
-            segments=_segments(entry.get("segments"), set(table), where, problems),
-            examples=_texts(entry.get("examples"), f"{where}.examples", problems),
-            not_examples=_texts(entry.get("not_examples"), f"{where}.not_examples", problems),
-            references=_texts(entry.get("references"), f"{where}.references", problems),
-            mapping=_check_mapping(entry.get("mapping"), where, problems),
-            px_fields=_texts(entry.get("px_fields"), f"{where}.px_fields", problems),
+            segments=tuple(entry.get("segments") or ()),
+            examples=_quoted(entry.get("examples")),
+            not_examples=_quoted(entry.get("not_examples")),
+            references=_quoted(entry.get("references")),
+            mapping=entry.get("mapping"),
+            px_fields=_quoted(entry.get("px_fields")),
             code_list=entry.get("code_list"),
             regex=regex,
         )
     profile = _profile()
     for code, rule in rules.items():
-        _check_examples(rule, rules, campuses, f"{yml}: codes.{code}", problems)
-        _check_px_fields(rule.px_fields, profile, f"{yml}: codes.{code}", problems)
-    for rule in rules.values():
-        if rule.code_list not in (None, "campuses"):
-            problems.append(f"{yml}: codes.{rule.code}: code_list must be 'campuses'")
-        elif rule.code_list:
+        where = f"{yml}: codes.{code}"
+        _check_segments(rule, set(table), where, problems)
+        _check_mapping(rule.mapping, where, problems)
+        _check_examples(rule, rules, campuses, where, problems)
+        _check_px_fields(rule.px_fields, profile, where, problems)
+        if rule.code_list:
             problems += [
-                f"{yml}: codes.{rule.code}: campus {c!r} of campuses.csv does not follow the rule"
+                f"{where}: campus {c!r} of campuses.csv does not follow the rule"
                 for c in campuses
                 if not rule.matches(c)
             ]
     _check_in_duckdb(rules, str(yml), problems)
     dwlb = set(profile["code_sets"]["DWLB"]["codes"])
-    org = _check_org(document.get("org_code_rules"), rules, dwlb, str(yml), problems)
+    org = document["org_code_rules"]
+    _check_org(org, rules, dwlb, str(yml), problems)
     if problems:
-        raise SchoolStandardError(
-            f"the school coding standard in {root} has {len(problems)} problem(s):\n  "
-            + "\n  ".join(problems)
-        )
+        raise _refused(root, problems)
     return Standard(info=info, rules=rules, campuses=campuses, org=org, directory=root)
+
+
+def _refused(root: Path, problems: list[str]) -> SchoolStandardError:
+    return SchoolStandardError(
+        f"the school coding standard in {root} has {len(problems)} problem(s):\n  " + "\n  ".join(problems)
+    )
 
 
 def _text(value: object) -> str | None:
