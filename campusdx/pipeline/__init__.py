@@ -14,7 +14,6 @@ step loads its own stage when its task runs. Airflow likewise.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict
 from datetime import datetime
 
@@ -23,7 +22,7 @@ import duckdb
 from campusdx.core.declarations import load_systems
 from campusdx.core.locks import Busy
 from campusdx.core.profile import load_profile
-from campusdx.core.settings import Paths, redact
+from campusdx.core.settings import Paths, current, redact
 from campusdx.core.settings import paths as default_paths
 from campusdx.core.warehouse import candidates
 from campusdx.pipeline import reconcile
@@ -85,7 +84,7 @@ def source_url(system: str, paths: Paths | None = None) -> tuple[str, str]:
     if uri:
         return uri, f"Airflow connection {decl.airflow_conn_id}"
     url = decl.url(paths.home)
-    origin = decl.env_url_var() if os.environ.get(decl.env_url_var()) else "embedded default"
+    origin = decl.env_url_var() if current().source_url(decl.system) else "embedded default"
     return url, origin
 
 

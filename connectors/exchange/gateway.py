@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
-from campusdx.core import atomic
+from campusdx.core import atomic, settings
 from campusdx.core.profile import GatewayLayout, load_profile
 from campusdx.exchange.package import PackageFileRefused, read_in_package
 from campusdx.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
@@ -42,7 +42,7 @@ SFTP_SETTINGS_ENV = "CAMPUSDX_SFTP_SETTINGS"
 
 def configured(directory: Path, layout: GatewayLayout | None = None) -> Gateway:
     """The SFTP gateway when ``$CAMPUSDX_SFTP_SETTINGS`` names its settings, else ``directory``."""
-    settings_file = os.environ.get(SFTP_SETTINGS_ENV)
+    settings_file = settings.current().sftp_settings
     if not settings_file:
         return DirectoryGateway(directory, layout)
     try:
