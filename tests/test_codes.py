@@ -267,3 +267,21 @@ def test_registry_entry_missing_keys_is_rejected(tmp_path):
     (tmp_path / "code_sets.yml").write_text("code_sets:\n  XBM:\n    file: xb.csv\n", encoding="utf-8")
     with pytest.raises(CodeSetError, match=r"code set XBM: missing name, standard"):
         code_set_info(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("    colour: red\n", r"code set XBM: unknown key\(s\) \['colour'\]"),
+        ("    subset: 'no'\n", r"code set XBM: subset must be true or false, not 'no'"),
+    ],
+)
+def test_registry_entry_unknown_key_or_bad_subset_is_rejected(tmp_path, extra, message):
+    directory = _registry(tmp_path, "code,name\n1,男性\n")
+    registry = directory / "code_sets.yml"
+    text = registry.read_text(encoding="utf-8").replace("    subset: false\n", "")
+    registry.write_text(
+        text + extra + ("    subset: false\n" if "subset" not in extra else ""), encoding="utf-8"
+    )
+    with pytest.raises(CodeSetError, match=message):
+        code_set_info(directory)

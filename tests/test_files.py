@@ -10,6 +10,7 @@ import openpyxl
 import pyarrow.parquet as pq
 import pytest
 
+from campusdx.core.declarations import DeclarationError, load_system
 from campusdx.sources.files import FileDecl, FileExtractError, extract_file, load_file_decls
 from campusdx.sources.landing import Landing
 
@@ -299,6 +300,14 @@ files:
         ("{name: x, path: a.xlsx, primary_key: [k], encoding: gbk}", "do not apply to format 'xlsx'"),
         ("{name: x, path: a.csv, primary_key: [k], columns: [a]}", "not among the declared columns"),
         ("{name: zc_kp, path: a.csv, primary_key: [k]}", "named under both tables and files"),
+        ("{name: x-y, path: a.csv, primary_key: [k]}", "name must match pattern"),
+        ("{name: x, path: 'a{b}.csv', primary_key: [k]}", r"path may hold \{home\} and no other braces"),
+        ("{name: x, path: a.csv, primary_key: [k, k]}", r"primary_key names \['k'\] more than once"),
+        (
+            "{name: x, path: a.csv, primary_key: [k], delimiter: ';;'}",
+            "delimiter must have at most 1 character",
+        ),
+        ("{name: x, path: a.txt, primary_key: [k]}", r"format must be one of \['csv', 'xlsx'\], not 'txt'"),
     ],
 )
 def test_malformed_entry_names_file_and_entry(tmp_path, entry, complaint):
@@ -311,6 +320,30 @@ def test_malformed_entry_names_file_and_entry(tmp_path, entry, complaint):
     assert str(path) in str(caught.value)
     if "both" not in complaint:
         assert "files entry 1 ('" in str(caught.value)
+
+
+def test_a_declaration_names_every_problem_at_once_with_its_key(tmp_path):
+    path = tmp_path / "asset.yml"
+    path.write_text(
+        "system: asset\nconnection: {default_url: 'sqlite://', user: etl}\n"
+        "tables:\n  - {name: zc_kp, primary_key: [], lookback: -1, deletes: all}\n"
+        "files:\n  - {name: x, path: a.csv, primary_key: [k], encoding: big5, colour: red}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DeclarationError) as system:
+        load_system(path)
+    assert str(system.value).replace(f"; {path}", f"\n{path}").splitlines() == [
+        f"{path}: connection: unknown key(s) ['user']; known keys: ['airflow_conn_id', 'default_url']",
+        f"{path}: table 'zc_kp': primary_key must not be empty",
+        f"{path}: table 'zc_kp': lookback must be greater than or equal to 0, not -1",
+        f"{path}: table 'zc_kp': deletes must be one of 'none' or 'key_snapshot', not 'all'",
+    ]
+    with pytest.raises(DeclarationError) as files:
+        load_file_decls(path)
+    assert f"{path}: files entry 1 ('x'): encoding must be one of" in str(files.value)
+    assert f"{path}: files entry 1 ('x'): unknown key(s) ['colour']; known keys: ['columns'," in str(
+        files.value
+    )
 
 
 def test_a_symbolic_link_in_the_export_folder_is_refused_by_name(tmp_path):

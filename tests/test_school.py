@@ -353,3 +353,14 @@ def test_the_dbt_test_fails_exactly_the_values_that_break_the_rule(tmp_path):
     assert outcome["org_id_follows"] == ("pass", 0)
     assert outcome["staff_no_follows"] == ("fail", 2)  # 2025001 (twice: one failure) and X0250001
     assert outcome["unknown_rule"] == ("fail", 1)
+
+
+def test_a_malformed_detail_is_refused_naming_its_key(copy):
+    _edit(
+        copy / "standard.yml", "{chars: 2, name: 类别内顺序号}", "{chars: 0, name: 类别内顺序号, colour: red}"
+    )
+    _edit(copy / "standard.yml", "  owner: 信息化建设与管理处\n", "")
+    message = _refused(copy)
+    assert "standard.yml: standard: missing owner" in message
+    assert "standard.yml: codes.SCH-DWH.segments.#2.chars: must be greater than 0, not 0" in message
+    assert "standard.yml: codes.SCH-DWH.segments.#2: unknown key(s) ['colour']" in message
