@@ -76,9 +76,9 @@ ORGS = {  # ZZJG, judged first: 201 is clean, 999 lacks its required 单位名�
 
 def _warehouse(path, rows, dataset="XSJBXX"):
     fields = load_profile().dataset(dataset).field_codes
-    table = f"feeds.feed_px_candidates__{dataset.lower()}"
+    table = f"feeds_candidates.feed_px_candidates__{dataset.lower()}"
     with duckdb.connect(str(path)) as conn:
-        conn.execute("create schema if not exists feeds")
+        conn.execute("create schema if not exists feeds_candidates")
         columns = ", ".join(f"{f.lower()} varchar" for f in fields)
         conn.execute(f"create table {table} (record_key varchar, batch_id varchar, {columns})")
         for key, row in rows.items():

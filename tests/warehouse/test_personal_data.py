@@ -49,7 +49,8 @@ def _raw_failing_values(built) -> set[str]:
         for f in pq.read_table(path).to_pylist():
             if f["field"] in personal:
                 rows = built.rows(
-                    f'select "{f["field"].lower()}" from feeds.feed_px_candidates__{path.stem.lower()} '
+                    f'select "{f["field"].lower()}" '
+                    f"from feeds_candidates.feed_px_candidates__{path.stem.lower()} "
                     "where record_key = ?",
                     f["record_key"],
                 )

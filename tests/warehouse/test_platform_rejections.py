@@ -56,7 +56,9 @@ def test_rows_the_province_rejects_are_quarantined_under_its_rules(warehouse, tm
     # the row changes at the source (a new landing batch): it leaves the quarantine by itself
     with built.connect() as conn:
         current = dict(
-            conn.execute("select record_key, batch_id from feeds.feed_px_candidates__zzjg").fetchall()
+            conn.execute(
+                "select record_key, batch_id from feeds_candidates.feed_px_candidates__zzjg"
+            ).fetchall()
         )
     moved = {k: ("a later batch" if k == min(rejected) else b) for k, b in current.items()}
     assert prune(paths, profile.dataset("ZZJG"), moved, personal_fields(profile)) == 1
