@@ -56,3 +56,23 @@ def test_a_feed_reads_in_the_same_order_whatever_order_it_was_written(tmp_path):
         assert table.column("KJQJ").to_pylist()[0] == "01"
         fingerprints.add(content_fingerprint(table))
     assert len(fingerprints) == 1
+
+
+def test_a_source_url_resolves_environment_then_airflow_connection_then_default(tmp_path, monkeypatch):
+    from campusdx import pipeline
+    from campusdx.core.settings import Paths
+
+    paths = Paths(tmp_path / "home")
+    monkeypatch.setattr(pipeline, "_airflow_uri", lambda conn_id: f"postgresql+psycopg://db/{conn_id}")
+    monkeypatch.setenv("CAMPUSDX_SOURCE_HR_URL", "sqlite:////elsewhere/hr.sqlite")
+    assert pipeline.source_url("hr", paths) == ("sqlite:////elsewhere/hr.sqlite", "CAMPUSDX_SOURCE_HR_URL")
+    monkeypatch.delenv("CAMPUSDX_SOURCE_HR_URL")
+    assert pipeline.source_url("hr", paths) == (
+        "postgresql+psycopg://db/campusdx_source_hr",
+        "Airflow connection campusdx_source_hr",
+    )
+    monkeypatch.setattr(pipeline, "_airflow_uri", lambda conn_id: None)
+    assert pipeline.source_url("hr", paths) == (
+        f"sqlite:///{paths.home}/sources/hr.sqlite",
+        "embedded default",
+    )

@@ -20,9 +20,9 @@ every call, so a changed environment is seen at once; nothing is cached at impor
 
 An empty variable counts as unset. Resolution order: a variable set in the environment, else the
 embedded default above. A source system's URL has one more step, resolved in
-``campusdx.pipeline.source_url``: the system's Airflow connection (``airflow_conn_id`` of
-``schemas/sources/<system>.yml``) when it exists, else ``CAMPUSDX_SOURCE_<SYSTEM>_URL``, else the
-declaration's ``default_url`` under the home.
+``campusdx.pipeline.source_url``: ``CAMPUSDX_SOURCE_<SYSTEM>_URL`` when set, else the system's
+Airflow connection (``airflow_conn_id`` of ``schemas/sources/<system>.yml``) when it exists, else
+the declaration's ``default_url`` under the home: environment > Airflow connection > default.
 """
 
 from __future__ import annotations

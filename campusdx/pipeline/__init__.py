@@ -74,18 +74,20 @@ def connection_url(conn_type, host, port, login, password, schema) -> str:
 
 
 def source_url(system: str, paths: Paths | None = None) -> tuple[str, str]:
-    """(url, where it came from): Airflow connection, environment variable, or embedded default."""
-
+    """(url, where it came from), resolved once for every caller: the environment variable
+    ``CAMPUSDX_SOURCE_<SYSTEM>_URL``, else the system's Airflow connection, else the embedded
+    default (an operator's variable wins, as Airflow's own ``AIRFLOW_CONN_*`` do)."""
     paths = paths or default_paths()
     decl = next((d for d in load_systems() if d.system == system), None)
     if decl is None:
         raise KeyError(f"no source system {system!r} under schemas/sources/")
+    from_environment = current().source_url(decl.system)
+    if from_environment:
+        return from_environment, decl.env_url_var()
     uri = _airflow_uri(decl.airflow_conn_id)
     if uri:
         return uri, f"Airflow connection {decl.airflow_conn_id}"
-    url = decl.url(paths.home)
-    origin = decl.env_url_var() if current().source_url(decl.system) else "embedded default"
-    return url, origin
+    return decl.url(paths.home), "embedded default"
 
 
 def landed_names(system: str) -> list[str]:
