@@ -525,33 +525,26 @@ def extract_table(
     0 to fail at once with :class:`campusdx.core.locks.Busy`).
     """
     with landing.lock(decl.system, table.name, wait_s=lock_wait_s):
-        return _extract_with_retries(
-            decl,
-            table,
-            url,
-            landing,
-            full_refresh=full_refresh,
-            chunk_rows=chunk_rows,
-            retries=retries,
-            backoff_s=backoff_s,
-            key_snapshot=key_snapshot,
-            source=source,
-        )
+        try:
+            return _retrying(retries, backoff_s)(
+                _extract_once,
+                decl,
+                table,
+                url,
+                landing,
+                full_refresh=full_refresh,
+                chunk_rows=chunk_rows,
+                key_snapshot=key_snapshot,
+                source=source,
+            )
+        except SourceUnreachable as exc:
+            raise SourceUnreachable(f"{exc} (gave up after {retries + 1} attempts)") from None
 
 
-def _extract_with_retries(
-    decl: SystemDecl,
-    table: TableDecl,
-    url: str,
-    landing: Landing,
-    *,
-    full_refresh: bool,
-    chunk_rows: int,
-    retries: int,
-    backoff_s: float,
-    key_snapshot: bool | None,
-    source: SourceConnection | None,
-) -> BatchResult:
+def _retrying(retries: int, backoff_s: float) -> tenacity.Retrying:
+    """Try again when the source is unreachable: ``retries`` times, waiting ``backoff_s``, then
+    twice as long, ...; any other error is raised at once."""
+
     def warn(state: tenacity.RetryCallState) -> None:
         log.warning(
             "%s; retrying in %.1fs (attempt %d of %d)",
@@ -561,27 +554,13 @@ def _extract_with_retries(
             retries + 1,
         )
 
-    attempts = tenacity.Retrying(
+    return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(SourceUnreachable),
         stop=tenacity.stop_after_attempt(retries + 1),
         wait=tenacity.wait_exponential(multiplier=backoff_s, min=0, max=backoff_s * 2**retries),
         before_sleep=warn,
         reraise=True,
     )
-    try:
-        return attempts(
-            _extract_once,
-            decl,
-            table,
-            url,
-            landing,
-            full_refresh=full_refresh,
-            chunk_rows=chunk_rows,
-            key_snapshot=key_snapshot,
-            source=source,
-        )
-    except SourceUnreachable as exc:
-        raise SourceUnreachable(f"{exc} (gave up after {retries + 1} attempts)") from None
 
 
 def extract_system(decl: SystemDecl, url: str, landing: Landing, **kwargs) -> list[BatchResult]:
