@@ -9,7 +9,6 @@ so a failure can always be traced to the rule and its "what / why / how to fix" 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,29 +17,6 @@ from pydantic import Field, model_validator
 from campusdx.core.declarations import Declared, Wording, labelled_items, read_yaml, validate
 
 RULES_FILE = Path(__file__).with_name("rules.yml")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One quality rule as declared in rules.yml."""
-
-    id: str
-    severity: str
-    scope: str
-    what: str
-    why: str
-    fix: str
-    family: str | None = None
-    check: str | None = None
-    px_rule: str | None = None
-    px_text: str | None = None
-    datasets: tuple[str, ...] = ()
-    field: str | None = None
-    reads: tuple[str, ...] = ()
-    when: dict = dataclass_field(default_factory=dict)
-
-    def applies_to(self, dataset: str) -> bool:
-        return not self.datasets or dataset in self.datasets
 
 
 @dataclass(frozen=True)
@@ -65,8 +41,8 @@ class RuleBook:
 Text = Annotated[str, Field(min_length=1)]
 
 
-class RuleSchema(Declared):
-    """One entry of ``rules:`` in rules.yml."""
+class Rule(Declared):
+    """One quality rule, an entry of ``rules:`` in rules.yml (a frozen, checked value)."""
 
     id: Text
     severity: Literal["error", "warning"]
@@ -81,7 +57,7 @@ class RuleSchema(Declared):
     datasets: tuple[str, ...] = ()
     field: str | None = None
     reads: tuple[str, ...] = ()
-    when: dict[str, Any] | None = None
+    when: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -91,16 +67,19 @@ class RuleSchema(Declared):
         return {k: v for k, v in raw.items() if k not in required or v} if isinstance(raw, dict) else raw
 
     @model_validator(mode="after")
-    def _family_or_check(self) -> RuleSchema:
+    def _family_or_check(self) -> Rule:
         if bool(self.family) == bool(self.check):
             raise ValueError("needs exactly one of family / check")
         return self
+
+    def applies_to(self, dataset: str) -> bool:
+        return not self.datasets or dataset in self.datasets
 
 
 class RuleCatalogue(Declared):
     """expectations/rules.yml."""
 
-    rules: list[RuleSchema]
+    rules: list[Rule]
 
     @model_validator(mode="after")
     def _ids_once(self) -> RuleCatalogue:
@@ -119,7 +98,7 @@ def load_rules(path: Path = RULES_FILE) -> RuleBook:
     raw = read_yaml(path, ValueError)
     label = labelled_items("rules", raw, _label)
     catalogue = validate(RuleCatalogue, raw, path, ValueError, label=label, wording=_WORDING)
-    return RuleBook(tuple(Rule(**{**rule.model_dump(), "when": rule.when or {}}) for rule in catalogue.rules))
+    return RuleBook(tuple(catalogue.rules))
 
 
 _WORDING = Wording(missing="{where} lacks {key_list}")
