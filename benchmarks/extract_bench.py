@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/extract_bench.py [--lines 1500000] [--admin-url URL]
 
 (a) baseline  pandas.read_sql(sql, engine, chunksize=50_000), each chunk .to_parquet (pyarrow)
-(b) campusdx  connectors.sources.sql.extract_table (the integrated extractor, as it is today)
-(c) floor     connectors.sources.arrow_pg.stream_query -> pyarrow ParquetWriter (raw ADBC types)
+(b) campusdx  campusdx.sources.sql.extract_table (the integrated extractor, as it is today)
+(c) floor     campusdx.sources.arrow_pg.stream_query -> pyarrow ParquetWriter (raw ADBC types)
 (d) ADBC path what the integrated extractor can do: numeric columns selected as ::text, each
               batch conformed to the extractor's schema (int64, decimal128(18,2)), zstd
 (e) as (d) without ORDER BY (the extractor orders by the cursor; the server sort is its cost)

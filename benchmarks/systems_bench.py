@@ -9,8 +9,8 @@ production has them: 人事 hr and 财务 finance in a scratch PostgreSQL databa
 scratch MariaDB database (demo.targets.copy_system), 资产 asset left in SQLite. Then, per system:
 
 (a) baseline  pandas.read_sql(SELECT * FROM <table>, chunksize=50_000), each chunk .to_parquet
-(b) campusdx  connectors.sources.sql.extract_table for every enabled table (full: empty landing)
-(f) files     connectors.sources.files.extract_file for the asset office's exports (no baseline)
+(b) campusdx  campusdx.sources.sql.extract_table for every enabled table (full: empty landing)
+(f) files     campusdx.sources.files.extract_file for the asset office's exports (no baseline)
 (i) incremental  (b) again on a copy of one full run's landing zone after demo.life.advance(1 day)
 (i')          (i) with every key snapshot taken now (key_snapshot=True), on its own copy: the run on
               which the periodic snapshots fall due

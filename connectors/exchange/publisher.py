@@ -509,7 +509,7 @@ def _keep_held_state(
     before the ledger records the receipt (re-collecting the receipt writes it again).
 
     The receipt's lines are mapped to rows first, on the package as sent: a line that starts no
-    row raises :class:`~connectors.exchange.delta.ReceiptLineError` before anything is recorded."""
+    row raises :class:`~campusdx.exchange.delta.ReceiptLineError` before anything is recorded."""
     profile = load_profile()
     rejected = states.rejected_rows(profile, receipt, outbox_dir(paths) / entry.package_id)
     sent = states.state_file(paths.exchange, entry.dataset, entry.batch_id, "sent")
