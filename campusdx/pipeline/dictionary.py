@@ -63,6 +63,8 @@ class Model:
     description: str = ""
     px_dataset: str | None = None
     columns: list[Column] = field(default_factory=list)
+    schema: str = ""
+    """The warehouse schema it is built in (dbt's ``schema`` of the node; the layer if unknown)."""
 
 
 def _cell(text: object) -> str:
@@ -164,7 +166,7 @@ def read_models(
         name, sql = node["name"], node["original_file_path"]
         if not node.get("patch_path"):
             gaps.append(f"`{name}` ({layer}) has no entry in any property YAML (`{sql}`)")
-            models.append(Model(name=name, layer=layer, path=sql))
+            models.append(Model(name=name, layer=layer, path=sql, schema=node.get("schema") or layer))
             continue
         dataset = _meta(node).get("px_dataset")
         columns = (node.get("columns") or {}).values()
@@ -176,13 +178,14 @@ def read_models(
                 description=str(node.get("description") or "").strip(),
                 px_dataset=dataset,
                 columns=[_column(c, tests.get((unique_id, c["name"])), px_rules, dataset) for c in columns],
+                schema=node.get("schema") or layer,
             )
         )
     return sorted(models, key=lambda m: (layers.index(m.layer), m.path, m.name))
 
 
 def warehouse_columns(path: Path, layers: tuple[str, ...] = LAYERS) -> dict[str, list[str]]:
-    """Built columns of the models in ``layers`` (schema = layer), read-only: {model: [column]}."""
+    """Built columns of the relations in the schemas ``layers``, read-only: {model: [column]}."""
     import duckdb
 
     with duckdb.connect(str(path), read_only=True) as conn:
@@ -494,7 +497,8 @@ def build(
     note = "Columns are those the property YAML documents (no warehouse was compared)."
     if warehouse is not None:
         try:
-            _compare_with_warehouse(models, warehouse_columns(warehouse), gaps)
+            schemas = tuple(sorted({m.schema or m.layer for m in models}))
+            _compare_with_warehouse(models, warehouse_columns(warehouse, schemas), gaps)
             note = f"Columns were compared with the warehouse `{warehouse}`; undocumented ones are marked."
         except Exception as exc:  # a locked or missing warehouse must not stop the dictionary
             note = f"The warehouse `{warehouse}` could not be read ({_cell(exc)}); columns are the YAML's."
