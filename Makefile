@@ -15,7 +15,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint sqllint pytest sshd lock clean
+.PHONY: demo test lint sqllint pytest check sshd lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ sqllint: $(STAMP)
 
 pytest: $(STAMP) $(DOCS_STAMP) sshd
 	$(BIN)/python -m pytest
+
+# The fast inner loop: every test except the slow ones (marker `slow`: those needing a
+# whole-pipeline build or the demo, which `make test` runs too).
+check: $(STAMP) $(DOCS_STAMP) sshd
+	$(BIN)/python -m pytest -m "not slow"
 
 # OpenSSH for the SFTP gateway's tests (installed from Debian's packages where missing)
 sshd:

@@ -3,8 +3,14 @@ nothing a test runs may reach the network or write outside its temporary directo
 
 from __future__ import annotations
 
+import hashlib
 import os
+import subprocess
+import sys
 import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="campusdx-airflow-"))
@@ -72,3 +78,111 @@ def profile():
     from campusdx.core.profile import load_profile
 
     return load_profile()
+
+
+def in_background(work: Callable[[], object]) -> Future:
+    """``work()`` in a daemon thread; the future's result() waits for it and raises what it
+    raised. The session's slow set-ups run so while the tests before their first user do."""
+    future: Future = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # handed to the test that waits for it
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="campusdx-background", daemon=True).start()
+    return future
+
+
+DEMO_SCALE = "0.002"
+"""The tiny campus of the end-to-end run (tests/test_e2e.py)."""
+
+
+def run_demo(home: Path, base_env: dict) -> subprocess.CompletedProcess:
+    """`campusdx demo` on the tiny campus in ``home``, with the real Airflow DAGs."""
+    from campusdx.core.settings import REPO_ROOT
+
+    env = {**base_env, "CAMPUSDX_HOME": str(home)}
+    env.pop("AIRFLOW_HOME", None)  # the runner sets its own under the home
+    env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
+    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "campusdx.cli", "demo", "--scale", DEMO_SCALE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        cwd=REPO_ROOT,
+    )
+
+
+def schema_files() -> dict:
+    """sha256 of every file under schemas/ (a run must never write there)."""
+    from campusdx.core.settings import SCHEMAS
+
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(SCHEMAS.rglob("*")) if p.is_file()}
+
+
+_DEMO: dict = {}
+"""The end-to-end demo's first run: "start" (a function) once collection is done, "run" (its
+future) once started."""
+
+
+def _start_demo() -> None:
+    if "run" not in _DEMO and "start" in _DEMO:
+        _DEMO["run"] = in_background(_DEMO.pop("start"))
+
+
+@pytest.fixture(scope="session")
+def demo_first_run(tmp_path_factory):
+    """(home, schemas/ hashes before, the completed process) of `campusdx demo` on the tiny campus,
+    started in the background when the tests that load the DAGs are done."""
+    _start_demo()
+    if "run" in _DEMO:
+        return _DEMO["run"].result()
+    home = tmp_path_factory.mktemp("demo")
+    before = schema_files()
+    return home, before, run_demo(home, dict(os.environ))
+
+
+SESSION_BUILDS = {"warehouse", "advanced_warehouse"}
+"""The session's whole-pipeline builds (tests/warehouse/conftest.py): a test using one is slow."""
+
+LOADS_THE_DAGS = "test_dags.py"
+"""Its tests read dbt_project/target/manifest.json, which the demo's `dbt parse` rewrites: the
+demo starts in the background only after them."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """``slow``: a test that needs a whole-pipeline build (a session build, or one of its own,
+    marked in its module) or runs the demo (``e2e``). `make check` leaves these out. The demo's
+    tests run last, so that the demo, started in the background, runs while the others do."""
+    for item in items:
+        if SESSION_BUILDS & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: "demo_first_run" in getattr(item, "fixturenames", ()))  # stable
+
+
+def pytest_collection_finish(session):
+    """Prepare the demo's first run when a selected test needs it; it starts in the background
+    after the last test that loads the DAGs (at once without such a test). The environment is
+    taken now: tests change os.environ while it runs."""
+    if session.config.option.collectonly:
+        return
+    if not any("demo_first_run" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    home = session.config._tmp_path_factory.mktemp("demo")
+    env, before = dict(os.environ), schema_files()
+    _DEMO["start"] = lambda: (home, before, run_demo(home, env))
+    dags = [item.nodeid for item in session.items if item.path.name == LOADS_THE_DAGS]
+    if dags:
+        _DEMO["after"] = dags[-1]
+    else:
+        _start_demo()
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if _DEMO.get("after") == nodeid:
+        _start_demo()

@@ -1,13 +1,17 @@
-"""End to end: `campusdx demo` on a tiny simulated campus, twice, with the real Airflow DAGs,
-dbt, Great Expectations, the publisher and the province simulator.
+"""End to end: `campusdx demo` on a tiny simulated campus with the real Airflow DAGs, dbt,
+Great Expectations, the publisher and the province simulator; then a second run of what the
+DAGs run (extract, `dbt build`, reconcile, the gate, the gated feeds, publish, receipts),
+called directly: the demo once is the slowest thing the suite does, and the DAGs are the same
+code the second time.
 
 Checks the acceptance of the walking skeleton: the warehouse opens read-only with its layers;
 one package per dataset with an ACCEPTED/PARTIAL receipt; every package verifies by hand
 (sha256, sm3, HMAC-SM3 recomputed here with hashlib/hmac); injected invalid ID numbers are in
 the quarantine under their rule and not in the feeds or the packages; a second run with
-unchanged sources changes no warehouse row and sends no new sequence; dbt build passes.
+unchanged sources changes no warehouse row and sends no new sequence; its dbt build passes.
 """
 
+import contextlib
 import csv
 import hashlib
 import hmac
@@ -16,32 +20,18 @@ import json
 import os
 import re
 import subprocess
-import sys
+from types import SimpleNamespace
 
 import duckdb
 import pytest
 
-from campusdx.core.settings import DBT_PROJECT, REPO_ROOT, SCHEMAS, executable
+from campusdx.core.settings import DBT_PROJECT, Paths, executable
 from campusdx.pipeline import published_datasets
+from tests.conftest import schema_files
+from tests.warehouse.conftest import campusdx, gate
 
 pytestmark = pytest.mark.e2e
-SCALE = "0.002"
 DATASETS = tuple(published_datasets())
-
-
-def _demo(home):
-    env = {**os.environ, "CAMPUSDX_HOME": str(home)}
-    env.pop("AIRFLOW_HOME", None)  # the runner sets its own under the home
-    env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
-    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "campusdx.cli", "demo", "--scale", SCALE],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        cwd=REPO_ROOT,
-    )
 
 
 def _warehouse_snapshot(path):
@@ -62,20 +52,61 @@ def _warehouse_snapshot(path):
         }
 
 
-def _schema_files():
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(SCHEMAS.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    home = tmp_path_factory.mktemp("demo")
-    schemas_before = _schema_files()
-    first = _demo(home)
+def runs(demo_first_run):
+    """The demo once (started in the background, tests/conftest.py), its warehouse's rows, then
+    the second run."""
+    home, schemas_before, first = demo_first_run
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     snapshot = _warehouse_snapshot(home / "warehouse.duckdb")
-    second = _demo(home)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    second = _second_run(home)
     return home, first, second, snapshot, schemas_before
+
+
+def _dbt_build(home):
+    env = {**os.environ, "CAMPUSDX_HOME": str(home)}
+    return subprocess.run(
+        [
+            executable("dbt"),
+            "build",
+            *("--profiles-dir", str(DBT_PROJECT), "--target-path", str(home / "dbt-target")),
+            *("--log-path", str(home / "dbt-logs")),
+        ],
+        cwd=DBT_PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _second_run(home):
+    """The main job again on unchanged sources, what each DAG task calls, without Airflow: every
+    extraction, `dbt build`, the reconciliation, the gate and the gated feeds, then every
+    dataset published (referenced ones first) and the province's answers collected. Returns the
+    dbt build's result and the demo's summary printed afterwards (``stdout``)."""
+    from campusdx import pipeline
+    from campusdx.demo.province import Province
+    from campusdx.demo.runner import print_summary, summary
+
+    campusdx(home, "extract")
+    built = _dbt_build(home)
+    assert built.returncode == 0, built.stdout[-3000:]
+    campusdx(home, "reconcile")
+    gate(home)
+    paths = Paths(home)
+    sent = {code: pipeline.publish(code, paths=paths) for code, _ in pipeline.publish_order(DATASETS)}
+    province = Province.for_home(paths)
+    try:
+        province.process_inbox()
+    finally:
+        province.close()
+    for code in sent:
+        pipeline.receipt(code, paths=paths)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print_summary(paths, summary(paths))
+    return SimpleNamespace(dbt=built, sent=sent, stdout=printed.getvalue())
 
 
 def _packages(home):
@@ -193,24 +224,11 @@ def test_second_run_changes_no_row_and_sends_no_new_sequence(runs):
 
 def test_sources_declarations_untouched(runs):
     *_, schemas_before = runs
-    assert _schema_files() == schemas_before, "a run must never write into schemas/"
+    assert schema_files() == schemas_before, "a run must never write into schemas/"
 
 
 def test_dbt_build_passes_on_the_demo_data(runs):
-    home, *_ = runs
-    env = {**os.environ, "CAMPUSDX_HOME": str(home)}
-    result = subprocess.run(
-        [
-            executable("dbt"),
-            "build",
-            "--profiles-dir",
-            str(DBT_PROJECT),
-        ],
-        cwd=DBT_PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    _, _, second, *_ = runs
+    result = second.dbt  # the second run's `dbt build`, on the data the demo made
     assert result.returncode == 0, result.stdout[-3000:]
     assert "ERROR=0" in result.stdout

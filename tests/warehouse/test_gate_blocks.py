@@ -7,8 +7,12 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from campusdx.core.settings import REPO_ROOT
 from tests.warehouse.conftest import _env, campusdx, dbt, gate
+
+pytestmark = pytest.mark.slow  # a whole-pipeline build of its own, from a changed source
 
 PUBLISH = "import sys\nfrom campusdx import pipeline\nprint(pipeline.publish(sys.argv[1])['action'])"
 

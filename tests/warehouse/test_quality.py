@@ -15,6 +15,8 @@ from campusdx.core.settings import Paths
 from campusdx.pipeline import NotReconciled, published_datasets, reconcile_feed
 from campusdx.pipeline.reconcile import reconcile_sources
 
+pytestmark = pytest.mark.slow  # every test here reads the session's warehouse
+
 # Where each source table's rows go: (system, table) -> the PX dataset or, for a rule applied at
 # the source, the source table itself.
 DATASET_OF = {
@@ -86,12 +88,8 @@ def test_inventory_keys_written_twice_reach_neither_staging_nor_the_marts(wareho
 
 
 @pytest.mark.parametrize("moment", ["default size", "after advance --days 30"])
-def test_every_source_table_and_feed_reconciles(moment, request):
-    built = (
-        request.getfixturevalue("warehouse")
-        if moment == "default size"
-        else request.getfixturevalue("advanced_warehouse")[0]
-    )
+def test_every_source_table_and_feed_reconciles(moment, warehouse, request):
+    built = warehouse if moment == "default size" else request.getfixturevalue("advanced_warehouse")[0]
     paths = Paths(built.home)
     tables = {r.table: r for r in reconcile_sources(paths)}  # raises NotReconciled otherwise
     assert len(tables) == 14 and all(r.ok for r in tables.values())
