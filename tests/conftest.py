@@ -157,12 +157,18 @@ demo starts in the background only after them."""
 
 def pytest_collection_modifyitems(config, items):
     """``slow``: a test that needs a whole-pipeline build (a session build, or one of its own,
-    marked in its module) or runs the demo (``e2e``). `make check` leaves these out. The demo's
-    tests run last, so that the demo, started in the background, runs while the others do."""
+    marked in its module) or runs the demo (``e2e``). `make check` leaves these out. The tests
+    that load the DAGs run first and the demo's tests last, so that the demo, started in the
+    background after the first, runs while all the others do."""
     for item in items:
         if SESSION_BUILDS & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: "demo_first_run" in getattr(item, "fixturenames", ()))  # stable
+    items.sort(  # stable: the order within each group is kept
+        key=lambda item: (
+            item.path.name != LOADS_THE_DAGS,
+            "demo_first_run" in getattr(item, "fixturenames", ()),
+        )
+    )
 
 
 def pytest_collection_finish(session):
