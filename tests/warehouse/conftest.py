@@ -105,6 +105,39 @@ def gate(home: Path, env: dict | None = None) -> None:
     dbt(home, "build", "--select", "tag:gated", env=env)
 
 
+GATE_ONLY = (
+    "import sys\nfrom campusdx import pipeline\n"
+    "for dataset in pipeline.published_datasets():\n    if dataset in sys.argv[1:]: pipeline.gate(dataset)"
+)
+
+
+def gate_only(home: Path, *datasets: str, env: dict | None = None) -> None:
+    """The quality gate on ``datasets`` alone (in the order a warehouse run judges them), then the
+    quarantine and their feeds: the rest of a warehouse run when only their candidates changed.
+    The other datasets keep the verdicts, findings and feeds ``home`` already has."""
+    result = subprocess.run(
+        [sys.executable, "-c", GATE_ONLY, *datasets],
+        env=_env(home, env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    dbt(home, "build", "--select", "quarantine", *(f"feed_px__{d.lower()}" for d in datasets), env=env)
+
+
+def rebuild_system(home: Path, system: str, *datasets: str, env: dict | None = None):
+    """A warehouse run after one source system changed: extract only ``system``, ``dbt build``
+    only what its landing sources feed (its staging, snapshots, marts, candidates and their dbt
+    tests; not the gated models, built after the gate), then ``gate_only`` the ``datasets`` whose
+    candidates it rebuilt. Returns the ``dbt build`` result."""
+    campusdx(home, "extract", "--system", system, env=env)
+    built = dbt(home, "build", "--select", f"source:{system}+", "--exclude", "tag:gated", env=env)
+    gate_only(home, *datasets, env=env)
+    return built
+
+
 def build(home: Path, *generate_args: str, env: dict | None = None) -> Built:
     """What the warehouse DAG runs: dbt build, the quality gate, the gated feeds."""
     campusdx(home, "generate", *generate_args, env=env)

@@ -17,7 +17,7 @@ from campusdx.demo.province import Province, available_code_sets
 from campusdx.exchange.publisher import exchange_key
 from campusdx.quality.personal import personal_fields
 from campusdx.quality.platform import platform_findings_file, prune
-from tests.warehouse.conftest import Built, gate
+from tests.warehouse.conftest import Built, gate_only
 
 
 def test_rows_the_province_rejects_are_quarantined_under_its_rules(warehouse, tmp_path, monkeypatch):
@@ -45,7 +45,7 @@ def test_rows_the_province_rejects_are_quarantined_under_its_rules(warehouse, tm
     assert {(f["record_key"], f["rule_id"], f["field"], f["value"]) for f in findings} == {
         (key, "PX-E011", "DWLBM", rarest) for key in rejected
     }
-    gate(home)  # the next warehouse run: the gate, then the quarantine and the feeds
+    gate_only(home, "ZZJG")  # the next warehouse run: the gate, then the quarantine and the feed
     built = Built(home)
     held = built.rows("select record_key, rule_id from quality.quarantine where dataset = 'ZZJG'")
     assert {(k, r) for k, r in held if r.startswith("PX-")} == {(key, "PX-E011") for key in rejected}
@@ -130,7 +130,7 @@ def test_a_personal_value_the_province_echoes_is_masked_in_the_quarantine(wareho
     assert finding["record_key"] == victim["XH"] and finding["field"] == "SFZJH"
     assert finding["value"] == victim["SFZJH"][:6] + "*" * 12
     assert finding["value_fingerprint"]
-    gate(home)
+    gate_only(home, "XSJBXX")
     built = Built(home)
     held = built.rows(
         "select value from quality.quarantine where record_key = ? and rule_id = 'PX-E017'", victim["XH"]

@@ -17,7 +17,7 @@ from campusdx.core.profile import load_profile
 from campusdx.demo.province import Province
 from campusdx.exchange.publisher import open_ledger
 from campusdx.quality.platform import platform_findings_file
-from tests.warehouse.conftest import Built, campusdx, dbt, gate
+from tests.warehouse.conftest import Built, gate_only, rebuild_system
 from tests.warehouse.test_exchange_cycle import DATASETS, assert_platform_equals_feeds
 
 LF_NAME = "实验台\n(由资产处导出)"
@@ -36,16 +36,14 @@ def cycle(paths, **misbehave) -> dict[str, dict]:
 
 
 def rebuild(home) -> None:
-    campusdx(home, "extract")
-    dbt(home, "build")
-    gate(home)
+    """The next warehouse run, after only the asset system changed: extract asset, build what its
+    sources feed, gate GDZC (the only dataset whose candidates it rebuilds), then its feed."""
+    rebuild_system(home, "asset", "GDZC")
 
 
 def test_a_rejection_after_multi_line_values_quarantines_exactly_that_row(warehouse, tmp_path, monkeypatch):
     home = tmp_path / "home"
-    shutil.copytree(
-        warehouse.home, home, ignore=shutil.ignore_patterns("exchange", "gateway", "province", "dbt-target")
-    )
+    shutil.copytree(warehouse.home, home, ignore=shutil.ignore_patterns("exchange", "gateway", "province"))
     monkeypatch.setenv("CAMPUSDX_HOME", str(home))
     monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
     paths, built = settings.Paths(home), Built(home)
@@ -81,7 +79,7 @@ def test_a_rejection_after_multi_line_values_quarantines_exactly_that_row(wareho
     ours = pq.read_table(home / "exchange" / "state" / "GDZC" / f"{last.batch_id}.held.parquet")
     assert set(ours.column("ZCBH").to_pylist()) == set(held)  # our record of it is the same
 
-    gate(home)  # the next warehouse run: the rejected asset is held back, its neighbours are not
+    gate_only(home, "GDZC")  # the next warehouse run: the rejected asset is held back, its neighbours not
     quarantined = built.rows("select record_key, rule_id from quality.quarantine where dataset = 'GDZC'")
     assert {(k, r) for k, r in quarantined if r.startswith("PX-")} == {(rejected, "PX-E017")}
     out = {r[0] for r in built.rows('select "ZCBH" from feeds.feed_px__gdzc')}
