@@ -47,7 +47,7 @@ def exchange_home(tmp_path, monkeypatch):
     return paths
 
 
-def answer(home, profile, **misbehave) -> list[dict]:
+def answer(home, profile=None, **misbehave) -> list[dict]:
     """The simulated province processes its inbox once (``misbehave``: its fault hooks)."""
     from campusdx.demo.province import Province
 

@@ -27,7 +27,7 @@ import pytest
 
 from campusdx.core.settings import DBT_PROJECT, Paths, executable
 from campusdx.pipeline import published_datasets
-from tests.conftest import schema_files
+from tests.conftest import answer, schema_files
 from tests.warehouse.conftest import campusdx, gate
 
 pytestmark = pytest.mark.e2e
@@ -86,7 +86,6 @@ def _second_run(home):
     dataset published (referenced ones first) and the province's answers collected. Returns the
     dbt build's result and the demo's summary printed afterwards (``stdout``)."""
     from campusdx import pipeline
-    from campusdx.demo.province import Province
     from campusdx.demo.runner import print_summary, summary
 
     campusdx(home, "extract")
@@ -96,11 +95,7 @@ def _second_run(home):
     gate(home)
     paths = Paths(home)
     sent = {code: pipeline.publish(code, paths=paths) for code, _ in pipeline.publish_order(DATASETS)}
-    province = Province.for_home(paths)
-    try:
-        province.process_inbox()
-    finally:
-        province.close()
+    answer(paths)
     for code in sent:
         pipeline.receipt(code, paths=paths)
     printed = io.StringIO()

@@ -25,7 +25,7 @@ from campusdx.core.profile import load_profile
 from campusdx.core.settings import REPO_ROOT
 from campusdx.demo.province import Province
 from campusdx.exchange.publisher import open_ledger
-from tests.conftest import start_sshd
+from tests.conftest import answer, start_sshd
 from tests.warehouse.conftest import copy_home
 
 DATASETS = ("ZZJG", "ZY", "JZGJBXX", "XSJBXX", "XJYD", "CWKMYE", "GDZC")
@@ -131,11 +131,7 @@ def publish_all(home, monkeypatch, sftp_settings=None) -> dict[str, dict]:
     else:
         monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
     sent = {code: pipeline.publish(code, paths=paths) for code in DATASETS}
-    province = Province.for_home(paths)
-    try:
-        province.process_inbox()
-    finally:
-        province.close()
+    answer(paths)
     for code in DATASETS:
         sent[code]["receipt"] = pipeline.receipt(code, paths=paths)
     return sent
