@@ -1,8 +1,9 @@
 """Extract DAGs: one per source system declared in schemas/sources/, a mapped task per table.
 
 Each run lands the new rows of every enabled table, and every new file of the system's declared
-exports, in the landing zone and updates the system's landing Asset, which schedules the
-warehouse DAG.
+exports, in the landing zone; then, once every table has landed, updates the system's landing
+Asset (one event per run), which schedules the warehouse DAG: a warehouse run starts when every
+system has landed a whole run since the last one, never on a part of a system's tables.
 """
 
 from datetime import timedelta
@@ -39,7 +40,6 @@ def build(decl: SystemDecl):
     )
     def extract_dag():
         @task(
-            outlets=[landing_asset(decl.system)],
             retries=2,
             retry_delay=timedelta(minutes=2),
             retry_exponential_backoff=True,
@@ -59,7 +59,13 @@ def build(decl: SystemDecl):
             except ExtractError as exc:  # schema drift, bad bytes, a missing table: retrying won't help
                 raise AirflowFailException(str(exc)) from None
 
-        extract.expand(table=pipeline.landed_names(decl.system))
+        @task(outlets=[landing_asset(decl.system)])
+        def landed(batches) -> dict:
+            """Every table has landed: the system's landing Asset is updated, once per run."""
+            batches = list(batches)
+            return {"tables": len(batches), "rows": sum(int(b.get("rows") or 0) for b in batches)}
+
+        landed(extract.expand(table=pipeline.landed_names(decl.system)))
 
     return extract_dag()
 

@@ -1,6 +1,10 @@
 """Warehouse DAG: dbt builds the warehouse, every source table is reconciled with staging, the
 quality gate judges each PX dataset, dbt builds the feeds without the quarantined rows.
-Scheduled on every source system's landing Asset.
+Scheduled on every source system's landing Asset (each extract DAG run updates it once, after
+all of the system's tables have landed).
+
+dbt runs as one ``dbt build`` per part (campusdx.pipeline.dbtbuild), in the one-slot dbt pool:
+its per-model results are in the task's log and XCom.
 """
 
 from airflow.sdk import dag, task
@@ -8,13 +12,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from campusdx import pipeline
 from campusdx.core.declarations import load_systems
-from campusdx.pipeline.orchestration import (
-    DEFAULT_ARGS,
-    START,
-    dbt_task_group,
-    landing_asset,
-    warehouse_asset,
-)
+from campusdx.pipeline.dbtbuild import DbtFailed
+from campusdx.pipeline.orchestration import DBT_POOL, DEFAULT_ARGS, START, landing_asset, warehouse_asset
 
 
 @dag(
@@ -28,7 +27,15 @@ from campusdx.pipeline.orchestration import (
     tags=["campusdx", "warehouse"],
 )
 def warehouse():
-    transform = dbt_task_group("transform", exclude=["tag:gated"])
+    @task(pool=DBT_POOL)
+    def dbt_build(part: str) -> dict:
+        """``dbt build`` of one part of the project; per-model results in the log and XCom."""
+        try:
+            return pipeline.dbt_build(part)
+        except DbtFailed as exc:
+            raise AirflowFailException(str(exc)) from None  # a failed model or test: fix, then rerun
+
+    transform = dbt_build.override(task_id="dbt_transform")("transform")
 
     @task
     def reconcile_sources() -> list[dict]:
@@ -52,7 +59,7 @@ def warehouse():
         verdicts[dataset] = quality_gate.override(task_id=f"gate_{dataset.lower()}")(dataset)
         for upstream in waits_for:
             verdicts[upstream] >> verdicts[dataset]
-    feeds = dbt_task_group("feeds", select=["tag:gated"])
+    feeds = dbt_build.override(task_id="dbt_feeds")("feeds")
 
     @task(outlets=[warehouse_asset()])
     def warehouse_ready() -> None:

@@ -22,7 +22,7 @@ import duckdb
 
 from campusdx.core.declarations import load_systems
 from campusdx.core.profile import load_profile
-from campusdx.core.settings import DBT_PROJECT, REPO_ROOT, Paths, executable
+from campusdx.core.settings import REPO_ROOT, Paths, executable
 from campusdx.core.settings import paths as default_paths
 from campusdx.demo.campus import generate
 from campusdx.demo.keys import demo_key_file, ensure_demo_key
@@ -80,7 +80,7 @@ def _run(step: str, argv: list[str], env: dict[str, str], log_dir: Path, cwd: Pa
 def prepare(
     paths: Paths, *, scale: float | None = None, seed: int | None = None, regenerate: bool = False
 ) -> None:
-    """Simulated campus (when missing), demo exchange key, Airflow metadata DB and pool, dbt manifest."""
+    """Simulated campus (when missing), demo exchange key, Airflow metadata DB and the dbt pool."""
 
     paths.home.mkdir(parents=True, exist_ok=True)
     if regenerate or not (paths.sources / "dirt.json").exists():
@@ -95,13 +95,6 @@ def prepare(
         [executable("airflow"), "pools", "set", "campusdx_dbt", "1", "dbt: one writer"],
         env,
         logs,
-    )
-    _run(
-        "dbt-parse",
-        [executable("dbt"), "parse", "--profiles-dir", str(DBT_PROJECT)],
-        env,
-        logs,
-        cwd=DBT_PROJECT,
     )
 
 

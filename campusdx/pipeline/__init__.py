@@ -152,6 +152,14 @@ def extract(
     }
 
 
+def dbt_build(part: str, *, paths: Paths | None = None) -> dict:
+    """``dbt build`` of one part of the project (``transform`` or ``feeds``); per-node results.
+    Raises :class:`campusdx.pipeline.dbtbuild.DbtFailed` naming the failed nodes."""
+    from campusdx.pipeline import dbtbuild
+
+    return dbtbuild.build(part, paths=paths)
+
+
 def gate(dataset: str, *, paths: Paths | None = None, run_id: str | None = None) -> dict:
     """Judge one dataset's candidate rows; returns the verdict. ``run_id`` groups the verdicts
     of one warehouse run in the quality summary (the Airflow run's id)."""
