@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 
@@ -23,8 +24,8 @@ def _node(unique_id: str, status: str, message: str = "", seconds: float = 0.5):
 class _FakeRunner:
     """dbt's runner as the step sees it: records the arguments, returns the given results."""
 
-    calls: list[list[str]] = []
-    results: list = []
+    calls: ClassVar[list[list[str]]] = []
+    results: ClassVar[list] = []
     success = True
 
     def invoke(self, args):
