@@ -1,6 +1,6 @@
 """``campusdx``: the command line of the platform.
 
-campusdx demo [--scale S] [--seed N] [--regenerate] [--sftp]   the main job on the embedded default
+campusdx demo [--scale S] [--seed N] [--regenerate] [--sftp] [--serve]  the main job on the scheduler
 campusdx generate [--scale S] [--seed N]              write the simulated campus only
 campusdx gen-feeds                                    regenerate the feed contracts from the profile
 campusdx dictionary [--out PATH]                      write the data dictionary (Markdown) under the home
@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         "--sftp",
         action="store_true",
         help="send over SFTP to a local OpenSSH server (scripts/install-openssh.sh)",
+    )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep Airflow running afterwards, its UI on 127.0.0.1 (Ctrl-C stops everything)",
     )
     adv = sub.add_parser("advance", help="apply N simulated days to every source system")
     adv.add_argument("--days", type=int, required=True)

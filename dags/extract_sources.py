@@ -12,6 +12,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from campusdx import pipeline
+from campusdx.core import settings
 from campusdx.core.declarations import SystemDecl, load_systems
 from campusdx.pipeline.orchestration import DEFAULT_ARGS, START, landing_asset
 from campusdx.sources.errors import ExtractError, SourceUnreachable
@@ -21,7 +22,7 @@ def build(decl: SystemDecl):
     @dag(
         dag_id=f"extract_{decl.system}",
         description=f"Land {decl.title} tables in the landing zone",
-        schedule="@daily",
+        schedule=settings.current().extract_timetable,
         start_date=START,
         catchup=False,
         max_active_runs=1,

@@ -21,7 +21,9 @@ from campusdx.pipeline import source_url
 def run(args) -> int:
     if args.command == "demo":
         try:
-            demo(scale=args.scale, seed=args.seed, regenerate=args.regenerate, sftp=args.sftp)
+            demo(
+                scale=args.scale, seed=args.seed, regenerate=args.regenerate, sftp=args.sftp, serve=args.serve
+            )
         except StepFailed as failed:
             print(f"\n{failed}", file=sys.stderr)
             return 1

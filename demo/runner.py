@@ -1,9 +1,11 @@
 """The main job on the embedded default: simulated campus -> warehouse -> gate -> packages -> receipts.
 
-Runs the real Airflow DAGs with ``airflow dags test`` (one process per DAG run, SQLite metadata
-database under ``<home>/airflow``) in dependency order: every extract DAG, the warehouse DAG,
-the publish DAG. The simulated provincial platform runs beside them as its own process,
-answering packages in the gateway directory as the real one would.
+Runs the real DAGs on Airflow's own scheduler (campusdx.demo.stack: scheduler with LocalExecutor,
+DAG processor, triggerer, API server; SQLite metadata database under ``<home>/airflow``): it
+triggers every extract DAG as an operator would, the Assets start the warehouse DAG and then the
+publish DAG, and it waits for the publish run. The simulated provincial platform runs beside them
+as its own process, answering packages in the gateway directory as the real one would. Every
+process it starts is stopped when it ends, also on Ctrl-C or a failure.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from campusdx.core.settings import paths as default_paths
 from campusdx.demo.campus import generate
 from campusdx.demo.keys import demo_key_file, ensure_demo_key
 from campusdx.demo.sshd import LocalSshd
+from campusdx.demo.stack import TERMINAL, AirflowStack, Run, StackFailed
 from campusdx.exchange.publisher import open_ledger
 from campusdx.sources.landing import Landing
 
@@ -56,6 +59,14 @@ def airflow_env(paths: Paths) -> dict[str, str]:
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
             "DO_NOT_TRACK": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            # the scheduler of the embedded default: tasks side by side on this machine
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "8"),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            # the demo triggers the extract DAGs; a deployment keeps @daily (README)
+            "CAMPUSDX_EXTRACT_SCHEDULE": env.get("CAMPUSDX_EXTRACT_SCHEDULE", "none"),
         }
     )
     return env
@@ -98,8 +109,10 @@ def prepare(
     )
 
 
-def run_dags(paths: Paths, *, sftp: bool = False) -> None:
-    """Every extract DAG, then the warehouse DAG, then the publish DAG, with the province running.
+@contextlib.contextmanager
+def running(paths: Paths, *, sftp: bool = False):
+    """The province simulator and Airflow's components for ``paths``; yields the stack and stops
+    everything it started when the block ends, also on Ctrl-C or a failure.
 
     ``sftp``: the packages go over SFTP to a real OpenSSH server started on 127.0.0.1 (demo.sshd),
     which serves the province's gateway directory, instead of into that directory directly."""
@@ -108,7 +121,76 @@ def run_dags(paths: Paths, *, sftp: bool = False) -> None:
     with contextlib.ExitStack() as stack:
         if sftp:
             env["CAMPUSDX_SFTP_SETTINGS"] = str(stack.enter_context(_sftp_gateway(paths)))
-        _run_dags(paths, env, load_systems())
+        stack.enter_context(province(paths, env))
+        try:
+            yield stack.enter_context(AirflowStack(paths, env))
+        except StackFailed as failed:
+            raise StepFailed(str(failed)) from None
+
+
+DAG_IDS = ("warehouse", "publish")
+
+
+def cycle(airflow: AirflowStack, systems) -> dict[str, Run]:
+    """Trigger every extract DAG, then wait until the publish run their Assets started ends;
+    prints each DAG run as it finishes. Returns the runs of the cycle by DAG id."""
+    extracts = [f"extract_{d.system}" for d in systems]
+    airflow.wait_for_dags([*extracts, *DAG_IDS])
+    started = time.monotonic()
+    since = airflow.trigger(extracts)
+    print(f"  - triggered {', '.join(extracts)}")
+    reported: dict[str, Run] = {}
+
+    def progress(runs) -> None:
+        for run in runs:
+            if run.state in TERMINAL and run.dag_id not in reported:
+                reported[run.dag_id] = run
+                seconds = (run.end_date - run.start_date).total_seconds() if run.end_date else 0
+                verdict = "ok" if run.state == "success" else "FAILED"
+                print(f"  - dag {run.dag_id} ... {verdict} ({seconds:.0f}s)")
+
+    last = airflow.wait_for("publish", since, progress=progress)
+    progress(airflow.runs(since))
+    print(f"  - cycle done in {time.monotonic() - started:.0f}s")
+    reported["publish"] = last
+    return reported
+
+
+@contextlib.contextmanager
+def province(paths: Paths, env: dict[str, str]):
+    """The simulated provincial platform, answering packages in the gateway, as its own process."""
+    logs = paths.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / "province.log", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "campusdx.demo.province", "serve", "--home", str(paths.home)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _serve(airflow: AirflowStack) -> None:
+    passwords = airflow.paths.airflow / "simple_auth_manager_passwords.json.generated"
+    print(
+        f"\nAirflow UI: {airflow.url}  (user admin; its password is in {passwords})\n"
+        "The stack keeps running; Ctrl-C stops every process it started."
+    )
+    try:
+        while True:
+            airflow.check_alive()
+            time.sleep(2)
+    except KeyboardInterrupt:
+        print("\nstopping the stack ...")
 
 
 @contextlib.contextmanager
@@ -127,34 +209,6 @@ def _sftp_gateway(paths: Paths):
         yield settings_file
     finally:
         server.stop()
-
-
-def _run_dags(paths: Paths, env: dict[str, str], systems) -> None:
-    logs = paths.home / "logs"
-    province_log = open(logs / "province.log", "ab")  # noqa: SIM115 - closed in finally
-    province = subprocess.Popen(
-        [sys.executable, "-m", "campusdx.demo.province", "serve", "--home", str(paths.home)],
-        env=env,
-        stdout=province_log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        for decl in systems:
-            _run(
-                f"dag-extract_{decl.system}",
-                [executable("airflow"), "dags", "test", f"extract_{decl.system}"],
-                env,
-                logs,
-            )
-        _run("dag-warehouse", [executable("airflow"), "dags", "test", "warehouse"], env, logs)
-        _run("dag-publish", [executable("airflow"), "dags", "test", "publish"], env, logs)
-    finally:
-        province.terminate()
-        try:
-            province.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            province.kill()
-        province_log.close()
 
 
 def summary(paths: Paths) -> dict:
@@ -231,12 +285,16 @@ def demo(
     seed: int | None = None,
     regenerate: bool = False,
     sftp: bool = False,
+    serve: bool = False,
 ) -> dict:
     """The whole main job; returns the summary."""
     paths = paths or default_paths()
     print(f"campusdx demo in {paths.home}")
     prepare(paths, scale=scale, seed=seed, regenerate=regenerate)
-    run_dags(paths, sftp=sftp)
-    report = summary(paths)
-    print_summary(paths, report)
+    with running(paths, sftp=sftp) as airflow:
+        cycle(airflow, load_systems())
+        report = summary(paths)
+        print_summary(paths, report)
+        if serve:
+            _serve(airflow)
     return report

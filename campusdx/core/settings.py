@@ -16,6 +16,8 @@ every call, so a changed environment is seen at once; nothing is cached at impor
 ``CAMPUSDX_SFTP_SETTINGS``      JSON settings of the SFTP gateway (default: the directory gateway)
 ``CAMPUSDX_RECEIPT_TIMEOUT_S``  how long the publish DAG waits for a receipt (default 600 s)
 ``CAMPUSDX_SOURCE_<SYSTEM>_URL`` a source system's URL (:meth:`Settings.source_url`)
+``CAMPUSDX_EXTRACT_SCHEDULE``   the extract DAGs' schedule (default ``@daily``; ``none``: run
+                                only when triggered, as the embedded demo does)
 ==============================  =================================================================
 
 An empty variable counts as unset. Resolution order: a variable set in the environment, else the
@@ -111,6 +113,12 @@ class Settings(BaseSettings):
     pseudonym_key_file: Path | None = None
     sftp_settings: Path | None = None
     receipt_timeout_s: int = 600
+    extract_schedule: str = "@daily"
+
+    @property
+    def extract_timetable(self) -> str | None:
+        """The extract DAGs' ``schedule``: None when the variable says ``none``."""
+        return None if self.extract_schedule.strip().lower() == "none" else self.extract_schedule
 
     def source_url(self, system: str) -> str | None:
         """``$CAMPUSDX_SOURCE_<SYSTEM>_URL``, or None when unset or empty (the names depend on the

@@ -1,0 +1,285 @@
+"""Airflow's own components on this machine, started and stopped as one stack.
+
+The embedded default runs the DAGs as a deployment does: the scheduler (LocalExecutor, or
+CeleryExecutor with its workers), the DAG processor, the triggerer and the API server, each its
+own process in its own process group, its output in ``<home>/logs/airflow-<component>.log``,
+the metadata database from ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` (SQLite under
+``<home>/airflow`` by default). Stopping the stack ends every process it started, their children
+included (LocalExecutor's workers, the API server's workers), also after Ctrl-C or a failure:
+nothing is left holding the port or the metadata database.
+
+An operator's view of a run comes from the metadata database (``dag_run``, ``task_instance``),
+read with SQLAlchemy, as Airflow's own UI does; triggering is ``airflow dags trigger``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import sqlalchemy as sa
+
+from campusdx.core.settings import Paths, executable
+
+TERMINAL = {"success", "failed"}
+
+
+class StackFailed(RuntimeError):
+    """A component died, or a DAG run failed; the message says which and where its log is."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Run:
+    dag_id: str
+    run_id: str
+    state: str
+    start_date: datetime | None
+    end_date: datetime | None
+    logical_or_queued: datetime | None
+
+
+@dataclass
+class AirflowStack:
+    """Airflow's components for one home. Use as a context manager: it stops what it started."""
+
+    paths: Paths
+    env: dict[str, str]
+    components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
+    celery_workers: tuple[str, ...] = ()  # CeleryExecutor profile: each worker's queues ("a,b")
+    host: str = "127.0.0.1"
+    port: int = 0
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _logs: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port()
+        self.env = {
+            **self.env,
+            "AIRFLOW__API__HOST": self.host,
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": f"http://{self.host}:{self.port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{self.host}:{self.port}/execution/",
+        }
+        self.engine = sa.create_engine(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], poolclass=sa.NullPool)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> AirflowStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        logs = self.paths.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        argv = {
+            "api-server": ["api-server", "--host", self.host, "--port", str(self.port)],
+            "scheduler": ["scheduler"],
+            "dag-processor": ["dag-processor"],
+            "triggerer": ["triggerer"],
+        }
+        for i, queues in enumerate(self.celery_workers, start=1):
+            argv[f"celery-worker-{i}"] = ["celery", "worker", "--concurrency", "2", "--queues", queues]
+            argv[f"celery-worker-{i}"] += ["--celery-hostname", f"campusdx-worker-{i}@%h"]
+        for name in [*self.components, *(n for n in argv if n.startswith("celery-worker-"))]:
+            args = argv[name]
+            out = open(logs / f"airflow-{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+            self._logs.append(out)
+            self.processes[name] = subprocess.Popen(
+                [executable("airflow"), *args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() ends its children too
+            )
+        self._wait_for_api()
+
+    def _wait_for_api(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 1):
+                return
+            time.sleep(0.5)
+        raise StackFailed(f"the Airflow API server did not listen on {self.url} within {timeout:.0f} s")
+
+    def check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                log = self.paths.home / "logs" / f"airflow-{name}.log"
+                tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
+                raise StackFailed(
+                    f"airflow {name} exited ({proc.returncode}); log: {log}\n" + "\n".join(tail)
+                )
+
+    def stop(self, grace: float = 20) -> None:
+        """SIGTERM to every component's process group, SIGKILL after ``grace`` seconds to what is
+        left, including any descendant that left its group."""
+        procs = []
+        for proc in self.processes.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                procs.append(psutil.Process(proc.pid))
+                procs.extend(psutil.Process(proc.pid).children(recursive=True))
+        for proc in self.processes.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(procs, timeout=grace)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=5)
+        for proc in self.processes.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # anything forked into the group meanwhile
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        self.processes.clear()
+        for out in self._logs:
+            out.close()
+        self._logs.clear()
+        self.engine.dispose()
+
+    # -- an operator's commands ------------------------------------------------------------
+    def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [executable("airflow"), *args], env=self.env, capture_output=True, text=True, timeout=300
+        )
+        if check and result.returncode != 0:
+            raise StackFailed(f"airflow {' '.join(args)} failed: {result.stderr[-2000:]}")
+        return result
+
+    def wait_for_dags(self, dag_ids: list[str], timeout: float = 300) -> None:
+        """Until the DAG processor has serialized every DAG in ``dag_ids``."""
+        deadline = time.monotonic() + timeout
+        missing = set(dag_ids)
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(sa.exc.OperationalError), self.engine.connect() as conn:
+                found = {r[0] for r in conn.execute(sa.text("select dag_id from serialized_dag"))}
+                missing = set(dag_ids) - found
+                if not missing:
+                    return
+            time.sleep(1)
+        raise StackFailed(
+            f"DAGs not parsed within {timeout:.0f} s: {sorted(missing)} (see airflow-dag-processor.log)"
+        )
+
+    def trigger(self, dag_ids: list[str]) -> datetime:
+        """``airflow dags trigger`` for each DAG, side by side; returns when they were triggered."""
+        since = datetime.now(UTC)
+        procs = [
+            subprocess.Popen(
+                [executable("airflow"), "dags", "trigger", dag_id],
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for dag_id in dag_ids
+        ]
+        for dag_id, proc in zip(dag_ids, procs, strict=True):
+            out, _ = proc.communicate(timeout=300)
+            if proc.returncode != 0:
+                raise StackFailed(f"airflow dags trigger {dag_id} failed: {out[-2000:]}")
+        return since
+
+    def runs(self, since: datetime) -> list[Run]:
+        """DAG runs queued since ``since`` (every DAG), oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "select dag_id, run_id, state, start_date, end_date, queued_at from dag_run "
+                    "where queued_at >= :since order by queued_at"
+                ).columns(**_TIMES),
+                {"since": _db_time(self.engine, since)},
+            ).fetchall()
+        return [Run(*r) for r in rows]
+
+    def wait_for(self, dag_id: str, since: datetime, timeout: float = 1800, progress=None) -> Run:
+        """Until a run of ``dag_id`` queued since ``since`` ends; fails at once when any DAG run
+        queued since then fails, naming its failed tasks."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            runs = self.runs(since)
+            failed = [r for r in runs if r.state == "failed"]
+            if failed:
+                raise StackFailed(
+                    "; ".join(
+                        f"{r.dag_id} run {r.run_id} failed: tasks {self.failed_tasks(r)}" for r in failed
+                    )
+                    + f" (task logs under {self.paths.airflow / 'logs'})"
+                )
+            done = [r for r in runs if r.dag_id == dag_id and r.state == "success"]
+            if done:
+                return done[0]
+            if progress:
+                progress(runs)
+            time.sleep(2)
+        raise StackFailed(f"no finished {dag_id} run within {timeout:.0f} s")
+
+    def failed_tasks(self, run: Run) -> list[str]:
+        with self.engine.connect() as conn:
+            return [
+                r[0]
+                for r in conn.execute(
+                    sa.text(
+                        "select task_id from task_instance where dag_id = :d and run_id = :r "
+                        "and state in ('failed', 'upstream_failed')"
+                    ),
+                    {"d": run.dag_id, "r": run.run_id},
+                )
+            ]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "select task_id, map_index, state, start_date, end_date, try_number, queue "
+                    "from task_instance where dag_id = :d and run_id = :r"
+                ).columns(start_date=sa.DateTime, end_date=sa.DateTime),
+                {"d": dag_id, "r": run_id},
+            ).mappings()
+            return [dict(r) for r in rows]
+
+
+_TIMES = {"start_date": sa.DateTime, "end_date": sa.DateTime, "queued_at": sa.DateTime}
+"""SQLite hands Airflow's times back as text: typed columns parse them (naive UTC)."""
+
+
+def _db_time(engine, when: datetime):
+    """SQLite stores Airflow's times as naive UTC text; PostgreSQL as timestamptz."""
+    return when.replace(tzinfo=None) if engine.dialect.name == "sqlite" else when
+
+
+def processes_of(home: Path) -> list[psutil.Process]:
+    """Every process of this user whose environment names ``home`` as its CAMPUSDX_HOME."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.pid != os.getpid() and proc.environ().get("CAMPUSDX_HOME") == str(home):
+                found.append(proc)
+    return found
