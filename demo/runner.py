@@ -40,9 +40,10 @@ class StepFailed(RuntimeError):
     """A pipeline step exited non-zero; the message says which and where its log is."""
 
 
-def airflow_env(paths: Paths) -> dict[str, str]:
-    """Environment for Airflow, dbt and GX on the embedded default; nothing leaves the machine."""
-    env = dict(os.environ)
+def airflow_env(paths: Paths, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for Airflow, dbt and GX on the embedded default; nothing leaves the machine.
+    ``base``: the environment to start from (default: this process's, now)."""
+    env = dict(os.environ if base is None else base)
     airflow_home = paths.airflow
     env.update(
         {
@@ -110,14 +111,15 @@ def prepare(
 
 
 @contextlib.contextmanager
-def running(paths: Paths, *, sftp: bool = False):
+def running(paths: Paths, *, sftp: bool = False, base_env: dict[str, str] | None = None):
     """The province simulator and Airflow's components for ``paths``; yields the stack and stops
     everything it started when the block ends, also on Ctrl-C or a failure.
 
     ``sftp``: the packages go over SFTP to a real OpenSSH server started on 127.0.0.1 (demo.sshd),
-    which serves the province's gateway directory, instead of into that directory directly."""
+    which serves the province's gateway directory, instead of into that directory directly.
+    ``base_env``: the environment to start from (default: this process's, now)."""
 
-    env = airflow_env(paths)
+    env = airflow_env(paths, base_env)
     with contextlib.ExitStack() as stack:
         if sftp:
             env["CAMPUSDX_SFTP_SETTINGS"] = str(stack.enter_context(_sftp_gateway(paths)))
@@ -131,14 +133,14 @@ def running(paths: Paths, *, sftp: bool = False):
 DAG_IDS = ("warehouse", "publish")
 
 
-def cycle(airflow: AirflowStack, systems) -> dict[str, Run]:
+def cycle(airflow: AirflowStack, systems, say=print) -> list[Run]:
     """Trigger every extract DAG, then wait until the publish run their Assets started ends;
-    prints each DAG run as it finishes. Returns the runs of the cycle by DAG id."""
+    ``say``s each DAG run as it finishes. Returns every DAG run queued since the trigger."""
     extracts = [f"extract_{d.system}" for d in systems]
     airflow.wait_for_dags([*extracts, *DAG_IDS])
     started = time.monotonic()
     since = airflow.trigger(extracts)
-    print(f"  - triggered {', '.join(extracts)}")
+    say(f"  - triggered {', '.join(extracts)}")
     reported: dict[str, Run] = {}
 
     def progress(runs) -> None:
@@ -147,13 +149,13 @@ def cycle(airflow: AirflowStack, systems) -> dict[str, Run]:
                 reported[run.dag_id] = run
                 seconds = (run.end_date - run.start_date).total_seconds() if run.end_date else 0
                 verdict = "ok" if run.state == "success" else "FAILED"
-                print(f"  - dag {run.dag_id} ... {verdict} ({seconds:.0f}s)")
+                say(f"  - dag {run.dag_id} ... {verdict} ({seconds:.0f}s)")
 
-    last = airflow.wait_for("publish", since, progress=progress)
-    progress(airflow.runs(since))
-    print(f"  - cycle done in {time.monotonic() - started:.0f}s")
-    reported["publish"] = last
-    return reported
+    airflow.wait_for("publish", since, progress=progress)
+    runs = airflow.runs(since)
+    progress(runs)
+    say(f"  - cycle done in {time.monotonic() - started:.0f}s")
+    return runs
 
 
 @contextlib.contextmanager

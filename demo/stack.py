@@ -49,7 +49,7 @@ class Run:
     state: str
     start_date: datetime | None
     end_date: datetime | None
-    logical_or_queued: datetime | None
+    queued_at: datetime | None
 
 
 @dataclass

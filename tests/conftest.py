@@ -126,69 +126,43 @@ def schema_files() -> dict:
 
 
 _DEMO: dict = {}
-"""The end-to-end demo's first run: "start" (a function) once collection is done, "run" (its
-future) once started."""
-
-
-def _start_demo() -> None:
-    if "run" not in _DEMO and "start" in _DEMO:
-        _DEMO["run"] = in_background(_DEMO.pop("start"))
+"""The end-to-end runs (tests/cycles.py): "run", their future, once collection is done."""
 
 
 @pytest.fixture(scope="session")
 def demo_first_run(tmp_path_factory):
-    """(home, schemas/ hashes before, the completed process) of `campusdx demo` on the tiny campus,
-    started in the background when the tests that load the DAGs are done."""
-    _start_demo()
+    """The end-to-end runs (tests/cycles.py: the demo, two more scheduled cycles on a copy, the
+    second run without Airflow), started in the background as soon as collection ended."""
+    from tests.cycles import demo_and_cycles
+
     if "run" in _DEMO:
         return _DEMO["run"].result()
-    home = tmp_path_factory.mktemp("demo")
-    before = schema_files()
-    return home, before, run_demo(home, dict(os.environ))
+    return demo_and_cycles(tmp_path_factory.mktemp("demo"), schema_files(), dict(os.environ), run_demo)
 
 
 SESSION_BUILDS = {"warehouse", "advanced_warehouse"}
 """The session's whole-pipeline builds (tests/warehouse/conftest.py): a test using one is slow."""
 
-LOADS_THE_DAGS = "test_dags.py"
-"""Its tests read dbt_project/target/manifest.json, which the demo's `dbt parse` rewrites: the
-demo starts in the background only after them."""
-
 
 def pytest_collection_modifyitems(config, items):
     """``slow``: a test that needs a whole-pipeline build (a session build, or one of its own,
-    marked in its module) or runs the demo (``e2e``). `make check` leaves these out. The tests
-    that load the DAGs run first and the demo's tests last, so that the demo, started in the
-    background after the first, runs while all the others do."""
+    marked in its module) or runs the demo (``e2e``). `make check` leaves these out. The demo's
+    tests run last, so that the demo, started in the background, runs while all the others do."""
     for item in items:
         if SESSION_BUILDS & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.slow)
-    items.sort(  # stable: the order within each group is kept
-        key=lambda item: (
-            item.path.name != LOADS_THE_DAGS,
-            "demo_first_run" in getattr(item, "fixturenames", ()),
-        )
-    )
+    items.sort(key=lambda item: "demo_first_run" in getattr(item, "fixturenames", ()))  # stable
 
 
 def pytest_collection_finish(session):
-    """Prepare the demo's first run when a selected test needs it; it starts in the background
-    after the last test that loads the DAGs (at once without such a test). The environment is
-    taken now: tests change os.environ while it runs."""
+    """Start the end-to-end runs in the background when a selected test needs them. The
+    environment is taken now: tests change os.environ while they run."""
     if session.config.option.collectonly:
         return
     if not any("demo_first_run" in getattr(item, "fixturenames", ()) for item in session.items):
         return
+    from tests.cycles import demo_and_cycles
+
     home = session.config._tmp_path_factory.mktemp("demo")
     env, before = dict(os.environ), schema_files()
-    _DEMO["start"] = lambda: (home, before, run_demo(home, env))
-    dags = [item.nodeid for item in session.items if item.path.name == LOADS_THE_DAGS]
-    if dags:
-        _DEMO["after"] = dags[-1]
-    else:
-        _start_demo()
-
-
-def pytest_runtest_logfinish(nodeid, location):
-    if _DEMO.get("after") == nodeid:
-        _start_demo()
+    _DEMO["run"] = in_background(lambda: demo_and_cycles(home, before, env, run_demo))

@@ -1,8 +1,8 @@
-"""End to end: `campusdx demo` on a tiny simulated campus with the real Airflow DAGs, dbt,
-Great Expectations, the publisher and the province simulator; then a second run of what the
-DAGs run (extract, `dbt build`, reconcile, the gate, the gated feeds, publish, receipts),
-called directly: the demo once is the slowest thing the suite does, and the DAGs are the same
-code the second time.
+"""End to end: `campusdx demo` on a tiny simulated campus with the real Airflow DAGs on Airflow's
+scheduler, dbt, Great Expectations, the publisher and the province simulator; then a second run
+of what the DAGs run (extract, `dbt build`, reconcile, the gate, the gated feeds, publish,
+receipts), called directly (tests/cycles.py; the scheduled cycles after it are
+tests/test_scheduled_cycles.py's).
 
 Checks the acceptance of the walking skeleton: the warehouse opens read-only with its layers;
 one package per dataset with an ACCEPTED/PARTIAL receipt; every package verifies by hand
@@ -11,97 +11,30 @@ the quarantine under their rule and not in the feeds or the packages; a second r
 unchanged sources changes no warehouse row and sends no new sequence; its dbt build passes.
 """
 
-import contextlib
 import csv
 import hashlib
 import hmac
 import io
 import json
-import os
 import re
-import subprocess
-from types import SimpleNamespace
 
 import duckdb
 import pytest
 
-from campusdx.core.settings import DBT_PROJECT, Paths, executable
 from campusdx.pipeline import published_datasets
-from tests.conftest import answer, schema_files
-from tests.warehouse.conftest import campusdx, gate
+from tests.conftest import schema_files
+from tests.cycles import warehouse_rows
 
 pytestmark = pytest.mark.e2e
 DATASETS = tuple(published_datasets())
 
 
-def _warehouse_snapshot(path):
-    """Every row of every warehouse table, as text, per table (order-independent)."""
-    with duckdb.connect(str(path), read_only=True) as conn:
-        tables = conn.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('staging', 'intermediate', 'marts', 'feeds', 'quality', 'codes') "
-            "order by 1, 2"
-        ).fetchall()
-        # the quarantine's last_seen is the latest run that made each finding: it moves by design
-        moving = {"quality.quarantine": " exclude (last_seen)"}
-        return {
-            f"{s}.{t}": sorted(
-                map(repr, conn.execute(f'select *{moving.get(f"{s}.{t}", "")} from "{s}"."{t}"').fetchall())
-            )
-            for s, t in tables
-        }
-
-
 @pytest.fixture(scope="module")
 def runs(demo_first_run):
-    """The demo once (started in the background, tests/conftest.py), its warehouse's rows, then
-    the second run."""
-    home, schemas_before, first = demo_first_run
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    snapshot = _warehouse_snapshot(home / "warehouse.duckdb")
-    second = _second_run(home)
-    return home, first, second, snapshot, schemas_before
-
-
-def _dbt_build(home):
-    env = {**os.environ, "CAMPUSDX_HOME": str(home)}
-    return subprocess.run(
-        [
-            executable("dbt"),
-            "build",
-            *("--profiles-dir", str(DBT_PROJECT), "--target-path", str(home / "dbt-target")),
-            *("--log-path", str(home / "dbt-logs")),
-        ],
-        cwd=DBT_PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def _second_run(home):
-    """The main job again on unchanged sources, what each DAG task calls, without Airflow: every
-    extraction, `dbt build`, the reconciliation, the gate and the gated feeds, then every
-    dataset published (referenced ones first) and the province's answers collected. Returns the
-    dbt build's result and the demo's summary printed afterwards (``stdout``)."""
-    from campusdx import pipeline
-    from campusdx.demo.runner import print_summary, summary
-
-    campusdx(home, "extract")
-    built = _dbt_build(home)
-    assert built.returncode == 0, built.stdout[-3000:]
-    campusdx(home, "reconcile")
-    gate(home)
-    paths = Paths(home)
-    sent = {code: pipeline.publish(code, paths=paths) for code, _ in pipeline.publish_order(DATASETS)}
-    answer(paths)
-    for code in sent:
-        pipeline.receipt(code, paths=paths)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        print_summary(paths, summary(paths))
-    return SimpleNamespace(dbt=built, sent=sent, stdout=printed.getvalue())
+    """The demo once, its warehouse's rows after it, then the second run (tests/cycles.py)."""
+    made = demo_first_run
+    assert made.first.returncode == 0, made.first.stdout[-3000:] + made.first.stderr[-3000:]
+    return made.home, made.first, made.second, made.snapshot, made.before
 
 
 def _packages(home):
@@ -212,7 +145,7 @@ def test_repairable_faults_reach_the_feed_repaired(runs):
 
 def test_second_run_changes_no_row_and_sends_no_new_sequence(runs):
     home, _, second, snapshot, _ = runs
-    assert _warehouse_snapshot(home / "warehouse.duckdb") == snapshot
+    assert warehouse_rows(home / "warehouse.duckdb") == snapshot
     assert len(_packages(home)) == len(DATASETS), "no new package for unchanged datasets"
     assert second.stdout.count("-F-000001") == len(DATASETS) and "-F-000002" not in second.stdout
 

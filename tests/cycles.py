@@ -1,0 +1,154 @@
+"""The end-to-end runs, made once per session in the background (tests/conftest.py):
+
+1. ``campusdx demo`` on the tiny campus: the FULL cycle on Airflow's scheduler; then which of
+   its processes are still alive (none may be);
+2. a copy of that home, on which Airflow's components are started again and two more scheduled
+   cycles run, each after ``campusdx advance --days 1`` (the home is copied after each cycle,
+   and once before them, for the tests to look at);
+3. on the demo's own home, the main job again on unchanged sources, what each DAG task calls,
+   without Airflow (extract, ``dbt build``, reconcile, the gate, the gated feeds, publish, the
+   province's answers, receipts).
+
+Everything runs in subprocesses given the environment taken at collection, or reads files:
+the tests in the foreground change ``os.environ`` meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+from campusdx.core.settings import REPO_ROOT, Paths
+
+COPY_IGNORE = shutil.ignore_patterns("airflow", "logs", "dbt", "dbt-target", "dbt-logs")
+"""What a look at a home after a cycle leaves out: Airflow's state, logs and dbt's work files."""
+
+
+def leftovers(home: Path) -> list[str]:
+    """The processes still alive whose environment names ``home`` (its Airflow, its province)."""
+    from campusdx.demo.stack import processes_of
+
+    described = []
+    for proc in processes_of(home):
+        try:
+            described.append(f"{proc.pid} {' '.join(proc.cmdline())[:200]}")
+        except Exception:  # it ended while being described
+            continue
+    return described
+
+
+def demo_and_cycles(home: Path, before: dict, env: dict, run_demo) -> SimpleNamespace:
+    first = run_demo(home, env)
+    out = SimpleNamespace(home=home, before=before, first=first, left_after_demo=leftovers(home))
+    if first.returncode != 0:
+        return out
+    cycles_home = home.with_name(home.name + "-cycles")
+    shutil.copytree(home, cycles_home)
+    try:
+        out.cycles = scheduled_cycles(cycles_home, env)
+    except Exception as exc:  # reported by the tests that need the cycles, after the others ran
+        out.cycles = SimpleNamespace(error=f"{type(exc).__name__}: {exc}", said=[], records=[])
+    out.left_after_cycles = leftovers(cycles_home)
+    out.snapshot = warehouse_rows(home / "warehouse.duckdb")
+    out.second = second_run(home, env)
+    return out
+
+
+def scheduled_cycles(home: Path, env: dict, days: int = 2) -> SimpleNamespace:
+    """``days`` cycles on the scheduler, each after one simulated day; a look at the home after
+    each (``after-0``: before the first)."""
+    from campusdx.core.declarations import load_systems
+    from campusdx.demo.runner import cycle, running
+    from tests.warehouse.conftest import campusdx
+
+    said: list[str] = []
+    records = []
+    shutil.copytree(home, home.with_name(home.name + "-after-0"), ignore=COPY_IGNORE)
+    base = {**env, "CAMPUSDX_HOME": str(home)}
+    with running(Paths(home), base_env=base) as airflow:
+        for day in range(1, days + 1):
+            campusdx(home, "advance", "--days", "1", env=env)
+            runs = cycle(airflow, load_systems(), say=said.append)
+            instances = {r.run_id: airflow.task_instances(r.dag_id, r.run_id) for r in runs}
+            look = home.with_name(f"{home.name}-after-{day}")
+            shutil.copytree(home, look, ignore=COPY_IGNORE)
+            records.append(SimpleNamespace(runs=runs, task_instances=instances, home=look))
+        every_run = airflow.runs(_EPOCH)
+        every_instance = {r.run_id: airflow.task_instances(r.dag_id, r.run_id) for r in every_run}
+    return SimpleNamespace(
+        error=None, said=said, records=records, every_run=every_run, every_instance=every_instance
+    )
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def warehouse_rows(path: Path) -> dict[str, list[str]]:
+    """Every row of every warehouse table, as text, per table (order-independent)."""
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('staging', 'intermediate', 'marts', 'feeds', 'quality', 'codes') "
+            "order by 1, 2"
+        ).fetchall()
+        # the quarantine's last_seen is the latest run that made each finding: it moves by design
+        moving = {"quality.quarantine": " exclude (last_seen)"}
+        return {
+            f"{s}.{t}": sorted(
+                map(repr, conn.execute(f'select *{moving.get(f"{s}.{t}", "")} from "{s}"."{t}"').fetchall())
+            )
+            for s, t in tables
+        }
+
+
+PUBLISH_ALL = """
+import contextlib, io, json
+from campusdx import pipeline
+from campusdx.core.settings import paths
+from campusdx.demo.runner import print_summary, summary
+from tests.conftest import answer
+p = paths()
+order = pipeline.publish_order(pipeline.published_datasets())
+sent = {code: pipeline.publish(code, paths=p) for code, _ in order}
+answer(p)
+for code in sent:
+    pipeline.receipt(code, paths=p)
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):
+    print_summary(p, summary(p))
+print(json.dumps({"sent": sent, "stdout": printed.getvalue()}, default=str))
+"""
+
+
+def second_run(home: Path, env: dict) -> SimpleNamespace:
+    """The main job again on unchanged sources, what each DAG task calls, without Airflow.
+    Returns the ``dbt build``'s result, what was sent and the demo's summary printed after."""
+    from tests.warehouse.conftest import campusdx, dbt, gate
+
+    campusdx(home, "extract", env=env)
+    built = dbt(home, "build", env=env)
+    campusdx(home, "reconcile", env=env)
+    gate(home, env=env)
+    published = json.loads(python(home, env, PUBLISH_ALL).stdout.strip().splitlines()[-1])
+    return SimpleNamespace(dbt=built, sent=published["sent"], stdout=published["stdout"])
+
+
+def python(home: Path, env: dict, code: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "CAMPUSDX_HOME": str(home)},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{code[:80]}...:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return result
