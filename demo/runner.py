@@ -60,12 +60,17 @@ def airflow_env(paths: Paths, base: dict[str, str] | None = None) -> dict[str, s
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
             "DO_NOT_TRACK": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            # deploy/airflow_local_settings.py: task processes fork with the stages loaded
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT / "deploy"), env.get("PYTHONPATH")) if p),
             # the scheduler of the embedded default: tasks side by side on this machine
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "8"),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            # one machine, two cores: one API worker; DAG files re-parsed when they change
+            "AIRFLOW__API__WORKERS": env.get("AIRFLOW__API__WORKERS", "1"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             # the demo triggers the extract DAGs; a deployment keeps @daily (README)
             "CAMPUSDX_EXTRACT_SCHEDULE": env.get("CAMPUSDX_EXTRACT_SCHEDULE", "none"),
         }

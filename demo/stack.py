@@ -9,12 +9,13 @@ included (LocalExecutor's workers, the API server's workers), also after Ctrl-C 
 nothing is left holding the port or the metadata database.
 
 An operator's view of a run comes from the metadata database (``dag_run``, ``task_instance``),
-read with SQLAlchemy, as Airflow's own UI does; triggering is ``airflow dags trigger``.
+read with SQLAlchemy, as Airflow's own UI does; DAG runs are triggered through the REST API.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -24,12 +25,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import psutil
 import sqlalchemy as sa
 
 from campusdx.core.settings import Paths, executable
 
 TERMINAL = {"success", "failed"}
+PASSWORDS = "simple_auth_manager_passwords.json.generated"
+"""The embedded default's UI and API login (SimpleAuthManager, user ``admin``), under AIRFLOW_HOME."""
 
 
 class StackFailed(RuntimeError):
@@ -97,12 +101,15 @@ class AirflowStack:
         logs.mkdir(parents=True, exist_ok=True)
         argv = {
             "api-server": ["api-server", "--host", self.host, "--port", str(self.port)],
-            "scheduler": ["scheduler"],
+            # no log servers: they listen on every interface at fixed ports (8793, 8794) and
+            # nothing needs them, the API server reads the task logs from the shared log folder
+            "scheduler": ["scheduler", "--skip-serve-logs"],
             "dag-processor": ["dag-processor"],
-            "triggerer": ["triggerer"],
+            "triggerer": ["triggerer", "--skip-serve-logs"],
         }
         for i, queues in enumerate(self.celery_workers, start=1):
-            argv[f"celery-worker-{i}"] = ["celery", "worker", "--concurrency", "2", "--queues", queues]
+            argv[f"celery-worker-{i}"] = ["celery", "worker", "--skip-serve-logs", "--queues", queues]
+            argv[f"celery-worker-{i}"] += ["--concurrency", "2"]
             argv[f"celery-worker-{i}"] += ["--celery-hostname", f"campusdx-worker-{i}@%h"]
         for name in [*self.components, *(n for n in argv if n.startswith("celery-worker-"))]:
             args = argv[name]
@@ -135,9 +142,29 @@ class AirflowStack:
                     f"airflow {name} exited ({proc.returncode}); log: {log}\n" + "\n".join(tail)
                 )
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) each component has used so far, its children included:
+        the live ones and those it has reaped (task processes, API workers)."""
+        used = {}
+        for name, proc in self.processes.items():
+            total = 0.0
+            with contextlib.suppress(psutil.NoSuchProcess):
+                top = psutil.Process(proc.pid)
+                for p in [top, *top.children(recursive=True)]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        t = p.cpu_times()
+                        total += t.user + t.system + t.children_user + t.children_system
+            used[name] = round(total, 1)
+        return used
+
     def stop(self, grace: float = 20) -> None:
         """SIGTERM to every component's process group, SIGKILL after ``grace`` seconds to what is
-        left, including any descendant that left its group."""
+        left, including any descendant that left its group. What each component used in CPU is
+        written to ``<home>/logs/airflow-cpu.json`` first."""
+        if self.processes:
+            cpu = self.paths.home / "logs" / "airflow-cpu.json"
+            with contextlib.suppress(OSError):
+                cpu.write_text(json.dumps(self.cpu_seconds(), indent=1), encoding="utf-8")
         procs = []
         for proc in self.processes.values():
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -187,23 +214,29 @@ class AirflowStack:
             f"DAGs not parsed within {timeout:.0f} s: {sorted(missing)} (see airflow-dag-processor.log)"
         )
 
+    def api(self) -> httpx.Client:
+        """A client of the stack's REST API, logged in as the embedded default's admin (its
+        password is the one the API server generated into ``AIRFLOW_HOME``)."""
+        passwords = json.loads((self.paths.airflow / PASSWORDS).read_text(encoding="utf-8"))
+        client = httpx.Client(base_url=self.url, timeout=60)
+        token = client.post("/auth/token", json={"username": "admin", "password": passwords["admin"]})
+        if token.status_code >= 300:
+            client.close()
+            raise StackFailed(f"logging in to the Airflow API failed: HTTP {token.status_code}")
+        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        return client
+
     def trigger(self, dag_ids: list[str]) -> datetime:
-        """``airflow dags trigger`` for each DAG, side by side; returns when they were triggered."""
+        """A manual run of each DAG through the REST API, as an operator's tool would trigger it;
+        returns when they were triggered."""
         since = datetime.now(UTC)
-        procs = [
-            subprocess.Popen(
-                [executable("airflow"), "dags", "trigger", dag_id],
-                env=self.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for dag_id in dag_ids
-        ]
-        for dag_id, proc in zip(dag_ids, procs, strict=True):
-            out, _ = proc.communicate(timeout=300)
-            if proc.returncode != 0:
-                raise StackFailed(f"airflow dags trigger {dag_id} failed: {out[-2000:]}")
+        with contextlib.closing(self.api()) as client:
+            for dag_id in dag_ids:
+                answer = client.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})
+                if answer.status_code >= 300:
+                    raise StackFailed(
+                        f"triggering {dag_id} failed: HTTP {answer.status_code} {answer.text[:500]}"
+                    )
         return since
 
     def runs(self, since: datetime) -> list[Run]:
