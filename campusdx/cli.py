@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep Airflow running afterwards, its UI on 127.0.0.1 (Ctrl-C stops everything)",
     )
+    demo.add_argument(
+        "--celery",
+        action="store_true",
+        help="CeleryExecutor profile: PostgreSQL metadata database, Redis broker, two workers",
+    )
     adv = sub.add_parser("advance", help="apply N simulated days to every source system")
     adv.add_argument("--days", type=int, required=True)
     adv.add_argument("--seed", type=int, default=20261122)

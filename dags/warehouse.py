@@ -11,6 +11,7 @@ from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from campusdx import pipeline
+from campusdx.core import settings
 from campusdx.core.declarations import load_systems
 from campusdx.pipeline.dbtbuild import DbtFailed
 from campusdx.pipeline.orchestration import DBT_POOL, DEFAULT_ARGS, START, landing_asset, warehouse_asset
@@ -23,7 +24,8 @@ from campusdx.pipeline.orchestration import DBT_POOL, DEFAULT_ARGS, START, landi
     start_date=START,
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    # every task opens the warehouse file: on one queue, so one machine (the Celery profile)
+    default_args={**DEFAULT_ARGS, "queue": settings.current().warehouse_queue},
     tags=["campusdx", "warehouse"],
 )
 def warehouse():

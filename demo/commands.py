@@ -22,7 +22,12 @@ def run(args) -> int:
     if args.command == "demo":
         try:
             demo(
-                scale=args.scale, seed=args.seed, regenerate=args.regenerate, sftp=args.sftp, serve=args.serve
+                scale=args.scale,
+                seed=args.seed,
+                regenerate=args.regenerate,
+                sftp=args.sftp,
+                serve=args.serve,
+                celery=args.celery,
             )
         except StepFailed as failed:
             print(f"\n{failed}", file=sys.stderr)

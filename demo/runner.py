@@ -20,16 +20,23 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import duckdb
-
 from campusdx.core.declarations import load_systems
 from campusdx.core.profile import load_profile
-from campusdx.core.settings import REPO_ROOT, Paths, executable
+from campusdx.core.settings import REPO_ROOT, Paths, current, executable
 from campusdx.core.settings import paths as default_paths
+from campusdx.core.warehouse import open_warehouse
 from campusdx.demo.campus import generate
 from campusdx.demo.keys import demo_key_file, ensure_demo_key
 from campusdx.demo.sshd import LocalSshd
-from campusdx.demo.stack import TERMINAL, AirflowStack, Run, StackFailed
+from campusdx.demo.stack import (
+    CELERY_WORKERS,
+    TERMINAL,
+    AirflowStack,
+    Run,
+    StackFailed,
+    celery_profile,
+    ensure_database,
+)
 from campusdx.exchange.publisher import open_ledger
 from campusdx.sources.landing import Landing
 
@@ -40,9 +47,12 @@ class StepFailed(RuntimeError):
     """A pipeline step exited non-zero; the message says which and where its log is."""
 
 
-def airflow_env(paths: Paths, base: dict[str, str] | None = None) -> dict[str, str]:
+def airflow_env(
+    paths: Paths, base: dict[str, str] | None = None, profile: dict[str, str] | None = None
+) -> dict[str, str]:
     """Environment for Airflow, dbt and GX on the embedded default; nothing leaves the machine.
-    ``base``: the environment to start from (default: this process's, now)."""
+    ``base``: the environment to start from (default: this process's, now); ``profile``: what
+    an executor profile changes (campusdx.demo.stack.celery_profile)."""
     env = dict(os.environ if base is None else base)
     airflow_home = paths.airflow
     env.update(
@@ -75,6 +85,7 @@ def airflow_env(paths: Paths, base: dict[str, str] | None = None) -> dict[str, s
             "CAMPUSDX_EXTRACT_SCHEDULE": env.get("CAMPUSDX_EXTRACT_SCHEDULE", "none"),
         }
     )
+    env.update(profile or {})
     return env
 
 
@@ -95,7 +106,12 @@ def _run(step: str, argv: list[str], env: dict[str, str], log_dir: Path, cwd: Pa
 
 
 def prepare(
-    paths: Paths, *, scale: float | None = None, seed: int | None = None, regenerate: bool = False
+    paths: Paths,
+    *,
+    scale: float | None = None,
+    seed: int | None = None,
+    regenerate: bool = False,
+    profile: dict[str, str] | None = None,
 ) -> None:
     """Simulated campus (when missing), demo exchange key, Airflow metadata DB and the dbt pool."""
 
@@ -104,7 +120,9 @@ def prepare(
         campus = generate(paths.sources, scale=scale, **({"seed": seed} if seed is not None else {}))
         print(f"  - simulated campus written to {paths.sources} ({sum(campus.rows.values())} rows)")
     ensure_demo_key(demo_key_file(paths))
-    env = airflow_env(paths)
+    env = airflow_env(paths, profile=profile)
+    if env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql"):
+        ensure_database(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     logs = paths.home / "logs"
     _run("airflow-db-migrate", [executable("airflow"), "db", "migrate"], env, logs)
     _run(
@@ -116,21 +134,31 @@ def prepare(
 
 
 @contextlib.contextmanager
-def running(paths: Paths, *, sftp: bool = False, base_env: dict[str, str] | None = None):
+def running(
+    paths: Paths,
+    *,
+    sftp: bool = False,
+    base_env: dict[str, str] | None = None,
+    profile: dict[str, str] | None = None,
+):
     """The province simulator and Airflow's components for ``paths``; yields the stack and stops
     everything it started when the block ends, also on Ctrl-C or a failure.
 
     ``sftp``: the packages go over SFTP to a real OpenSSH server started on 127.0.0.1 (demo.sshd),
     which serves the province's gateway directory, instead of into that directory directly.
-    ``base_env``: the environment to start from (default: this process's, now)."""
+    ``base_env``: the environment to start from (default: this process's, now); ``profile``:
+    an executor profile's environment (with CeleryExecutor, its two workers start too)."""
 
-    env = airflow_env(paths, base_env)
+    env = airflow_env(paths, base_env, profile)
+    celery = env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     with contextlib.ExitStack() as stack:
         if sftp:
             env["CAMPUSDX_SFTP_SETTINGS"] = str(stack.enter_context(_sftp_gateway(paths)))
         stack.enter_context(province(paths, env))
         try:
-            yield stack.enter_context(AirflowStack(paths, env))
+            yield stack.enter_context(
+                AirflowStack(paths, env, celery_workers=CELERY_WORKERS if celery else ())
+            )
         except StackFailed as failed:
             raise StepFailed(str(failed)) from None
 
@@ -230,7 +258,7 @@ def summary(paths: Paths) -> dict:
                 "batches": len(manifests),
                 "rows_last_batch": manifests[-1]["rows"] if manifests else 0,
             }
-    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
+    with open_warehouse(paths) as conn:
         tables = conn.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_schema in ('staging', 'marts', 'feeds', 'quality') order by 1, 2"
@@ -293,12 +321,19 @@ def demo(
     regenerate: bool = False,
     sftp: bool = False,
     serve: bool = False,
+    celery: bool = False,
 ) -> dict:
-    """The whole main job; returns the summary."""
+    """The whole main job; returns the summary. ``celery``: on the CeleryExecutor profile
+    (PostgreSQL and Redis from ``CAMPUSDX_CELERY_DB_URL`` / ``CAMPUSDX_CELERY_BROKER_URL``, two
+    workers) instead of the embedded LocalExecutor."""
     paths = paths or default_paths()
     print(f"campusdx demo in {paths.home}")
-    prepare(paths, scale=scale, seed=seed, regenerate=regenerate)
-    with running(paths, sftp=sftp) as airflow:
+    profile = None
+    if celery:
+        settings = current()
+        profile = celery_profile(settings.celery_db_url, settings.celery_broker_url)
+    prepare(paths, scale=scale, seed=seed, regenerate=regenerate, profile=profile)
+    with running(paths, sftp=sftp, profile=profile) as airflow:
         cycle(airflow, load_systems())
         report = summary(paths)
         print_summary(paths, report)

@@ -303,6 +303,52 @@ _TIMES = {"start_date": sa.DateTime, "end_date": sa.DateTime, "queued_at": sa.Da
 """SQLite hands Airflow's times back as text: typed columns parse them (naive UTC)."""
 
 
+WAREHOUSE_QUEUE = "campusdx_warehouse"
+CELERY_WORKERS = (f"default,{WAREHOUSE_QUEUE}", "default")
+"""The Celery profile's two workers: the first takes the warehouse file's tasks (dbt, the
+reconciliation, the gates: one DuckDB writer, its readers beside it) and its share of the rest;
+the second extracts and publishes only."""
+
+
+def celery_profile(db_url: str, broker_url: str, key_prefix: str = "campusdx:") -> dict[str, str]:
+    """The environment of the CeleryExecutor profile: metadata database ``db_url`` (PostgreSQL),
+    broker ``broker_url`` (Redis), every broker key under ``key_prefix``, the warehouse's tasks
+    on their own queue."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+        # psycopg 3 is async too: no second driver (Airflow would look for asyncpg)
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_url.replace("+psycopg:", "+psycopg_async:", 1),
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db_url,
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": key_prefix,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        "CAMPUSDX_WAREHOUSE_QUEUE": WAREHOUSE_QUEUE,
+    }
+
+
+def ensure_database(db_url: str) -> None:
+    """Create the PostgreSQL database of ``db_url`` when it does not exist (its name is ours,
+    checked against a plain identifier pattern, then quoted)."""
+    import re
+
+    url = sa.make_url(db_url)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", url.database or ""):
+        raise StackFailed(f"metadata database name {url.database!r}: use lower-case letters, digits, _")
+    admin = sa.create_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+    )
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("select 1 from pg_database where datname = :d"), {"d": url.database}
+            )
+            if exists.first() is None:
+                conn.execute(sa.text(f'create database "{url.database}"'))
+    finally:
+        admin.dispose()
+
+
 def _db_time(engine, when: datetime):
     """SQLite stores Airflow's times as naive UTC text; PostgreSQL as timestamptz."""
     return when.replace(tzinfo=None) if engine.dialect.name == "sqlite" else when

@@ -16,7 +16,6 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -25,7 +24,7 @@ from campusdx.core.declarations import source_system_of
 from campusdx.core.findings import FINDINGS_SCHEMA
 from campusdx.core.profile import Dataset, Profile
 from campusdx.core.settings import Paths
-from campusdx.core.warehouse import candidates
+from campusdx.core.warehouse import candidates, open_warehouse
 from campusdx.quality.personal import fingerprint_key, personal_fields, protect
 
 log = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ def _protected(finding: dict, kinds: Mapping[str, str], secret: bytes, known: Co
 
 def _candidate_batches(paths: Paths, dataset: str, keys: set[str]) -> dict[str, str]:
     """The landing batch of each rejected row's current candidate (the version that was sent)."""
-    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
+    with open_warehouse(paths) as conn:
         rows = conn.execute(
             f"select record_key, batch_id from {candidates(dataset)} where record_key in (select unnest(?))",
             [sorted(keys)],

@@ -16,6 +16,11 @@ every call, so a changed environment is seen at once; nothing is cached at impor
 ``CAMPUSDX_SFTP_SETTINGS``      JSON settings of the SFTP gateway (default: the directory gateway)
 ``CAMPUSDX_RECEIPT_TIMEOUT_S``  how long the publish DAG waits for a receipt (default 600 s)
 ``CAMPUSDX_SOURCE_<SYSTEM>_URL`` a source system's URL (:meth:`Settings.source_url`)
+``CAMPUSDX_WAREHOUSE_QUEUE``    the executor queue of the tasks that open the warehouse file
+                                (dbt, reconciliation, gates; default ``default``)
+``CAMPUSDX_CELERY_DB_URL``      ``campusdx demo --celery``: Airflow's metadata database
+                                (default PostgreSQL on 127.0.0.1, database campusdx_airflow)
+``CAMPUSDX_CELERY_BROKER_URL``  ``campusdx demo --celery``: the broker (default Redis on 127.0.0.1)
 ``CAMPUSDX_EXTRACT_SCHEDULE``   the extract DAGs' schedule (default ``@daily``; ``none``: run
                                 only when triggered, as the embedded demo does)
 ==============================  =================================================================
@@ -114,6 +119,9 @@ class Settings(BaseSettings):
     sftp_settings: Path | None = None
     receipt_timeout_s: int = 600
     extract_schedule: str = "@daily"
+    warehouse_queue: str = "default"
+    celery_db_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/campusdx_airflow"
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
 
     @property
     def extract_timetable(self) -> str | None:

@@ -17,14 +17,12 @@ import logging
 from dataclasses import asdict
 from datetime import datetime
 
-import duckdb
-
 from campusdx.core.declarations import load_systems
 from campusdx.core.locks import Busy
 from campusdx.core.profile import load_profile
 from campusdx.core.settings import Paths, current, redact
 from campusdx.core.settings import paths as default_paths
-from campusdx.core.warehouse import candidates
+from campusdx.core.warehouse import candidates, open_warehouse, reading
 from campusdx.pipeline import reconcile
 from campusdx.pipeline.feedgen import feed_datasets
 from campusdx.pipeline.reconcile import NotReconciled  # a source table's or a feed's rows do not add up
@@ -166,7 +164,9 @@ def gate(dataset: str, *, paths: Paths | None = None, run_id: str | None = None)
 
     from campusdx.quality.gate import Gate
 
-    verdict = Gate(paths).check(dataset, run_id=run_id)
+    gate = Gate(paths)
+    with reading(gate.paths):  # the candidates, references and aggregates of one build
+        verdict = gate.check(dataset, run_id=run_id)
     return asdict(verdict)
 
 
@@ -195,7 +195,7 @@ def read_feed(dataset: str, paths: Paths | None = None):
     declared = load_profile().dataset(dataset)
     columns = ", ".join(f'"{f}"' for f in declared.field_codes)
     order = ", ".join(f'"{f}"' for f in (*declared.primary_key, *declared.field_codes))
-    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
+    with open_warehouse(paths) as conn:
         return conn.execute(
             f"select {columns} from feeds.feed_px__{dataset.lower()} order by {order}"
         ).to_arrow_table()
@@ -219,7 +219,7 @@ def reconcile_feed(dataset: str, paths: Paths | None = None) -> dict:
 
     paths = paths or default_paths()
     code = dataset.lower()
-    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
+    with open_warehouse(paths) as conn:
         candidate_rows, feed, held = conn.execute(
             f"""
             select
@@ -256,8 +256,9 @@ def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = Non
         raise Blocked(
             f"{dataset}: blocked by the quality gate ({'; '.join(verdict.blocking)}); failures: {rules}"
         )
-    reconcile_feed(dataset, paths)
-    table = read_feed(dataset, paths)
+    with reading(paths):  # one view of the warehouse: the feed reconciled is the feed read
+        reconcile_feed(dataset, paths)
+        table = read_feed(dataset, paths)
     result = publish_feed(dataset, table, paths=paths, as_of=as_of or datetime.now().date().isoformat())
     log.info("%s: %s %s", dataset, result.action, result.package_id or "")
     return asdict(result)

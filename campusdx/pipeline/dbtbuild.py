@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from campusdx.core.atomic import write_bytes
 from campusdx.core.settings import DBT_PROJECT, Paths
 from campusdx.core.settings import paths as default_paths
+from campusdx.core.warehouse import writing
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def build(part: str, *, paths: Paths | None = None, full_refresh: bool = False) 
         *(["--exclude", *selection["exclude"]] if "exclude" in selection else []),
         *(["--full-refresh"] if full_refresh else []),
     ]
-    with _ONE_AT_A_TIME, _home_env(paths):
+    with _ONE_AT_A_TIME, writing(paths), _home_env(paths):
         try:
             outcome = dbtRunner().invoke(dbt_args("build", paths, *extra))
         finally:

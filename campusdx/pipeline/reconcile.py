@@ -20,11 +20,10 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-import duckdb
-
 from campusdx.core.declarations import load_systems
 from campusdx.core.settings import DBT_PROJECT, Paths
 from campusdx.core.settings import paths as default_paths
+from campusdx.core.warehouse import open_warehouse
 
 STAGING = DBT_PROJECT / "models" / "staging"
 _SOURCE = re.compile(r"source\('(\w+)',\s*'(\w+)'\)")
@@ -172,7 +171,7 @@ def reconcile_sources(paths: Paths | None = None, *, strict: bool = True) -> lis
     paths = paths or default_paths()
     models = staging_models()
     results = []
-    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
+    with open_warehouse(paths) as conn:
         for declaration in load_systems():
             for table in [*declaration.enabled_tables, *load_file_decls(declaration.path)]:
                 name = f"{declaration.system}.{table.name}"
