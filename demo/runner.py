@@ -112,6 +112,7 @@ def prepare(
     seed: int | None = None,
     regenerate: bool = False,
     profile: dict[str, str] | None = None,
+    base_env: dict[str, str] | None = None,
 ) -> None:
     """Simulated campus (when missing), demo exchange key, Airflow metadata DB and the dbt pool."""
 
@@ -120,7 +121,7 @@ def prepare(
         campus = generate(paths.sources, scale=scale, **({"seed": seed} if seed is not None else {}))
         print(f"  - simulated campus written to {paths.sources} ({sum(campus.rows.values())} rows)")
     ensure_demo_key(demo_key_file(paths))
-    env = airflow_env(paths, profile=profile)
+    env = airflow_env(paths, base_env, profile)
     if env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql"):
         ensure_database(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     logs = paths.home / "logs"

@@ -159,6 +159,7 @@ def pytest_collection_finish(session):
     environment is taken now: tests change os.environ while they run."""
     if session.config.option.collectonly:
         return
+    start_celery_cycles(session)
     if not any("demo_first_run" in getattr(item, "fixturenames", ()) for item in session.items):
         return
     from tests.cycles import demo_and_cycles
@@ -166,3 +167,18 @@ def pytest_collection_finish(session):
     home = session.config._tmp_path_factory.mktemp("demo")
     env, before = dict(os.environ), schema_files()
     _DEMO["run"] = in_background(lambda: demo_and_cycles(home, before, env, run_demo))
+
+
+def start_celery_cycles(session) -> None:
+    """The Celery profile's cycles (tests/integration/test_celery.py) in the background, when
+    selected: on the servers the integration fixtures check (they skip or fail the test)."""
+    if not any("celery_made" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    from tests.cycles import BACKGROUND, celery_cycles
+    from tests.integration.conftest import PG_DEFAULT, REDIS_DEFAULT
+
+    pg = os.environ.get("CAMPUSDX_TEST_PG_URL") or PG_DEFAULT
+    broker = os.environ.get("CAMPUSDX_TEST_REDIS_URL") or REDIS_DEFAULT
+    home = session.config._tmp_path_factory.mktemp("celery") / "home"
+    env = dict(os.environ)
+    BACKGROUND["celery"] = in_background(lambda: celery_cycles(home, env, pg, broker))

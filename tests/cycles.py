@@ -25,6 +25,9 @@ from types import SimpleNamespace
 
 from campusdx.core.settings import REPO_ROOT, Paths
 
+BACKGROUND: dict = {}
+"""Futures of the runs started in the background (by tests/conftest.py), by name."""
+
 COPY_IGNORE = shutil.ignore_patterns("airflow", "logs", "dbt", "dbt-target", "dbt-logs")
 """What a look at a home after a cycle leaves out: Airflow's state, logs and dbt's work files."""
 
@@ -152,3 +155,64 @@ def python(home: Path, env: dict, code: str) -> subprocess.CompletedProcess:
     if result.returncode != 0:
         raise RuntimeError(f"{code[:80]}...:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
     return result
+
+
+def celery_cycles(
+    home: Path, env: dict, pg_admin_url: str, broker_url: str, days: int = 2
+) -> SimpleNamespace:
+    """The same cycles on the CeleryExecutor profile: a fresh campus, a PostgreSQL metadata
+    database of its own, Redis keys under a prefix of its own, two workers; FULL, then ``days``
+    cycles each after one simulated day. Both are removed afterwards."""
+    import secrets
+
+    import redis
+    import sqlalchemy as sa
+
+    from campusdx.core.declarations import load_systems
+    from campusdx.demo.runner import cycle, prepare, running
+    from campusdx.demo.stack import celery_profile
+    from tests.warehouse.conftest import campusdx
+
+    name = f"campusdx_test_{secrets.token_hex(4)}"
+    prefix = f"{name}:"
+    db_url = sa.make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    profile = celery_profile(db_url, broker_url, prefix)
+    paths = Paths(home)
+    said: list[str] = []
+    looks = []
+    base = {**env, "CAMPUSDX_HOME": str(home)}
+    try:
+        prepare(paths, scale=0.002, profile=profile, base_env=base)
+        with running(paths, base_env=base, profile=profile) as airflow:
+            for day in range(days + 1):
+                if day:
+                    campusdx(home, "advance", "--days", "1", env=env)
+                runs = cycle(airflow, load_systems(), say=said.append)
+                look = home.with_name(f"{home.name}-after-{day}")
+                shutil.copytree(home, look, ignore=COPY_IGNORE)
+                looks.append(SimpleNamespace(runs=runs, home=look))
+            every_run = airflow.runs(_EPOCH)
+            instances = {r.run_id: airflow.task_instances(r.dag_id, r.run_id) for r in every_run}
+        workers = {
+            n: (home / "logs" / f"airflow-celery-worker-{n}.log").read_text(
+                encoding="utf-8", errors="replace"
+            )
+            for n in (1, 2)
+        }
+        return SimpleNamespace(
+            said=said,
+            looks=looks,
+            every_run=every_run,
+            instances=instances,
+            workers=workers,
+            left=leftovers(home),
+        )
+    finally:
+        admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        client = redis.Redis.from_url(broker_url)
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+        client.close()

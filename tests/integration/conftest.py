@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 MARIADB_DEFAULT = "mysql+pymysql://root@127.0.0.1:3306/?charset=utf8mb4"
+REDIS_DEFAULT = "redis://127.0.0.1:6379/0"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -142,3 +143,26 @@ def mariadb_db(mariadb_admin_url: str) -> Iterator[str]:
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a reachable Redis (``CAMPUSDX_TEST_REDIS_URL``, default 127.0.0.1:6379 db 0); skips,
+    or fails under CI=true, otherwise. Tests keep their keys under a prefix of their own."""
+    import redis
+
+    url = os.environ.get("CAMPUSDX_TEST_REDIS_URL") or REDIS_DEFAULT
+    reason = None
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        client.ping()
+        client.close()
+    except Exception as exc:  # any failure to reach it: say where
+        where = redis.connection.parse_url(url).get("host")  # no password in the message
+        reason = (
+            f"INTEGRATION TESTS NOT RUN: Redis is not reachable at {where} "
+            f"({type(exc).__name__}). Start it or set CAMPUSDX_TEST_REDIS_URL."
+        )
+    if reason:
+        _unavailable(reason)
+    return url
