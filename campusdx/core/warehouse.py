@@ -41,29 +41,26 @@ def _rwlock(paths: Paths):
 
 
 @contextmanager
-def reading(paths: Paths, *, wait_s: float | None = None) -> Iterator[None]:
+def _hold(paths: Paths, mode: str, wait_s: float | None, busy: str) -> Iterator[None]:
+    from filelock import Timeout
+
+    wait = current().lock_wait_s if wait_s is None else wait_s
+    lock = _rwlock(paths)
+    try:
+        with lock.read_lock(timeout=wait) if mode == "read" else lock.write_lock(timeout=wait):
+            yield
+    except Timeout:
+        raise Busy(f"the warehouse {paths.warehouse} {busy} {wait:.0f} s") from None
+
+
+def reading(paths: Paths, *, wait_s: float | None = None):
     """Hold the warehouse for reading (shared with other readers, never with dbt)."""
-    from filelock import Timeout
-
-    wait = current().lock_wait_s if wait_s is None else wait_s
-    try:
-        with _rwlock(paths).read_lock(timeout=wait):
-            yield
-    except Timeout:
-        raise Busy(f"the warehouse {paths.warehouse} is being written (dbt); waited {wait:.0f} s") from None
+    return _hold(paths, "read", wait_s, "is being written (dbt); waited")
 
 
-@contextmanager
-def writing(paths: Paths, *, wait_s: float | None = None) -> Iterator[None]:
+def writing(paths: Paths, *, wait_s: float | None = None):
     """Hold the warehouse for writing (dbt): waits until no reader holds it."""
-    from filelock import Timeout
-
-    wait = current().lock_wait_s if wait_s is None else wait_s
-    try:
-        with _rwlock(paths).write_lock(timeout=wait):
-            yield
-    except Timeout:
-        raise Busy(f"the warehouse {paths.warehouse} is being read; dbt waited {wait:.0f} s") from None
+    return _hold(paths, "write", wait_s, "is being read; dbt waited")
 
 
 @contextmanager
