@@ -24,7 +24,8 @@ from campusdx.pipeline.orchestration import DBT_POOL, DEFAULT_ARGS, START, landi
     start_date=START,
     catchup=False,
     max_active_runs=1,
-    # every task opens the warehouse file: on one queue, so one machine (the Celery profile)
+    # every task opens the warehouse file: on one queue, so on one machine (the Celery profile;
+    # the publish DAG reads it too: its tasks may spread over the workers of that machine only)
     default_args={**DEFAULT_ARGS, "queue": settings.current().warehouse_queue},
     tags=["campusdx", "warehouse"],
 )

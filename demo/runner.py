@@ -11,11 +11,14 @@ process it starts is stopped when it ends, also on Ctrl-C or a failure.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -153,6 +156,7 @@ def running(
     env = airflow_env(paths, base_env, profile)
     celery = env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_terminate_as_exit())
         if sftp:
             env["CAMPUSDX_SFTP_SETTINGS"] = str(stack.enter_context(_sftp_gateway(paths)))
         stack.enter_context(province(paths, env))
@@ -190,6 +194,26 @@ def cycle(airflow: AirflowStack, systems, say=print) -> list[Run]:
     progress(runs)
     say(f"  - cycle done in {time.monotonic() - started:.0f}s")
     return runs
+
+
+@contextlib.contextmanager
+def _terminate_as_exit():
+    """While the stack runs, SIGTERM and SIGHUP (a CI timeout, a closed terminal) end the runner
+    as Ctrl-C does, through the clean-up that stops every process it started (main thread only:
+    signal handlers cannot be set elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    before = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -332,7 +356,9 @@ def demo(
     profile = None
     if celery:
         settings = current()
-        profile = celery_profile(settings.celery_db_url, settings.celery_broker_url)
+        # the broker keys of this home under a prefix of their own: two homes never share a queue
+        home_key = hashlib.sha256(str(paths.home.resolve()).encode()).hexdigest()[:8]
+        profile = celery_profile(settings.celery_db_url, settings.celery_broker_url, f"campusdx-{home_key}:")
     prepare(paths, scale=scale, seed=seed, regenerate=regenerate, profile=profile)
     with running(paths, sftp=sftp, profile=profile) as airflow:
         cycle(airflow, load_systems())

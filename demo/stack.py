@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -98,7 +100,10 @@ class AirflowStack:
 
     def start(self) -> None:
         logs = self.paths.home / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        for private in (logs, self.paths.airflow):
+            private.mkdir(parents=True, exist_ok=True)
+            private.chmod(0o700)
+        self._admin_password()
         argv = {
             "api-server": ["api-server", "--host", self.host, "--port", str(self.port)],
             # no log servers: they listen on every interface at fixed ports (8793, 8794) and
@@ -124,6 +129,17 @@ class AirflowStack:
             )
         self._wait_for_api()
 
+    def _admin_password(self) -> None:
+        """The UI's ``admin`` password, made here (mode 0600) before the API server starts: Airflow
+        would otherwise make it and print it into the API server's log."""
+        path = self.paths.airflow / PASSWORDS
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps({"admin": secrets.token_urlsafe(16)}) + "\n")
+
     def _wait_for_api(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -138,9 +154,9 @@ class AirflowStack:
             if proc.poll() is not None:
                 log = self.paths.home / "logs" / f"airflow-{name}.log"
                 tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
-                raise StackFailed(
-                    f"airflow {name} exited ({proc.returncode}); log: {log}\n" + "\n".join(tail)
-                )
+                # the API server prints the admin password it generates: never repeat such a line
+                said = "\n".join(line for line in tail if "password" not in line.lower())
+                raise StackFailed(f"airflow {name} exited ({proc.returncode}); log: {log}\n{said}")
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds (user + system) each component has used so far, its children included:
@@ -160,7 +176,19 @@ class AirflowStack:
     def stop(self, grace: float = 20) -> None:
         """SIGTERM to every component's process group, SIGKILL after ``grace`` seconds to what is
         left, including any descendant that left its group. What each component used in CPU is
-        written to ``<home>/logs/airflow-cpu.json`` first."""
+        written to ``<home>/logs/airflow-cpu.json`` first. A second Ctrl-C or SIGTERM meanwhile
+        does not interrupt it."""
+        calm = threading.current_thread() is threading.main_thread()
+        before = (
+            {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)} if calm else {}
+        )
+        try:
+            self._stop(grace)
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+
+    def _stop(self, grace: float) -> None:
         if self.processes:
             cpu = self.paths.home / "logs" / "airflow-cpu.json"
             with contextlib.suppress(OSError):

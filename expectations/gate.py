@@ -45,7 +45,7 @@ from campusdx.core.findings import FINDINGS_SCHEMA
 from campusdx.core.profile import Dataset, load_profile
 from campusdx.core.settings import Paths
 from campusdx.core.settings import paths as default_paths
-from campusdx.core.warehouse import candidates
+from campusdx.core.warehouse import candidates, reading
 from campusdx.quality import custom, gxproject
 from campusdx.quality.approvals import APPROVALS_FILE, load_approvals, tolerance
 from campusdx.quality.files import quality_lock, write_text_atomic
@@ -285,7 +285,13 @@ class Gate:
     def check(
         self, dataset_code: str, *, run_id: str | None = None, now: datetime | None = None
     ) -> GateResult:
-        """Validate one dataset, write its findings and verdict, and return the verdict."""
+        """Validate one dataset, write its findings and verdict, and return the verdict. The
+        warehouse is held for reading throughout (one build's candidates, references and
+        aggregates; dbt waits)."""
+        with reading(self.paths):
+            return self._check(dataset_code, run_id=run_id, now=now)
+
+    def _check(self, dataset_code: str, *, run_id: str | None, now: datetime | None) -> GateResult:
         dataset = self.profile.dataset(dataset_code)
         run_id = run_id or uuid.uuid4().hex[:12]
         now = now or datetime.now(UTC)

@@ -63,7 +63,7 @@ def test_the_writer_waits_for_readers_and_fails_naming_the_warehouse_after_its_w
         refused = _writer(paths, wait_s=0.5)
         _, err = refused.communicate(timeout=60)
         assert refused.returncode != 0
-        assert f"the warehouse {paths.warehouse} is being read; dbt waited 0 s" in err
+        assert f"the warehouse {paths.warehouse} is being read; dbt waited 0.5 s" in err
         writer = _writer(paths)
         time.sleep(1.0)
         assert writer.poll() is None, "the writer did not wait for the readers"
@@ -74,6 +74,6 @@ def test_the_writer_waits_for_readers_and_fails_naming_the_warehouse_after_its_w
 def test_a_reader_gives_up_after_its_wait_with_a_clear_error(paths):
     writer = _writer(paths)
     assert writer.stdout.readline() == "writing\n"
-    with pytest.raises(Busy, match="is being written \\(dbt\\); waited 0 s"), reading(paths, wait_s=0.2):
+    with pytest.raises(Busy, match=r"is being written \(dbt\); waited 0\.2 s"), reading(paths, wait_s=0.2):
         pass
     writer.wait(timeout=30)

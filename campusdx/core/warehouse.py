@@ -46,11 +46,15 @@ def _hold(paths: Paths, mode: str, wait_s: float | None, busy: str) -> Iterator[
 
     wait = current().lock_wait_s if wait_s is None else wait_s
     lock = _rwlock(paths)
+    acquire = lock.acquire_read if mode == "read" else lock.acquire_write
     try:
-        with lock.read_lock(timeout=wait) if mode == "read" else lock.write_lock(timeout=wait):
-            yield
-    except Timeout:
-        raise Busy(f"the warehouse {paths.warehouse} {busy} {wait:.0f} s") from None
+        acquire(timeout=wait)
+    except Timeout:  # only the wait for the lock: what runs under it raises as it is
+        raise Busy(f"the warehouse {paths.warehouse} {busy} {wait:g} s") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def reading(paths: Paths, *, wait_s: float | None = None):

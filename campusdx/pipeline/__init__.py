@@ -164,9 +164,7 @@ def gate(dataset: str, *, paths: Paths | None = None, run_id: str | None = None)
 
     from campusdx.quality.gate import Gate
 
-    gate = Gate(paths)
-    with reading(gate.paths):  # the candidates, references and aggregates of one build
-        verdict = gate.check(dataset, run_id=run_id)
+    verdict = Gate(paths).check(dataset, run_id=run_id)  # holds the warehouse for reading
     return asdict(verdict)
 
 

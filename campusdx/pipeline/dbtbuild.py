@@ -5,10 +5,11 @@ intermediate, marts and the PX candidates; ``feeds``: the quarantine and the gat
 built after the quality gate). Each is a single ``dbt build`` with dbt's own threads and its own
 skipping of what sits downstream of a failure, instead of an Airflow task per model: on this
 machine a task costs seconds of start-up before dbt does anything (measured in
-``benchmarks/scheduler_bench.py``). What a task per model showed is kept: every node's status,
-time and message are logged as a table, returned (the task's XCom, in the Airflow UI) and
-written to ``<home>/dbt/results/<part>.json``; a failure names every failed node and every node
-it left skipped.
+``benchmarks/scheduler_bench.py``). What a task per model showed is kept: every node's status
+and time are logged as a table and returned (the task's XCom, in the Airflow UI); a failure
+names every failed node and every node it left skipped. dbt's messages stay in
+``<home>/dbt/results/<part>.json`` only: a database error can quote the value it could not
+convert, and a value may be personal (never in a task log or the metadata database).
 
 dbt writes its target and logs under the home (``<home>/dbt/``), never into the repository, so
 two homes (two deployments, two tests) never share partial-parse state.
@@ -116,9 +117,9 @@ def _results(result) -> list[NodeResult]:
 def table(nodes: list[NodeResult]) -> str:
     """The per-node results as a fixed-width table for the task log."""
     width = min(max((len(n.name) for n in nodes), default=4), 72)
-    lines = [f"{'node':<{width}}  {'status':<8} {'seconds':>7}  message"]
+    lines = [f"{'node':<{width}}  {'status':<8} {'seconds':>7}"]
     for n in nodes:
-        lines.append(f"{n.name[:width]:<{width}}  {n.status:<8} {n.seconds:>7.2f}  {n.message[:200]}")
+        lines.append(f"{n.name[:width]:<{width}}  {n.status:<8} {n.seconds:>7.2f}")
     return "\n".join(lines)
 
 
@@ -153,19 +154,20 @@ def build(part: str, *, paths: Paths | None = None, full_refresh: bool = False) 
     results = paths.home / "dbt" / "results"
     results.mkdir(parents=True, exist_ok=True)
     write_bytes(results / f"{part}.json", json.dumps(report, ensure_ascii=False, indent=1).encode())
+    shown = {**report, "nodes": [{k: v for k, v in n.items() if k != "message"} for n in report["nodes"]]}
     log.info("dbt build %s: %s\n%s", part, report["counts"], table(nodes))
     if outcome.exception is not None:
         raise DbtFailed(f"dbt build {part} could not run: {outcome.exception}")
     failed = [n for n in nodes if n.status in FAILED]
     if failed or not outcome.success:
         skipped = [n.name for n in nodes if n.status == "skipped"]
-        named = "; ".join(f"{n.name} ({n.status}): {n.message[:300]}" for n in failed)
+        named = ", ".join(f"{n.name} ({n.status})" for n in failed)
         raise DbtFailed(
             f"dbt build {part}: {len(failed)} node(s) failed: {named or 'see the dbt log'}"
             + (f"; skipped because of them: {', '.join(skipped)}" if skipped else "")
-            + f"; dbt log: {dbt_dirs(paths)[1]}"
+            + f"; dbt's messages: {results / f'{part}.json'}, its log: {dbt_dirs(paths)[1]}"
         )
-    return report
+    return shown
 
 
 def _counts(nodes: list[NodeResult]) -> dict[str, int]:
