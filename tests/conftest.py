@@ -146,12 +146,14 @@ SESSION_BUILDS = {"warehouse", "advanced_warehouse"}
 
 def pytest_collection_modifyitems(config, items):
     """``slow``: a test that needs a whole-pipeline build (a session build, or one of its own,
-    marked in its module) or runs the demo (``e2e``). `make check` leaves these out. The demo's
-    tests run last, so that the demo, started in the background, runs while all the others do."""
+    marked in its module) or runs the demo (``e2e``). `make check` leaves these out. The tests of
+    the background runs (the demo's cycles, the Celery profile's) come last, so that those runs
+    go on while all the others do."""
     for item in items:
         if SESSION_BUILDS & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: "demo_first_run" in getattr(item, "fixturenames", ()))  # stable
+    last = {"demo_first_run", "celery_made"}  # what waits for a background run: at the end
+    items.sort(key=lambda item: bool(last & set(getattr(item, "fixturenames", ()))))  # stable
 
 
 def pytest_collection_finish(session):
