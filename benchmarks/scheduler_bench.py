@@ -257,7 +257,7 @@ def _markdown(report: dict, stamp: str) -> str:
     for name, c in report["cycles"].items():
         lines.append(f"- {name}: {c['scheduled']['cpu_seconds']}; DAG runs (s): {c['scheduled']['dag_runs']}")
     m = report["machine"]
-    lines += ["", f"Machine: {m.get('cpu')}, {m.get('cores')} cores; load before: {m.get('load')}"]
+    lines += ["", f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gib')} GiB"]
     return "\n".join(lines) + "\n"
 
 

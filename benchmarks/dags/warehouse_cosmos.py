@@ -53,8 +53,10 @@ def group(group_id: str, *, select=(), exclude=()):
             load_method=LoadMode.DBT_MANIFEST,
             select=list(select),
             exclude=list(exclude),
-            test_behavior=TestBehavior.BUILD,
-            should_detach_multiple_parents_tests=True,
+            # watcher mode has no per-node build task: its sensors report the producer's tests
+            test_behavior=TestBehavior.AFTER_EACH if MODE == "watcher" else TestBehavior.BUILD,
+            # watcher: its sensors of detached tests report "node_not_run" and fail the run
+            should_detach_multiple_parents_tests=MODE != "watcher",
         ),
         operator_args={
             "append_env": True,
