@@ -10,6 +10,8 @@ import pytest
 from tests.cycles import BACKGROUND
 from tests.warehouse.test_exchange_cycle import assert_platform_equals_feeds
 
+pytestmark = pytest.mark.slow  # three scheduled cycles: `make test`, not `make check`
+
 
 @pytest.fixture(scope="module")
 def celery_made(postgres_admin_url, redis_url):
