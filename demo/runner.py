@@ -77,7 +77,7 @@ def airflow_env(
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT / "deploy"), env.get("PYTHONPATH")) if p),
             # the scheduler of the embedded default: tasks side by side on this machine
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "8"),
+            "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "16"),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             # one machine, two cores: one API worker; DAG files re-parsed when they change
