@@ -91,10 +91,10 @@ def dbt(home: Path, *args: str, env: dict | None = None) -> subprocess.Completed
 GATE = "from campusdx import pipeline\nfor dataset in pipeline.published_datasets(): pipeline.gate(dataset)"
 
 
-def gate(home: Path, env: dict | None = None) -> None:
-    """The quality gate on every published dataset, then the feeds without what it held back."""
+def python(home: Path, code: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -c code args`` in the repository with the home set; asserts it succeeded."""
     result = subprocess.run(
-        [sys.executable, "-c", GATE],
+        [sys.executable, "-c", code, *args],
         env=_env(home, env),
         cwd=REPO_ROOT,
         capture_output=True,
@@ -102,6 +102,12 @@ def gate(home: Path, env: dict | None = None) -> None:
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def gate(home: Path, env: dict | None = None) -> None:
+    """The quality gate on every published dataset, then the feeds without what it held back."""
+    python(home, GATE, env=env)
     dbt(home, "build", "--select", "tag:gated", env=env)
 
 
@@ -115,15 +121,7 @@ def gate_only(home: Path, *datasets: str, env: dict | None = None) -> None:
     """The quality gate on ``datasets`` alone (in the order a warehouse run judges them), then the
     quarantine and their feeds: the rest of a warehouse run when only their candidates changed.
     The other datasets keep the verdicts, findings and feeds ``home`` already has."""
-    result = subprocess.run(
-        [sys.executable, "-c", GATE_ONLY, *datasets],
-        env=_env(home, env),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    python(home, GATE_ONLY, *datasets, env=env)
     dbt(home, "build", "--select", "quarantine", *(f"feed_px__{d.lower()}" for d in datasets), env=env)
 
 
