@@ -139,3 +139,64 @@ def second_run(home: Path, env: dict) -> SimpleNamespace:
     gate(home, env=env)
     published = json.loads(python(home, PUBLISH_ALL, env=env).stdout.strip().splitlines()[-1])
     return SimpleNamespace(dbt=built, sent=published["sent"], stdout=published["stdout"])
+
+
+def celery_cycles(
+    home: Path, env: dict, pg_admin_url: str, broker_url: str, days: int = 2
+) -> SimpleNamespace:
+    """The same cycles on the CeleryExecutor profile: a fresh campus, a PostgreSQL metadata
+    database of its own, Redis keys under a prefix of its own, two workers; FULL, then ``days``
+    cycles each after one simulated day. Both are removed afterwards."""
+    import secrets
+
+    import redis
+    import sqlalchemy as sa
+
+    from campusdx.core.declarations import load_systems
+    from campusdx.demo.runner import cycle, prepare, running
+    from campusdx.demo.stack import celery_profile
+    from tests.warehouse.conftest import campusdx
+
+    name = f"campusdx_test_{secrets.token_hex(4)}"
+    prefix = f"{name}:"
+    db_url = sa.make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    profile = celery_profile(db_url, broker_url, prefix)
+    paths = Paths(home)
+    said: list[str] = []
+    looks = []
+    base = {**env, "CAMPUSDX_HOME": str(home)}
+    try:
+        prepare(paths, scale=0.002, profile=profile, base_env=base)
+        with running(paths, base_env=base, profile=profile) as airflow:
+            for day in range(days + 1):
+                if day:
+                    campusdx(home, "advance", "--days", "1", env=env)
+                runs = cycle(airflow, load_systems(), say=said.append)
+                look = home.with_name(f"{home.name}-after-{day}")
+                shutil.copytree(home, look, ignore=COPY_IGNORE)
+                looks.append(SimpleNamespace(runs=runs, home=look))
+            every_run = airflow.runs(_EPOCH)
+            instances = {r.run_id: airflow.task_instances(r.dag_id, r.run_id) for r in every_run}
+        workers = {
+            n: (home / "logs" / f"airflow-celery-worker-{n}.log").read_text(
+                encoding="utf-8", errors="replace"
+            )
+            for n in (1, 2)
+        }
+        return SimpleNamespace(
+            said=said,
+            looks=looks,
+            every_run=every_run,
+            instances=instances,
+            workers=workers,
+            left=leftovers(home),
+        )
+    finally:
+        admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        client = redis.Redis.from_url(broker_url)
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+        client.close()
