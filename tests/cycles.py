@@ -63,27 +63,33 @@ def demo_and_cycles(home: Path, before: dict, env: dict, run_demo) -> SimpleName
 def scheduled_cycles(home: Path, env: dict, days: int = 2) -> SimpleNamespace:
     """``days`` cycles on the scheduler, each after one simulated day; a look at the home after
     each (``after-0``: before the first)."""
-    from campusdx.core.declarations import load_systems
-    from campusdx.demo.runner import cycle, running
-    from tests.warehouse.conftest import campusdx
+    from campusdx.demo.runner import running
 
     said: list[str] = []
-    records = []
     shutil.copytree(home, home.with_name(home.name + "-after-0"), ignore=COPY_IGNORE)
     base = {**env, "CAMPUSDX_HOME": str(home)}
     with running(Paths(home), base_env=base) as airflow:
-        for day in range(1, days + 1):
-            campusdx(home, "advance", "--days", "1", env=env)
-            runs = cycle(airflow, load_systems(), say=said.append)
-            instances = {r.run_id: airflow.task_instances(r.dag_id, r.run_id) for r in runs}
-            look = home.with_name(f"{home.name}-after-{day}")
-            shutil.copytree(home, look, ignore=COPY_IGNORE)
-            records.append(SimpleNamespace(runs=runs, task_instances=instances, home=look))
+        records = [day_cycle(airflow, home, env, day, said) for day in range(1, days + 1)]
         every_run = airflow.runs(_EPOCH)
         every_instance = {r.run_id: airflow.task_instances(r.dag_id, r.run_id) for r in every_run}
     return SimpleNamespace(
         error=None, said=said, records=records, every_run=every_run, every_instance=every_instance
     )
+
+
+def day_cycle(airflow, home: Path, env: dict, day: int, said: list[str]) -> SimpleNamespace:
+    """One scheduled cycle (after ``campusdx advance --days 1`` unless ``day`` is 0), then a look
+    at the home (``<home>-after-<day>``): the cycle's DAG runs and that copy."""
+    from campusdx.core.declarations import load_systems
+    from campusdx.demo.runner import cycle
+    from tests.warehouse.conftest import campusdx
+
+    if day:
+        campusdx(home, "advance", "--days", "1", env=env)
+    runs = cycle(airflow, load_systems(), say=said.append)
+    look = home.with_name(f"{home.name}-after-{day}")
+    shutil.copytree(home, look, ignore=COPY_IGNORE)
+    return SimpleNamespace(runs=runs, home=look)
 
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -152,10 +158,8 @@ def celery_cycles(
     import redis
     import sqlalchemy as sa
 
-    from campusdx.core.declarations import load_systems
-    from campusdx.demo.runner import cycle, prepare, running
+    from campusdx.demo.runner import prepare, running
     from campusdx.demo.stack import celery_profile
-    from tests.warehouse.conftest import campusdx
 
     name = f"campusdx_test_{secrets.token_hex(4)}"
     prefix = f"{name}:"
@@ -163,18 +167,11 @@ def celery_cycles(
     profile = celery_profile(db_url, broker_url, prefix)
     paths = Paths(home)
     said: list[str] = []
-    looks = []
     base = {**env, "CAMPUSDX_HOME": str(home)}
     try:
         prepare(paths, scale=0.002, profile=profile, base_env=base)
         with running(paths, base_env=base, profile=profile) as airflow:
-            for day in range(days + 1):
-                if day:
-                    campusdx(home, "advance", "--days", "1", env=env)
-                runs = cycle(airflow, load_systems(), say=said.append)
-                look = home.with_name(f"{home.name}-after-{day}")
-                shutil.copytree(home, look, ignore=COPY_IGNORE)
-                looks.append(SimpleNamespace(runs=runs, home=look))
+            looks = [day_cycle(airflow, home, env, day, said) for day in range(days + 1)]
             every_run = airflow.runs(_EPOCH)
             instances = {r.run_id: airflow.task_instances(r.dag_id, r.run_id) for r in every_run}
         workers = {

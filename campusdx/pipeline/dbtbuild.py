@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -149,7 +150,7 @@ def build(part: str, *, paths: Paths | None = None, full_refresh: bool = False) 
         "part": part,
         "success": bool(outcome.success),
         "nodes": [asdict(n) for n in nodes],
-        "counts": _counts(nodes),
+        "counts": dict(Counter(n.status for n in nodes)),
     }
     results = paths.home / "dbt" / "results"
     results.mkdir(parents=True, exist_ok=True)
@@ -168,10 +169,3 @@ def build(part: str, *, paths: Paths | None = None, full_refresh: bool = False) 
             + f"; dbt's messages: {results / f'{part}.json'}, its log: {dbt_dirs(paths)[1]}"
         )
     return shown
-
-
-def _counts(nodes: list[NodeResult]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for n in nodes:
-        counts[n.status] = counts.get(n.status, 0) + 1
-    return counts
