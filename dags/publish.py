@@ -4,10 +4,15 @@ A dataset waits for the receipts of the datasets it references (ZZJG before the 
 province can resolve its references. A dataset the quality gate blocked fails its publish
 task with the rule IDs; the datasets that do not depend on it go on.
 
-Receipts are awaited by sensors in reschedule mode: between looks the task gives its worker
-slot back. A REJECTED receipt fails the receipt task with the platform's rules, after the
-package is rebuilt under the same sequence and sent again (its receipt is awaited by the next
-run); a PARTIAL one sends the rejected rows to the quarantine; no receipt within
+Receipts are awaited by sensors in poke mode: each holds its worker slot while it waits (seven
+at most, for at most ``CAMPUSDX_RECEIPT_TIMEOUT_S``). Reschedule mode, which gives the slot back
+between looks, is not used: Airflow 3.3 fails such a sensor when the executor's report of one
+look arrives after the next look was queued (apache/airflow#71172, open); at scale 1 on this
+machine it failed ``receipt_xjyd`` of a FULL cycle that way.
+
+A REJECTED receipt fails the receipt task with the platform's rules, after the package is
+rebuilt under the same sequence and sent again (its receipt is awaited by the next run); a
+PARTIAL one sends the rejected rows to the quarantine; no receipt within
 ``CAMPUSDX_RECEIPT_TIMEOUT_S`` seconds (default 600) fails it too, and the package stays
 pending in the ledger, to be re-delivered byte for byte by the next run.
 """
@@ -43,7 +48,7 @@ def publish():
             task_id=f"receipt_{dataset.lower()}",
             poke_interval=2,
             timeout=RECEIPT_TIMEOUT_S,
-            mode="reschedule",
+            mode="poke",  # not "reschedule": see the module's docstring
         )
         def wait(code: str = dataset) -> PokeReturnValue:
             answer = pipeline.receipt(code)

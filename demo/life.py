@@ -8,6 +8,15 @@ CSV now and then, an edited rooms workbook). Database changes are inserts, updat
 the system's own modification time, and physical deletes, through SQLAlchemy, so the same code
 drives the SQLite files of the embedded default and real PostgreSQL or MariaDB databases.
 
+Volumes follow the campus's size, as a real university's do (at scale 1, about 35,000
+students, 500,000 vouchers over three years and 150,000 asset cards): a working day posts the
+ledger's yearly volume over 250 working days (about 670 vouchers and 2,000 lines at scale 1, five
+or so vouchers on the demo's campus), a weekend day a twentieth of that; the asset office buys
+and disposes of cards in proportion to its register; on the enrolment days (1 to 3 September)
+the student system admits and registers the year's cohort, a quarter of the undergraduates, a
+third of it each day (about 2,900 students a day at scale 1). Small counts are rounded at random,
+so the demo's small campus still sees a voucher or a purchase most days. Rows go in as batches.
+
 Each system's simulated date is kept in ``clock.json`` beside the simulated campus (the day
 after its newest modification timestamp the first time), so advancing twice by 15 days is the
 same as advancing once by 30, and the same database and seed give the same changes.
@@ -34,6 +43,8 @@ from campusdx.demo.campus import (
     NATIONS,
     REGIONS,
     ROOM_USES,
+    STUDENT_GENDER,
+    STUDENT_POLITICS,
     VOUCHER_TEMPLATES,
     _Gen,
     inventory_rows,
@@ -41,6 +52,15 @@ from campusdx.demo.campus import (
 )
 
 STAMP = {"hr": "modified_at", "student": "gxsj", "finance": "xgsj", "asset": "xgsj"}
+
+WORKING_DAYS = 250
+"""Working days a year: a day's volume is a year's over these."""
+WEEKEND_SHARE = 0.05
+"""What a weekend day brings, as a share of a working day."""
+LEDGER_YEARS = 3
+"""The years the generated ledger spans (2024 to 2026): its vouchers over these are a year's."""
+ENROLMENT_DAYS = (1, 2, 3)
+"""The days of September on which the year's cohort registers, a third of it each day."""
 
 
 class _Day:
@@ -59,6 +79,17 @@ class _Day:
         self.exports = exports  # the folder this system's office drops its export files into
         self._types: dict[tuple[str, str], sa.types.TypeEngine] = {}
 
+    def volume(self, per_year: float) -> int:
+        """How many of something today brings, of ``per_year`` spread over the working days (a
+        weekend day a twentieth of a working day's), rounded at random."""
+        return self.rounded(per_year / WORKING_DAYS * (1 if self.today.weekday() < 5 else WEEKEND_SHARE))
+
+    def rounded(self, mean: float) -> int:
+        """``mean`` rounded at random (up with the probability of its fraction): on average
+        ``mean``, so that a small campus still sees the rare event now and then."""
+        whole = int(mean)
+        return whole + (1 if self.g.rnd.random() < mean - whole else 0)
+
     def stamp(self, table: str, column: str, hour: int | None = None) -> object:
         """A moment of today, as the column wants it (text in SQLite, a timestamp elsewhere)."""
         moment = datetime.combine(self.today, datetime.min.time()) + timedelta(
@@ -75,8 +106,9 @@ class _Day:
                 self._types[(table, col["name"])] = col["type"]
         return self._types[(table, column)]
 
-    def run(self, sql: str, **params) -> sa.CursorResult:
-        return self.conn.execute(sa.text(sql), params)
+    def run(self, sql: str, rows: list[dict] | None = None, **params) -> sa.CursorResult:
+        """``sql`` with ``params``, or once per row of ``rows`` (one batch)."""
+        return self.conn.execute(sa.text(sql), rows if rows is not None else params)
 
     def keys(self, sql: str, **params) -> list:
         return [r[0] for r in self.run(sql, **params)]
@@ -146,9 +178,12 @@ def _hr_day(d: _Day) -> None:
 
 
 def _student_day(d: _Day) -> None:
+    if d.today.month == 9 and d.today.day in ENROLMENT_DAYS:
+        _enrol(d)
     # undergraduates in study (校内专业号 9xxx are doctoral programmes: no 转专业 to a 本科 major)
     students = d.keys("select xh from xg_xsxx where xjzt = 'ZD' and zyh not like '9%' order by xh")
-    for changes in range(1, 2 + d.g.rnd.randrange(3)):  # 学籍异动: 休学 or 转专业; the record follows
+    # 学籍异动 (休学 or 转专业; the record follows): 4 % of the students a year, at least 500
+    for changes in range(1, 1 + d.volume(max(500, len(students) * 0.04))):
         if not students:
             break
         xh = d.g.pick(students)
@@ -170,7 +205,7 @@ def _student_day(d: _Day) -> None:
         d.run(
             "insert into xg_xjyd (ydbh, xh, ydlb, ydyy, ydrq, ydqyx, ydhyx, ydqzy, ydhzy, spwh, gxsj) "
             "values (:no, :xh, :kind, :reason, :day, :bd, :ad, :bm, :am, :ref, :s)",
-            no=f"YD{d.today:%Y%m%d}{changes:03d}",
+            no=f"YD{d.today:%Y%m%d}{changes:04d}",
             xh=xh,
             kind=kind,
             reason=reason,
@@ -191,45 +226,96 @@ def _student_day(d: _Day) -> None:
             d.count("xg_xjyd deleted")
 
 
+def _enrol(d: _Day) -> None:
+    """One of the enrolment days: a third of the year's cohort (a quarter of the undergraduates)
+    admitted and registered, 学号 and 班号 as the school's standard numbers them."""
+    year = d.today.year
+    undergraduates = d.keys("select count(*) from xg_xsxx where zyh not like '9%' and nj <> :y", y=str(year))[
+        0
+    ]
+    first = d.keys("select count(*) from xg_xsxx where nj = :y", y=str(year))[0]
+    majors = sorted(MAJORS)
+    admitted = []
+    for n in range(first, first + d.rounded(undergraduates / 4 / len(ENROLMENT_DAYS))):
+        zyh, male = d.g.pick(majors), d.g.rnd.random() < 0.7
+        birth = d.g.day(date(year - 20, 1, 1), date(year - 17, 12, 31))
+        admitted.append(
+            {
+                "xh": f"{year % 100:02d}{zyh}{n:05d}",
+                "xm": d.g.name(),
+                "xbdm": STUDENT_GENDER[0 if male else 1],
+                "csrq": birth.isoformat(),
+                "mz": d.g.pick(NATIONS),
+                "zjhm": d.g.id_number(birth, male),
+                "zzmm": d.g.pick(STUDENT_POLITICS),
+                "syd": d.g.pick(REGIONS),
+                "yxdm": f"X{MAJORS[zyh][1]}",
+                "zyh": zyh,
+                "nj": str(year),
+                "bh": f"{zyh}{year % 100:02d}{1 + n % 3:02d}",
+                "rxrq": d.today.isoformat(),
+                "gxsj": d.stamp("xg_xsxx", "gxsj"),
+            }
+        )
+    if admitted:
+        d.run(
+            "insert into xg_xsxx (xh, xm, xbdm, csrq, mz, zjlx, zjhm, gj, zzmm, syd, yxdm, zyh, nj, bh, "
+            "rxrq, xjzt, gxsj) values (:xh, :xm, :xbdm, :csrq, :mz, 'SFZ', :zjhm, 'CHN', :zzmm, :syd, "
+            ":yxdm, :zyh, :nj, :bh, :rxrq, 'ZD', :gxsj)",
+            admitted,
+        )
+        d.count("xg_xsxx inserted", len(admitted))
+
+
 def _finance_day(d: _Day) -> None:
     next_voucher = (d.keys("select max(pzid) from gl_pz")[0] or 0) + 1
     next_line = (d.keys("select max(flid) from gl_fl")[0] or 0) + 1
     staff = d.keys("select distinct wldw from gl_fl where wldw is not null order by 1 limit 200")
-    for _ in range(3 + d.g.rnd.randrange(5)):
+    vouchers, lines = [], []
+    posted = d.volume(d.keys("select count(*) from gl_pz")[0] / LEDGER_YEARS)
+    for pzid in range(next_voucher, next_voucher + posted):
         stamp = d.stamp("gl_pz", "xgsj")
-        d.run(
-            "insert into gl_pz (pzid, kjnd, kjqj, pzrq, xgsj) values (:id, :y, :p, :d, :s)",
-            id=next_voucher,
-            y=str(d.today.year),
-            p=f"{d.today.month:02d}",
-            d=d.today.isoformat(),
-            s=stamp,
+        vouchers.append(
+            {
+                "id": pzid,
+                "y": str(d.today.year),
+                "p": f"{d.today.month:02d}",
+                "d": d.today.isoformat(),
+                "s": stamp,
+            }
         )
         debit, credit = d.g.pick(VOUCHER_TEMPLATES)
-        amount = round(d.g.rnd.uniform(100, 20_000), 2)
         payee = d.g.pick(staff) if staff and debit in ("500101", "2201") else None
-        for hh, (account, dr, cr, who) in enumerate(
-            [(debit, amount, 0, payee), (credit, 0, amount, None)], start=1
-        ):
-            d.run(
-                "insert into gl_fl (flid, pzid, hh, kmdm, bmdm, jfje, dfje, wldw, xgsj) "
-                "values (:id, :v, :hh, :k, '104', :dr, :cr, :w, :s)",
-                id=next_line,
-                v=next_voucher,
-                hh=hh,
-                k=account,
-                dr=f"{dr:.2f}",
-                cr=f"{cr:.2f}",
-                w=who,
-                s=stamp,
+        amounts = [round(d.g.rnd.uniform(100, 20_000), 2) for _ in range(1 + d.g.rnd.randrange(3))]
+        total = sum(round(a * 100) for a in amounts) / 100  # balanced to the fen
+        entries = [(debit, amount, 0, payee) for amount in amounts] + [(credit, 0, total, None)]
+        for hh, (account, dr, cr, who) in enumerate(entries, start=1):
+            lines.append(
+                {
+                    "id": next_line,
+                    "v": pzid,
+                    "hh": hh,
+                    "k": account,
+                    "dr": f"{dr:.2f}",
+                    "cr": f"{cr:.2f}",
+                    "w": who,
+                    "s": stamp,
+                }
             )
             next_line += 1
-        d.count("gl_pz inserted")
-        d.count("gl_fl inserted", 2)
-        next_voucher += 1
-    if d.g.rnd.random() < 0.2:  # a voucher voided: header and lines deleted
-        recent = d.keys("select pzid from gl_pz order by pzid desc limit 20")
-        victim = d.g.pick(recent)
+    if vouchers:
+        d.run("insert into gl_pz (pzid, kjnd, kjqj, pzrq, xgsj) values (:id, :y, :p, :d, :s)", vouchers)
+        d.run(
+            "insert into gl_fl (flid, pzid, hh, kmdm, bmdm, jfje, dfje, wldw, xgsj) "
+            "values (:id, :v, :hh, :k, '104', :dr, :cr, :w, :s)",
+            lines,
+        )
+        d.count("gl_pz inserted", len(vouchers))
+        d.count("gl_fl inserted", len(lines))
+    # vouchers voided (header and lines deleted): one in a hundred of a day's, and on one day in
+    # five, among the twenty newest
+    recent = d.keys("select pzid from gl_pz order by pzid desc limit 20")
+    for victim in d.g.rnd.sample(recent, min(len(recent), d.rounded(posted / 100 + 0.2))):
         d.run("delete from gl_fl where pzid = :v", v=victim)
         d.run("delete from gl_pz where pzid = :v", v=victim)
         d.count("gl_pz deleted")
@@ -238,27 +324,35 @@ def _finance_day(d: _Day) -> None:
 def _asset_day(d: _Day) -> None:
     cards = d.keys("select zcbh from zc_kp where zzzt = '在账' order by zcbh")
     staff = d.keys("select distinct syr from zc_kp where syr is not null order by 1 limit 200")
-    for _ in range(d.g.rnd.randrange(6)):  # purchases
-        number = f"ZC{d.today.year}{d.g.rnd.randrange(10_000_000):07d}"
-        if d.keys("select count(*) from zc_kp where zcbh = :k", k=number)[0]:
-            continue
+    register = d.keys("select count(*) from zc_kp")[0]
+    bought = {f"ZC{d.today.year}{d.g.rnd.randrange(10_000_000):07d}" for _ in range(d.volume(register / 10))}
+    taken = (
+        set(d.keys("select zcbh from zc_kp where zcbh like :y", y=f"ZC{d.today.year}%")) if bought else set()
+    )
+    purchases = [
+        {
+            "k": number,
+            "who": d.g.pick(staff) if staff else None,
+            "d": d.today.isoformat(),
+            "v": f"{d.g.rnd.uniform(3000, 9000):.2f}",
+            "s": d.stamp("zc_kp", "xgsj"),
+        }
+        for number in sorted(bought - taken)
+    ]
+    if purchases:  # a ten-year turnover of the register
         d.run(
             "insert into zc_kp (zcbh, zcmc, flh, sydw, syr, cfdd, qdrq, jz, sl, syzk, zzzt, xgsj) "
             "values (:k, '台式计算机', 'JSJ', '205', :who, '01003', :d, :v, 1, '在用', '在账', :s)",
-            k=number,
-            who=d.g.pick(staff) if staff else None,
-            d=d.today.isoformat(),
-            v=f"{d.g.rnd.uniform(3000, 9000):.2f}",
-            s=d.stamp("zc_kp", "xgsj"),
+            purchases,
         )
-        d.count("zc_kp inserted")
-    if cards and d.g.rnd.random() < 0.5:  # a disposal
+        d.count("zc_kp inserted", len(purchases))
+    disposed = d.g.rnd.sample(cards, min(len(cards), d.volume(register / 15)))
+    if disposed:  # cards leave the register after fifteen years or so
         d.run(
             "update zc_kp set syzk = '待报废', zzzt = '已处置', xgsj = :s where zcbh = :k",
-            s=d.stamp("zc_kp", "xgsj"),
-            k=d.g.pick(cards),
+            [{"s": d.stamp("zc_kp", "xgsj"), "k": k} for k in disposed],
         )
-        d.count("zc_kp updated")
+        d.count("zc_kp updated", len(disposed))
     if cards and d.g.rnd.random() < 0.1:  # a card entered by mistake, removed
         d.run("delete from zc_kp where zcbh = :k", k=d.g.pick(cards))
         d.count("zc_kp deleted")

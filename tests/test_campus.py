@@ -212,3 +212,30 @@ def test_advance_drops_new_asset_exports(tmp_path):
     assert ((tmp_path / "exports" / "asset" / "zc_fj.xlsx").read_bytes() != book) == bool(
         counts["asset.zc_fj updated"]
     )
+
+
+@pytest.mark.parametrize("scale", [None, 0.03])
+def test_a_day_brings_what_a_university_of_the_campus_size_records(tmp_path, scale):
+    """A working day posts a year's vouchers over 250 days (the generated ledger holds three
+    years), each balanced; a weekend day a twentieth of that; the asset office buys a tenth of
+    its register a year. Counts are rounded at random: within one of the mean."""
+    from campusdx.demo.life import LEDGER_YEARS, WEEKEND_SHARE, WORKING_DAYS
+
+    generate(tmp_path, scale=scale)
+    finance = sqlite3.connect(tmp_path / "finance.sqlite")
+    vouchers = finance.execute("select count(*) from gl_pz").fetchone()[0]
+    cards = sqlite3.connect(tmp_path / "asset.sqlite").execute("select count(*) from zc_kp").fetchone()[0]
+    urls = {s: f"sqlite:///{tmp_path / s}.sqlite" for s in ("finance", "asset")}
+    clock = tmp_path / "clock.json"
+    for day, share in (("2026-11-02", 1), ("2026-11-07", WEEKEND_SHARE)):  # a Monday, a Saturday
+        clock.write_text(json.dumps(dict.fromkeys(urls, day)), encoding="utf-8")
+        counts = advance(urls, 1, clock)
+        posted = counts["finance.gl_pz inserted"]
+        assert abs(posted - vouchers / LEDGER_YEARS / WORKING_DAYS * share) < 1, (day, posted)
+        assert abs(counts["asset.zc_kp inserted"] - cards / 10 / WORKING_DAYS * share) < 1, day
+    lines = finance.execute(
+        "select pzid, sum(cast(jfje as decimal(18, 2))), sum(cast(dfje as decimal(18, 2))), count(*) "
+        "from gl_fl where pzid > ? group by pzid",
+        (vouchers,),
+    ).fetchall()
+    assert lines and all(round(dr, 2) == round(cr, 2) and 2 <= n <= 4 for _, dr, cr, n in lines)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from campusdx.core.idnumbers import is_valid_ric
 from campusdx.core.school import SchoolStandardError, check_org_tree, load_standard
 from campusdx.core.settings import DBT_PROJECT, SCHEMAS, executable
 from campusdx.demo.campus import DOCTORAL_MAJORS, MAJORS, ORPHAN_STAFF_NO, SYSTEMS, generate
@@ -364,3 +365,21 @@ def test_a_malformed_detail_is_refused_naming_its_key(copy):
     assert "standard.yml: standard: missing owner" in message
     assert "standard.yml: codes.SCH-DWH.segments.#2.chars: must be greater than 0, not 0" in message
     assert "standard.yml: codes.SCH-DWH.segments.#2: unknown key(s) ['colour']" in message
+
+
+def test_students_admitted_on_the_enrolment_days_follow_the_standard(standard, tmp_path):
+    from campusdx.demo.life import ENROLMENT_DAYS, advance
+
+    generate(tmp_path, scale=0.002)
+    undergraduates = _rows(tmp_path, "student", "select count(*) from xg_xsxx where zyh not like '9%'")[0][0]
+    (tmp_path / "clock.json").write_text(json.dumps({"student": "2027-08-31"}), encoding="utf-8")
+    counts = advance({"student": f"sqlite:///{tmp_path / 'student.sqlite'}"}, 5, tmp_path / "clock.json")
+    admitted = _rows(tmp_path, "student", "select xh, zjhm, bh, rxrq, xjzt from xg_xsxx where nj = '2027'")
+    # a quarter of the undergraduates, a third of them on each enrolment day (rounded at random)
+    assert abs(len(admitted) - undergraduates / 4) <= len(ENROLMENT_DAYS)
+    assert len(admitted) == counts["student.xg_xsxx inserted"]
+    assert {r[3] for r in admitted} == {f"2027-09-{day:02d}" for day in ENROLMENT_DAYS}
+    assert {r[4] for r in admitted} <= {"ZD", "XX"}  # registered, some 休学 already
+    assert _breaking(standard, "SCH-XH-BK", [r[0] for r in admitted]) == []
+    assert _breaking(standard, "SCH-BH", [r[2] for r in admitted]) == []
+    assert [r[1] for r in admitted if not is_valid_ric(r[1])] == []
