@@ -4,10 +4,12 @@ Scheduled on every source system's landing Asset (each extract DAG run updates i
 all of the system's tables have landed).
 
 dbt runs as one ``dbt build`` per part (campusdx.pipeline.dbtbuild), in the one-slot dbt pool:
-its per-model results are in the task's log and XCom.
+its per-model results are in the task's log and XCom. The large facts are incremental models;
+trigger the DAG with ``{"full_rebuild": true}`` to rebuild them in full now (they are anyway
+when the project or its code tables changed, and every ``CAMPUSDX_FULL_REBUILD_DAYS`` days).
 """
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from campusdx import pipeline
@@ -28,13 +30,18 @@ from campusdx.pipeline.orchestration import DBT_POOL, DEFAULT_ARGS, START, landi
     # the publish DAG reads it too: its tasks may spread over the workers of that machine only)
     default_args={**DEFAULT_ARGS, "queue": settings.current().warehouse_queue},
     tags=["campusdx", "warehouse"],
+    params={
+        "full_rebuild": Param(
+            False, type="boolean", description="Rebuild the incremental models in full in this run"
+        )
+    },
 )
 def warehouse():
     @task(pool=DBT_POOL)
-    def dbt_build(part: str) -> dict:
+    def dbt_build(part: str, params: dict | None = None) -> dict:
         """``dbt build`` of one part of the project; per-model results in the log and XCom."""
         try:
-            return pipeline.dbt_build(part)
+            return pipeline.dbt_build(part, full_rebuild=bool((params or {}).get("full_rebuild")))
         except DbtFailed as exc:
             raise AirflowFailException(str(exc)) from None  # a failed model or test: fix, then rerun
 

@@ -87,3 +87,58 @@ def test_a_failure_names_the_failed_nodes_and_what_they_left_skipped(fake_dbt, t
 def test_an_unknown_part_is_refused():
     with pytest.raises(KeyError, match="no dbt part 'marts'"):
         dbtbuild.build("marts")
+
+
+def test_the_transform_part_rebuilds_in_full_when_due_and_records_it(fake_dbt, tmp_path, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    fake_dbt.success, fake_dbt.results = True, [_node("model.campusdx.fct_ledger_entry", "success")]
+    paths = Paths(tmp_path)
+    record = tmp_path / "dbt" / "full-rebuild.json"
+
+    def full(call: list[str]) -> bool:
+        return "--full-refresh" in call
+
+    first = dbtbuild.build("transform", paths=paths)["full_rebuild"]
+    assert first == "no full rebuild recorded for this home" and full(fake_dbt.calls[-1])
+    assert json.loads(record.read_text())["fingerprint"] == dbtbuild.fingerprint()
+    assert dbtbuild.build("transform", paths=paths)["full_rebuild"] is None  # incremental now
+    assert not full(fake_dbt.calls[-1])
+    assert dbtbuild.build("feeds", paths=paths, full_refresh=True)["full_rebuild"] is None, "feeds: tables"
+    assert dbtbuild.build("transform", paths=paths, full_refresh=True)["full_rebuild"] == "asked for"
+
+    monkeypatch.setenv("CAMPUSDX_FULL_REBUILD_DAYS", "2")
+    later = datetime.now(UTC) + timedelta(days=2, hours=1)
+    assert dbtbuild.full_rebuild_reason(paths, now=later).startswith("the last full rebuild is 2 day(s) old")
+    assert dbtbuild.full_rebuild_reason(paths, now=later - timedelta(hours=2)) is None
+    # an edited crosswalk or model changes rows no landing touched
+    monkeypatch.setattr(dbtbuild, "fingerprint", lambda: "another project")
+    assert "changed since the last full rebuild" in dbtbuild.full_rebuild_reason(paths)
+    record.write_text("{not json")
+    assert "unreadable" in dbtbuild.full_rebuild_reason(paths)
+
+    fake_dbt.success = False  # a failed full rebuild is not recorded: the next build is full again
+    record.unlink()
+    with pytest.raises(dbtbuild.DbtFailed):
+        dbtbuild.build("transform", paths=paths)
+    assert not record.exists()
+
+
+def test_the_fingerprint_covers_the_models_and_the_seeded_code_tables(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    for name, text in {
+        "dbt_project.yml": "name: p\nseed-paths: [codes]\n",
+        "models/m.sql": "select 1",
+        "codes/xwalk.csv": "code,label\n01,a\n",
+        "target/compiled.sql": "select 1",
+    }.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text, encoding="utf-8")
+    monkeypatch.setattr(dbtbuild, "DBT_PROJECT", project)
+    seen = {dbtbuild.fingerprint()}
+    (project / "target" / "compiled.sql").write_text("select 2", encoding="utf-8")  # dbt's output
+    assert dbtbuild.fingerprint() in seen
+    for name, text in (("codes/xwalk.csv", "code,label\n01,b\n"), ("models/m.sql", "select 2")):
+        (project / name).write_text(text, encoding="utf-8")
+        assert dbtbuild.fingerprint() not in seen, name
+        seen.add(dbtbuild.fingerprint())

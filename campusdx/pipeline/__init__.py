@@ -150,12 +150,14 @@ def extract(
     }
 
 
-def dbt_build(part: str, *, paths: Paths | None = None) -> dict:
+def dbt_build(part: str, *, paths: Paths | None = None, full_rebuild: bool = False) -> dict:
     """``dbt build`` of one part of the project (``transform`` or ``feeds``); per-node results.
+    ``full_rebuild``: rebuild the incremental models in full now (else when due: see
+    :func:`campusdx.pipeline.dbtbuild.full_rebuild_reason`).
     Raises :class:`campusdx.pipeline.dbtbuild.DbtFailed` naming the failed nodes."""
     from campusdx.pipeline import dbtbuild
 
-    return dbtbuild.build(part, paths=paths)
+    return dbtbuild.build(part, paths=paths, full_refresh=full_rebuild)
 
 
 def gate(dataset: str, *, paths: Paths | None = None, run_id: str | None = None) -> dict:
