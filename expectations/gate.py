@@ -264,7 +264,7 @@ class Gate:
             batch = asset.get_batch_definition("whole")
         except KeyError:
             batch = asset.add_batch_definition_whole_dataframe("whole")
-        suite = self.context.suites.add_or_update(build_suite(dataset, self.book, as_of=as_of))
+        suite = gxproject.save_suite(self.context, build_suite(dataset, self.book, as_of=as_of))
         validation = self.context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=name, data=batch, suite=suite)
         )
