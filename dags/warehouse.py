@@ -4,9 +4,11 @@ Scheduled on every source system's landing Asset (each extract DAG run updates i
 all of the system's tables have landed).
 
 dbt runs as one ``dbt build`` per part (campusdx.pipeline.dbtbuild), in the one-slot dbt pool:
-its per-model results are in the task's log and XCom. The large facts are incremental models;
-trigger the DAG with ``{"full_rebuild": true}`` to rebuild them in full now (they are anyway
-when the project or its code tables changed, and every ``CAMPUSDX_FULL_REBUILD_DAYS`` days).
+its per-model results are in the task's log and XCom. The large facts are incremental models
+and the gates validate the rows that changed since their last verdict; trigger the DAG with
+``{"full_rebuild": true}`` to rebuild the facts in full and validate every row now (done
+anyway when the project or its code tables changed, and every ``CAMPUSDX_FULL_REBUILD_DAYS``
+days; a gate validates every row after any full rebuild).
 """
 
 from airflow.sdk import Param, dag, task
@@ -32,7 +34,9 @@ from campusdx.pipeline.orchestration import DBT_POOL, DEFAULT_ARGS, START, landi
     tags=["campusdx", "warehouse"],
     params={
         "full_rebuild": Param(
-            False, type="boolean", description="Rebuild the incremental models in full in this run"
+            False,
+            type="boolean",
+            description="Rebuild the incremental models in full and validate every row in this run",
         )
     },
 )
@@ -58,9 +62,10 @@ def warehouse():
     reconciled = reconcile_sources()
 
     @task
-    def quality_gate(dataset: str, run_id: str | None = None) -> dict:
+    def quality_gate(dataset: str, run_id: str | None = None, params: dict | None = None) -> dict:
         # run_id: Airflow's, from the task context; it groups the run's verdicts in the summary
-        return pipeline.gate(dataset, run_id=run_id)
+        every_row = bool((params or {}).get("full_rebuild"))
+        return pipeline.gate(dataset, run_id=run_id, every_row=every_row)
 
     # A dataset is judged after the datasets it references: its references resolve against
     # their rows less what their gate quarantined (CDX-E016), as the province resolves them.

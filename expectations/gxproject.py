@@ -27,7 +27,6 @@ import logging
 from pathlib import Path
 
 import great_expectations as gx
-from great_expectations.exceptions import DataContextError
 from great_expectations.data_context.store.tuple_store_backend import TupleFilesystemStoreBackend
 from great_expectations.data_context.types.base import (
     DataContextConfig,
@@ -35,6 +34,7 @@ from great_expectations.data_context.types.base import (
     ProgressBarsConfig,
 )
 from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+from great_expectations.exceptions import DataContextError
 
 from campusdx.core import atomic
 from campusdx.core.settings import Paths

@@ -389,3 +389,62 @@ def test_vectorised_formats_answer_exactly_as_format_error():
     for text in ("date", "datetime", "integer", "decimal(18,2)", "decimal(5,0)", "decimal(3,3)"):
         kind = FieldType.parse(text)
         assert formats_ok(values, kind).tolist() == [kind.format_error(v) is None for v in samples], text
+
+
+def test_a_gate_validates_what_changed_and_carries_the_other_rows_findings(tmp_path):
+    """A second verdict validates the changed rows with the checks that read a row alone and every
+    row with the others (the key's uniqueness, references, ages); the findings of the rows that
+    did not change are carried over, first seen as they were. The outcome is the one a validation
+    of every row gives; after a full rebuild of the warehouse every row is validated again."""
+    from datetime import UTC, datetime
+
+    from campusdx.core.atomic import write_bytes
+    from campusdx.core.warehouse import full_rebuild_record
+
+    rows = {f"K-OK{i}": {**CLEAN, "XH": f"22010100{i:02d}"} for i in range(40)}
+    for n, (key, (field, value, _)) in enumerate(FAULTS.items()):
+        rows[key] = {**CLEAN, "XH": f"230101{n:04d}", field: value}
+    rows["K-OLD"] = {**CLEAN, "XH": "2401010002", "SFZJLXM": "A", "SFZJH": "E12345679", "CSRQ": "1900-01-01"}
+    paths = Paths(tmp_path / "home")
+    paths.home.mkdir()
+    _warehouse(paths.warehouse, rows)
+    _warehouse(paths.warehouse, ORGS, "ZZJG")
+    gate = Gate(paths, approvals_file=tmp_path / "no-approvals.yml")
+    gate.check("ZZJG")
+    first = gate.check("XSJBXX", now=datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
+    assert (first.validated, first.rows_validated) == ("every row", len(rows))
+
+    def findings() -> dict:
+        table = pq.read_table(paths.quality / "findings" / "XSJBXX.parquet").to_pylist()
+        return {(f["record_key"], f["rule_id"], f["field"], f["value"]): f["first_seen"] for f in table}
+
+    before = findings()
+    table = "feeds_candidates.feed_px_candidates__xsjbxx"
+    with duckdb.connect(str(paths.warehouse)) as conn:
+        conn.execute(f"update {table} set bh = '01012201' where record_key = 'K-LEN'")  # fixed
+        conn.execute(f"update {table} set xm = null where record_key = 'K-OK1'")  # broken
+        conn.execute(f"delete from {table} where record_key = 'K-CODE'")  # gone, with its finding
+        conn.execute(  # new: a bad code, and the key of a row that did not change
+            f"insert into {table} select * replace ('K-NEW' as record_key, '2201010000' as xh, '57' as mzm) "
+            f"from {table} where record_key = 'K-OK2'"
+        )
+    second = gate.check("XSJBXX", now=datetime(2026, 11, 3, 2, 0, tzinfo=UTC))
+    assert (second.validated, second.rows_validated) == ("changed rows", 3)
+    after = findings()
+    gone = {k for k in before if k[0] in ("K-LEN", "K-CODE")}
+    new = {("K-OK1", "CDX-E010", "XM", None), ("K-NEW", "CDX-E011", "MZM", "57")}
+    new |= {("K-NEW", "CDX-E014", "XH", "2201010000"), ("K-OK0", "CDX-E014", "XH", "2201010000")}
+    assert set(after) == (set(before) - gone) | new
+    assert {k: after[k] for k in set(before) - gone} == {k: before[k] for k in set(before) - gone}
+    assert ("K-OLD", "CDX-W101") in {k[:2] for k in after}, "ages move with the date: all rows"
+
+    every = gate.check("XSJBXX", every_row=True, now=datetime(2026, 11, 3, 2, 0, tzinfo=UTC))
+    assert (every.validated, every.rows_validated) == ("every row", len(rows))
+    assert findings() == after
+    compared = ("status", "rows_checked", "rows_quarantined", "failures", "warnings", "checks_passed")
+    assert [getattr(second, a) for a in (*compared, "checks_failed")] == [
+        getattr(every, a) for a in (*compared, "checks_failed")
+    ]
+    assert gate.check("XSJBXX").validated == "changed rows"
+    write_bytes(full_rebuild_record(paths), json.dumps({"at": datetime.now(UTC).isoformat()}).encode())
+    assert gate.check("XSJBXX").validated == "every row", "after a full rebuild of the warehouse"

@@ -160,13 +160,17 @@ def dbt_build(part: str, *, paths: Paths | None = None, full_rebuild: bool = Fal
     return dbtbuild.build(part, paths=paths, full_refresh=full_rebuild)
 
 
-def gate(dataset: str, *, paths: Paths | None = None, run_id: str | None = None) -> dict:
+def gate(
+    dataset: str, *, paths: Paths | None = None, run_id: str | None = None, every_row: bool = False
+) -> dict:
     """Judge one dataset's candidate rows; returns the verdict. ``run_id`` groups the verdicts
-    of one warehouse run in the quality summary (the Airflow run's id)."""
+    of one warehouse run in the quality summary (the Airflow run's id). ``every_row``: validate
+    every row, not only those changed since the last verdict."""
 
     from campusdx.quality.gate import Gate
 
-    verdict = Gate(paths).check(dataset, run_id=run_id)  # holds the warehouse for reading
+    # the gate holds the warehouse for reading
+    verdict = Gate(paths).check(dataset, run_id=run_id, every_row=every_row)
     return asdict(verdict)
 
 

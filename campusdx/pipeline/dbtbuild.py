@@ -34,14 +34,13 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import yaml
 
 from campusdx.core.atomic import write_bytes
 from campusdx.core.settings import DBT_PROJECT, Paths, current
 from campusdx.core.settings import paths as default_paths
-from campusdx.core.warehouse import writing
+from campusdx.core.warehouse import full_rebuild_record, writing
 
 log = logging.getLogger(__name__)
 
@@ -150,22 +149,18 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _rebuild_record(paths: Paths) -> Path:
-    return paths.home / "dbt" / "full-rebuild.json"
-
-
 def full_rebuild_reason(paths: Paths, *, requested: bool = False, now: datetime | None = None) -> str | None:
     """Why the next build of the transform part must rebuild the incremental models in full, or
     None when an incremental build is enough."""
     if requested:
         return "asked for"
     try:
-        record = json.loads(_rebuild_record(paths).read_text(encoding="utf-8"))
+        record = json.loads(full_rebuild_record(paths).read_text(encoding="utf-8"))
         last, taken = datetime.fromisoformat(record["at"]), record["fingerprint"]
     except FileNotFoundError:
         return "no full rebuild recorded for this home"
     except (ValueError, KeyError, TypeError) as exc:
-        return f"{_rebuild_record(paths)} is unreadable ({type(exc).__name__})"
+        return f"{full_rebuild_record(paths)} is unreadable ({type(exc).__name__})"
     if taken != fingerprint():
         return "the dbt project or its code tables changed since the last full rebuild"
     days = current().full_rebuild_days
@@ -203,7 +198,7 @@ def build(part: str, *, paths: Paths | None = None, full_refresh: bool = False) 
             release_warehouse()
         if rebuild and outcome.success:
             record = {"at": datetime.now(UTC).isoformat(), "reason": rebuild, "fingerprint": project}
-            write_bytes(_rebuild_record(paths), json.dumps(record, indent=1).encode())
+            write_bytes(full_rebuild_record(paths), json.dumps(record, indent=1).encode())
     nodes = _results(outcome.result)
     report = {
         "part": part,
