@@ -20,7 +20,7 @@ the floor, the number of task instances, the mean time a task spends in its own 
 work (``warehouse_ready``: start-up and reporting), the mean gap between a task's upstream
 ending and it starting (the scheduler's), and each component's CPU seconds. Results:
 ``benchmarks/results/scheduler-<stamp>.json`` and ``benchmarks/results/scheduler-<warehouse
-DAG>-latest.md``. Never run by pytest.
+DAG>[-scale<N>]-latest.md``. Never run by pytest.
 """
 
 from __future__ import annotations
@@ -249,7 +249,10 @@ def main() -> None:
     (RESULTS / f"scheduler-{stamp}.json").write_text(
         json.dumps(report, indent=1, default=str), encoding="utf-8"
     )
-    (RESULTS / f"scheduler-{args.warehouse}-latest.md").write_text(_markdown(report, stamp), encoding="utf-8")
+    size = f"-scale{args.scale:g}" if args.scale else ""  # the demo's size, or a scale of its own
+    (RESULTS / f"scheduler-{args.warehouse}{size}-latest.md").write_text(
+        _markdown(report, stamp), encoding="utf-8"
+    )
     print(_markdown(report, stamp))
 
 

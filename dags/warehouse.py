@@ -4,14 +4,10 @@ Scheduled on every source system's landing Asset (each extract DAG run updates i
 all of the system's tables have landed).
 
 dbt runs as one ``dbt build`` per part (campusdx.pipeline.dbtbuild), in the one-slot dbt pool:
-its per-model results are in the task's log and XCom. The large facts are incremental models
-and the gates validate the rows that changed since their last verdict; trigger the DAG with
-``{"full_rebuild": true}`` to rebuild the facts in full and validate every row now (done
-anyway when the project or its code tables changed, and every ``CAMPUSDX_FULL_REBUILD_DAYS``
-days; a gate validates every row after any full rebuild).
+its per-model results are in the task's log and XCom.
 """
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from campusdx import pipeline
@@ -32,20 +28,13 @@ from campusdx.pipeline.orchestration import DBT_POOL, DEFAULT_ARGS, START, landi
     # the publish DAG reads it too: its tasks may spread over the workers of that machine only)
     default_args={**DEFAULT_ARGS, "queue": settings.current().warehouse_queue},
     tags=["campusdx", "warehouse"],
-    params={
-        "full_rebuild": Param(
-            False,
-            type="boolean",
-            description="Rebuild the incremental models in full and validate every row in this run",
-        )
-    },
 )
 def warehouse():
     @task(pool=DBT_POOL)
-    def dbt_build(part: str, params: dict | None = None) -> dict:
+    def dbt_build(part: str) -> dict:
         """``dbt build`` of one part of the project; per-model results in the log and XCom."""
         try:
-            return pipeline.dbt_build(part, full_rebuild=bool((params or {}).get("full_rebuild")))
+            return pipeline.dbt_build(part)
         except DbtFailed as exc:
             raise AirflowFailException(str(exc)) from None  # a failed model or test: fix, then rerun
 
@@ -62,10 +51,9 @@ def warehouse():
     reconciled = reconcile_sources()
 
     @task
-    def quality_gate(dataset: str, run_id: str | None = None, params: dict | None = None) -> dict:
+    def quality_gate(dataset: str, run_id: str | None = None) -> dict:
         # run_id: Airflow's, from the task context; it groups the run's verdicts in the summary
-        every_row = bool((params or {}).get("full_rebuild"))
-        return pipeline.gate(dataset, run_id=run_id, every_row=every_row)
+        return pipeline.gate(dataset, run_id=run_id)
 
     # A dataset is judged after the datasets it references: its references resolve against
     # their rows less what their gate quarantined (CDX-E016), as the province resolves them.

@@ -18,24 +18,10 @@ inter-process lock. A failing value of a personal field is kept masked with a ke
 
 Row-level error rules quarantine rows and the dataset still publishes; a dataset-level error
 rule, or more quarantined rows than the dataset's tolerated share, blocks its publish.
-
-A gate validates what changed since its last verdict. Its rules are of two kinds: those that
-read one row alone (required values, code sets, formats, lengths, ID numbers, the row rules but
-the age rule) and those that read more (the key's uniqueness, references into other datasets,
-the row count, ages, which move with the date, and the aggregates computed in DuckDB). The
-second kind always runs on every row; the first runs on the rows whose values changed since the
-last verdict (a row hash per key, kept in ``quality/gate/<DATASET>.rows.parquet``), and the
-findings of the rows that did not change are carried over from the last verdict. Every row is
-validated again (``validated: every row`` in the verdict) when there is no earlier verdict,
-when what the first kind reads besides the row changed (the rules, the profile, the code sets,
-the code of the checks), when the warehouse was rebuilt in full since (a FULL cycle, the
-periodic full rebuild) and when asked for.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import uuid
@@ -52,15 +38,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from great_expectations.expectations.row_conditions import Column
 
-from campusdx.core import atomic, idnumbers
+from campusdx.core import atomic
 from campusdx.core.clock import BEIJING  # approvals run to the end of their day in Beijing
 from campusdx.core.declarations import source_system_of
 from campusdx.core.findings import FINDINGS_SCHEMA
 from campusdx.core.profile import Dataset, load_profile
-from campusdx.core.settings import SCHEMAS, Paths
+from campusdx.core.settings import Paths
 from campusdx.core.settings import paths as default_paths
-from campusdx.core.warehouse import candidates, last_full_rebuild, reading
-from campusdx.quality import custom, gxproject, row_rules
+from campusdx.core.warehouse import candidates, reading
+from campusdx.quality import custom, gxproject
 from campusdx.quality.approvals import APPROVALS_FILE, load_approvals, tolerance
 from campusdx.quality.files import quality_lock, write_text_atomic
 from campusdx.quality.personal import fingerprint, fingerprint_key, personal_fields, protect, scrub_validation
@@ -89,23 +75,14 @@ class GateResult:
     checks_passed: int = 0
     checks_failed: int = 0
     tolerances: dict[str, str] = field(default_factory=dict)
-    validated: str = "every row"  # or "changed rows": the others' row findings carried over
-    rows_validated: int = 0
 
     @property
     def blocked(self) -> bool:
         return self.status == "blocked"
 
 
-CHANGED_COLUMN = "_changed"
-"""The candidate frame's column that says whether a row changed since the last verdict."""
-EACH, ALL = "each", "all"
-"""An expectation's ``rows`` in its meta: it reads each row alone, or it reads all of them."""
-
-
-def _meta(rule: Rule, px_field: str | None = None, rows: str = EACH) -> dict:
+def _meta(rule: Rule, px_field: str | None = None) -> dict:
     return {
-        "rows": rows,
         "rule_id": rule.id,
         "severity": rule.severity,
         "scope": rule.scope,
@@ -117,80 +94,49 @@ def _meta(rule: Rule, px_field: str | None = None, rows: str = EACH) -> dict:
     }
 
 
-DATED_ROW_RULES = {"age_in_range"}
-"""Row rules whose outcome moves with the date (``as_of``): they read all rows every time."""
-
-
-def build_suite(dataset: Dataset, book: RuleBook, *, as_of: str | None = None, changed_only: bool = False):
+def build_suite(dataset: Dataset, book: RuleBook, *, as_of: str | None = None):
     """The GX expectation suite of one dataset: generated families plus hand-written checks.
 
     ``as_of`` (YYYY-MM-DD) is the day the person checks count ages on (PX-W101); today if None.
-    ``changed_only``: the expectations that read each row alone look only at the rows whose
-    :data:`CHANGED_COLUMN` is true (the others read every row).
     """
-    changed = Column(CHANGED_COLUMN) == True  # noqa: E712  (a GX condition, not a comparison)
-
-    def each(condition=None):
-        """The row condition of an expectation that reads each row alone."""
-        if not changed_only:
-            return condition
-        return changed if condition is None else condition & changed
-
     expectations: list = []
     add = expectations.append  # one suite at the end: adding to a saved suite writes it each time
     for f in dataset.fields:
         if f.required:
-            add(
-                gxe.ExpectColumnValuesToNotBeNull(
-                    column=f.code, row_condition=each(), meta=_meta(book.family("required"), f.code)
-                )
-            )
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.code, meta=_meta(book.family("required"), f.code)))
         if f.code_set:
             add(
                 custom.ExpectColumnValuesToBeInPxCodeSet(
-                    column=f.code,
-                    code_set=f.code_set,
-                    row_condition=each(),
-                    meta=_meta(book.family("code_set"), f.code),
+                    column=f.code, code_set=f.code_set, meta=_meta(book.family("code_set"), f.code)
                 )
             )
         if f.type.kind in ("date", "datetime", "decimal", "integer"):
             add(
                 custom.ExpectColumnValuesToMatchPxType(
-                    column=f.code,
-                    px_type=_type_text(f.type),
-                    row_condition=each(),
-                    meta=_meta(book.family("format"), f.code),
+                    column=f.code, px_type=_type_text(f.type), meta=_meta(book.family("format"), f.code)
                 )
             )
         if f.type.length:
             add(
                 gxe.ExpectColumnValueLengthsToBeBetween(
-                    column=f.code,
-                    max_value=f.type.length,
-                    row_condition=each(),
-                    meta=_meta(book.family("length"), f.code),
+                    column=f.code, max_value=f.type.length, meta=_meta(book.family("length"), f.code)
                 )
             )
     key_rule = book.family("primary_key")
     if len(dataset.primary_key) == 1:
         add(
             gxe.ExpectColumnValuesToBeUnique(
-                column=dataset.primary_key[0], meta=_meta(key_rule, dataset.primary_key[0], ALL)
+                column=dataset.primary_key[0], meta=_meta(key_rule, dataset.primary_key[0])
             )
         )
     else:
-        add(
-            gxe.ExpectCompoundColumnsToBeUnique(
-                column_list=list(dataset.primary_key), meta=_meta(key_rule, rows=ALL)
-            )
-        )
+        add(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(dataset.primary_key), meta=_meta(key_rule)))
     for px_field, reference in dataset.references.items():
         add(
             custom.ExpectColumnValuesToResolvePxReference(
                 column=px_field,
                 target=f"{reference.dataset}.{reference.field}",
-                meta=_meta(book.family("reference"), px_field, ALL),
+                meta=_meta(book.family("reference"), px_field),
             )
         )
     for rule in book.rules:
@@ -202,22 +148,17 @@ def build_suite(dataset: Dataset, book: RuleBook, *, as_of: str | None = None, c
         if rule.check == "valid_cn_ric":
             add(
                 custom.ExpectColumnValuesToBeValidCnRic(
-                    column=rule.field, row_condition=each(condition), meta=_meta(rule, rule.field)
+                    column=rule.field, row_condition=condition, meta=_meta(rule, rule.field)
                 )
             )
         elif rule.check == "not_empty":
-            add(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=_meta(rule, rows=ALL)))
+            add(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=_meta(rule)))
         elif rule.check in ROW_RULES:
             # the key rides along: GX wants two columns at least, and a rule may read only one
             columns = list(dict.fromkeys((rule.field, *rule.reads, KEY_COLUMN)))
-            dated = rule.check in DATED_ROW_RULES
             add(
                 custom.ExpectRowsToKeepPxRule(
-                    column_list=columns,
-                    rule=rule.check,
-                    as_of=as_of,
-                    row_condition=None if dated else each(),
-                    meta=_meta(rule, rule.field, ALL if dated else EACH),
+                    column_list=columns, rule=rule.check, as_of=as_of, meta=_meta(rule, rule.field)
                 )
             )
         elif rule.check in PUSHED_DOWN:
@@ -313,7 +254,7 @@ class Gate:
         self.context = gxproject.validation_context()
         self.source = self.context.data_sources.add_pandas(name="warehouse")
 
-    def _checkpoint(self, dataset: Dataset, as_of: str, changed_only: bool):
+    def _checkpoint(self, dataset: Dataset, as_of: str):
         name = f"px_{dataset.code.lower()}"
         try:
             asset = self.source.get_asset(name)
@@ -323,9 +264,7 @@ class Gate:
             batch = asset.get_batch_definition("whole")
         except KeyError:
             batch = asset.add_batch_definition_whole_dataframe("whole")
-        suite = gxproject.save_suite(
-            self.context, build_suite(dataset, self.book, as_of=as_of, changed_only=changed_only)
-        )
+        suite = gxproject.save_suite(self.context, build_suite(dataset, self.book, as_of=as_of))
         validation = self.context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=name, data=batch, suite=suite)
         )
@@ -344,35 +283,19 @@ class Gate:
         )
 
     def check(
-        self,
-        dataset_code: str,
-        *,
-        run_id: str | None = None,
-        now: datetime | None = None,
-        every_row: bool = False,
+        self, dataset_code: str, *, run_id: str | None = None, now: datetime | None = None
     ) -> GateResult:
         """Validate one dataset, write its findings and verdict, and return the verdict. The
         warehouse is held for reading throughout (one build's candidates, references and
-        aggregates; dbt waits). ``every_row``: validate every row, not only those that changed
-        since the last verdict (see the module's documentation for when it does anyway)."""
+        aggregates; dbt waits)."""
         with reading(self.paths):
-            return self._check(dataset_code, run_id=run_id, now=now, every_row=every_row)
+            return self._check(dataset_code, run_id=run_id, now=now)
 
-    def _check(
-        self, dataset_code: str, *, run_id: str | None, now: datetime | None, every_row: bool
-    ) -> GateResult:
+    def _check(self, dataset_code: str, *, run_id: str | None, now: datetime | None) -> GateResult:
         dataset = self.profile.dataset(dataset_code)
         run_id = run_id or uuid.uuid4().hex[:12]
         now = now or datetime.now(UTC)
         frame = read_candidates(self.paths.warehouse, dataset)
-        hashes = row_hashes(frame, dataset, fingerprint_key(self.paths))
-        row_local = self._row_local(dataset)
-        since = self._since_last_verdict(dataset, row_local, every_row)
-        keys = frame[KEY_COLUMN].astype(str).tolist()
-        hashed = hashes.tolist()  # Python ints: a uint64 passed through a float would lose bits
-        frame[CHANGED_COLUMN] = [
-            since is None or since.get(k) != h for k, h in zip(keys, hashed, strict=True)
-        ]
         from campusdx.quality.platform import prune  # here: it imports this module
 
         prune(
@@ -384,7 +307,7 @@ class Gate:
         self._load_reference_keys(dataset, frame)
         pushed_down = self._pushed_down(dataset)
         day = now.astimezone(BEIJING).date().isoformat()  # ages (PX-W101) count on the Beijing date
-        outcome = self._checkpoint(dataset, day, since is not None).run(batch_parameters={"dataframe": frame})
+        outcome = self._checkpoint(dataset, day).run(batch_parameters={"dataframe": frame})
         ((result_id, validation),) = outcome.run_results.items()
         key = fingerprint_key(self.paths)
         findings: list[dict] = []
@@ -400,97 +323,14 @@ class Gate:
             if result.expectation_config.meta.get("scope") == "dataset":
                 dataset_failures.append(result.expectation_config.meta["rule_id"])
             findings.extend(_findings(result, dataset_code, frame, run_id, now, self.personal, key))
-        if since is not None:  # the row findings of the rows that did not change, as they were
-            findings.extend(self._carried(dataset_code, frame, row_local["checks"], run_id, now))
         dataset_failures += pushed_down
         verdict = self._verdict(dataset_code, run_id, now, len(frame), findings, dataset_failures)
-        # an expectation failed when a row failed it: in this validation, or carried over
-        failed = {(f["rule_id"], f["field"]) for f in findings}
-        unsuccessful = [
-            r
-            for r in validation.results
-            if not r.success
-            or (r.expectation_config.meta["rule_id"], r.expectation_config.meta.get("field")) in failed
-        ]
-        verdict.checks_failed = len(unsuccessful)
-        verdict.checks_passed = len(validation.results) - len(unsuccessful)
-        verdict.validated = "every row" if since is None else "changed rows"
-        verdict.rows_validated = int(frame[CHANGED_COLUMN].sum())
+        verdict.checks_passed = validation.statistics["successful_expectations"]
+        verdict.checks_failed = validation.statistics["unsuccessful_expectations"]
         self._write(dataset_code, findings, verdict)
-        self._remember(dataset_code, frame, hashes, row_local["fingerprint"], now, since is None)
         scrub_validation(validation, self.personal)  # nothing personal reaches the stores
         self._publish(dataset, day, result_id, validation, verdict)
         return verdict
-
-    def _row_local(self, dataset: Dataset) -> dict:
-        """The checks that read each row alone ((rule, field) pairs), and a fingerprint of all
-        they depend on besides the row: their configuration, the code sets, the profile and the
-        code that runs them."""
-        suite = build_suite(dataset, self.book)
-        configs = [e.configuration.to_json_dict() for e in suite.expectations if e.meta.get("rows") == EACH]
-        for config in configs:
-            config.pop("id", None)
-        digest = hashlib.sha256(json.dumps(configs, sort_keys=True, default=str).encode())
-        for root in ROW_CHECK_INPUTS:
-            files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-            for path in files:
-                digest.update(path.read_bytes())
-        checks = {
-            (e.meta["rule_id"], e.meta.get("field")) for e in suite.expectations if e.meta.get("rows") == EACH
-        }
-        return {"checks": checks, "fingerprint": digest.hexdigest()}
-
-    def _since_last_verdict(self, dataset: Dataset, row_local: dict, every_row: bool) -> dict | None:
-        """The row hashes of the last verdict by key, or None when every row must be validated
-        (asked for, no earlier verdict, its checks' inputs changed, a full rebuild since)."""
-        rows = self.paths.quality / "gate" / f"{dataset.code}.rows.parquet"
-        findings = self.paths.quality / "findings" / f"{dataset.code}.parquet"
-        if every_row or not rows.exists() or not findings.exists():
-            return None
-        table = pq.read_table(rows)
-        meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
-        if meta.get("fingerprint") != row_local["fingerprint"]:
-            log.info("gate %s: its checks or what they read changed: every row is validated", dataset.code)
-            return None
-        rebuilt = last_full_rebuild(self.paths)
-        if rebuilt is not None and rebuilt.isoformat() > meta.get("every_row_at", ""):
-            log.info("gate %s: the warehouse was rebuilt in full: every row is validated", dataset.code)
-            return None
-        return dict(zip(table["record_key"].to_pylist(), table["row_hash"].to_pylist(), strict=True))
-
-    def _carried(self, dataset: str, frame: pd.DataFrame, checks: set, run_id: str, now: datetime) -> list:
-        """The last verdict's findings of the checks that read each row alone, on the rows that
-        did not change: confirmed by this verdict (its run and time; first seen as they were)."""
-        unchanged = frame.loc[~frame[CHANGED_COLUMN].astype(bool), [KEY_COLUMN, "batch_id"]]
-        batches = dict(zip(unchanged[KEY_COLUMN].astype(str), unchanged["batch_id"], strict=True))
-        previous = pq.read_table(self.paths.quality / "findings" / f"{dataset}.parquet").to_pylist()
-        carried = []
-        for finding in previous:
-            if finding["record_key"] in batches and (finding["rule_id"], finding["field"]) in checks:
-                carried.append(
-                    {
-                        **finding,
-                        "batch_id": batches[finding["record_key"]],
-                        "run_id": run_id,
-                        "checked_at": now.replace(tzinfo=None),
-                    }
-                )
-        return carried
-
-    def _remember(
-        self, dataset: str, frame, hashes, fingerprint_: str, now: datetime, every_row: bool
-    ) -> None:
-        """The row hashes this verdict covers, for the next to tell what changed."""
-        path = self.paths.quality / "gate" / f"{dataset}.rows.parquet"
-        every_row_at = now.isoformat()
-        if not every_row and path.exists():
-            old = pq.read_schema(path).metadata or {}
-            every_row_at = old.get(b"every_row_at", b"").decode() or every_row_at
-        table = pa.table(
-            {"record_key": frame[KEY_COLUMN].astype(str).tolist(), "row_hash": hashes.tolist()},
-            schema=pa.schema([("record_key", pa.string()), ("row_hash", pa.uint64())]),
-        ).replace_schema_metadata({"fingerprint": fingerprint_, "every_row_at": every_row_at})
-        atomic.write_parquet(path, table)
 
     def _load_reference_keys(self, dataset: Dataset, frame: pd.DataFrame) -> None:
         """The keys each reference of ``dataset`` may name: the referenced rows that will be sent.
@@ -613,25 +453,6 @@ class Gate:
         """The local Data Docs index page, once built."""
         index = self.paths.quality / gxproject.SITE_DIR / "index.html"
         return index if index.exists() else None
-
-
-ROW_CHECK_INPUTS = (
-    SCHEMAS / "codes",
-    SCHEMAS / "exchange",
-    Path(custom.__file__),
-    Path(row_rules.__file__),
-    Path(idnumbers.__file__),
-)
-"""What the checks that read each row alone depend on besides the row and their configuration."""
-
-
-def row_hashes(frame: pd.DataFrame, dataset: Dataset, key: bytes) -> pd.Series:
-    """A keyed hash of each candidate row's key and PX values: pandas' SipHash under a key derived
-    from the deployment's fingerprint key, so that a row hash, like a finding's fingerprint, can
-    not be matched against guessed values (a row holds names and ID numbers)."""
-    siphash_key = hmac.new(key, b"campusdx gate row hash", hashlib.sha256).hexdigest()[:16]
-    columns = frame[[KEY_COLUMN, *dataset.field_codes]]
-    return pd.util.hash_pandas_object(columns, index=False, hash_key=siphash_key)
 
 
 def _carry_first_seen(previous: Path, findings: list[dict], personal: dict, paths: Paths) -> None:

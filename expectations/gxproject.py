@@ -86,11 +86,12 @@ def store_context(paths: Paths):
 def save_suite(context, suite):
     """``context.suites.add_or_update(suite)`` in linear time; returns the stored suite.
 
-    GX's own finds each expectation among the stored suite's with ``list.index``, comparing
-    normalised dicts: quadratic in the suite's size (about 1 s of every XSJBXX gate at scale 1,
-    measured with cProfile). Here the stored expectations are looked up by the expectation
-    itself (GX hashes and compares expectations alike, their ids left out): as in GX's, an
-    unchanged expectation keeps its id, a new or changed one gets a new one."""
+    GX's own looks each expectation up among the stored suite's with ``list.index``, comparing
+    normalised dicts: quadratic in the suite's size (about 1 s of an XSJBXX gate at scale 1,
+    measured with cProfile). Here the lookup goes through a dict keyed by the expectation (GX
+    hashes and compares expectations alike). The outcome is GX's: an expectation equal to a
+    stored one keeps that one's id; GX's comparison includes the id, so a suite built afresh,
+    whose expectations have none, gets new ids in both."""
     try:
         existing = context.suites.get(name=suite.name)
     except DataContextError:

@@ -23,9 +23,6 @@ every call, so a changed environment is seen at once; nothing is cached at impor
 ``CAMPUSDX_CELERY_BROKER_URL``  ``campusdx demo --celery``: the broker (default Redis on 127.0.0.1)
 ``CAMPUSDX_EXTRACT_SCHEDULE``   the extract DAGs' schedule (default ``@daily``; ``none``: run
                                 only when triggered, as the embedded demo does)
-``CAMPUSDX_FULL_REBUILD_DAYS``  the warehouse's incremental models are rebuilt in full when the
-                                last full rebuild is this old (default 7 days; see
-                                ``campusdx.pipeline.dbtbuild``)
 ==============================  =================================================================
 
 An empty variable counts as unset. Resolution order: a variable set in the environment, else the
@@ -43,7 +40,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +119,6 @@ class Settings(BaseSettings):
     sftp_settings: Path | None = None
     receipt_timeout_s: int = 600
     extract_schedule: str = "@daily"
-    full_rebuild_days: float = Field(default=7, gt=0)
     warehouse_queue: str = "default"
     celery_db_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/campusdx_airflow"
     celery_broker_url: str = "redis://127.0.0.1:6379/0"

@@ -9,11 +9,8 @@ in their own schema ``feeds_candidates`` beside ``feeds`` (which holds only what
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from pathlib import Path
 
 import duckdb
 
@@ -75,20 +72,3 @@ def open_warehouse(paths: Paths, *, wait_s: float | None = None) -> Iterator[duc
     """A read-only connection to the warehouse, under the read lock."""
     with reading(paths, wait_s=wait_s), duckdb.connect(str(paths.warehouse), read_only=True) as conn:
         yield conn
-
-
-def full_rebuild_record(paths: Paths) -> Path:
-    """Where the last full rebuild of the warehouse's incremental models is recorded (written by
-    ``campusdx.pipeline.dbtbuild``: when, why, the dbt project's fingerprint)."""
-    return paths.home / "dbt" / "full-rebuild.json"
-
-
-def last_full_rebuild(paths: Paths) -> datetime | None:
-    """When the incremental models were last rebuilt in full, or None (none recorded, or the
-    record is unreadable)."""
-    try:
-        return datetime.fromisoformat(
-            json.loads(full_rebuild_record(paths).read_text(encoding="utf-8"))["at"]
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None

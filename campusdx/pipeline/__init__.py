@@ -150,27 +150,21 @@ def extract(
     }
 
 
-def dbt_build(part: str, *, paths: Paths | None = None, full_rebuild: bool = False) -> dict:
+def dbt_build(part: str, *, paths: Paths | None = None) -> dict:
     """``dbt build`` of one part of the project (``transform`` or ``feeds``); per-node results.
-    ``full_rebuild``: rebuild the incremental models in full now (else when due: see
-    :func:`campusdx.pipeline.dbtbuild.full_rebuild_reason`).
     Raises :class:`campusdx.pipeline.dbtbuild.DbtFailed` naming the failed nodes."""
     from campusdx.pipeline import dbtbuild
 
-    return dbtbuild.build(part, paths=paths, full_refresh=full_rebuild)
+    return dbtbuild.build(part, paths=paths)
 
 
-def gate(
-    dataset: str, *, paths: Paths | None = None, run_id: str | None = None, every_row: bool = False
-) -> dict:
+def gate(dataset: str, *, paths: Paths | None = None, run_id: str | None = None) -> dict:
     """Judge one dataset's candidate rows; returns the verdict. ``run_id`` groups the verdicts
-    of one warehouse run in the quality summary (the Airflow run's id). ``every_row``: validate
-    every row, not only those changed since the last verdict."""
+    of one warehouse run in the quality summary (the Airflow run's id)."""
 
     from campusdx.quality.gate import Gate
 
-    # the gate holds the warehouse for reading
-    verdict = Gate(paths).check(dataset, run_id=run_id, every_row=every_row)
+    verdict = Gate(paths).check(dataset, run_id=run_id)  # holds the warehouse for reading
     return asdict(verdict)
 
 

@@ -11,21 +11,12 @@ names every failed node and every node it left skipped. dbt's messages stay in
 ``<home>/dbt/results/<part>.json`` only: a database error can quote the value it could not
 convert, and a value may be personal (never in a task log or the metadata database).
 
-The transform part holds incremental models (the large facts: ledger lines, asset changes).
-A build of it is a full rebuild (``--full-refresh``) when :func:`full_rebuild_reason` finds one
-due: asked for (the warehouse DAG's ``full_rebuild`` parameter), none recorded for this home yet,
-the dbt project or the code tables it seeds changed since the last one (an edited crosswalk
-changes rows no landing touched), or the last one is ``CAMPUSDX_FULL_REBUILD_DAYS`` old. A
-successful full rebuild is recorded in ``<home>/dbt/full-rebuild.json`` (when, why, the
-project's fingerprint).
-
 dbt writes its target and logs under the home (``<home>/dbt/``), never into the repository, so
 two homes (two deployments, two tests) never share partial-parse state.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -33,14 +24,11 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
-
-import yaml
 
 from campusdx.core.atomic import write_bytes
-from campusdx.core.settings import DBT_PROJECT, Paths, current
+from campusdx.core.settings import DBT_PROJECT, Paths
 from campusdx.core.settings import paths as default_paths
-from campusdx.core.warehouse import full_rebuild_record, writing
+from campusdx.core.warehouse import writing
 
 log = logging.getLogger(__name__)
 
@@ -136,44 +124,8 @@ def table(nodes: list[NodeResult]) -> str:
     return "\n".join(lines)
 
 
-def fingerprint() -> str:
-    """sha256 of what a full rebuild depends on besides the landed data: the dbt project's
-    configuration, models, macros, snapshots and tests, and the code tables it seeds."""
-    project = yaml.safe_load((DBT_PROJECT / "dbt_project.yml").read_text(encoding="utf-8"))
-    folders = ["models", "macros", "snapshots", "tests", *project.get("seed-paths", [])]
-    digest = hashlib.sha256((DBT_PROJECT / "dbt_project.yml").read_bytes())
-    for folder in folders:
-        for path in sorted(p for p in (DBT_PROJECT / folder).rglob("*") if p.is_file()):
-            digest.update(f"\0{folder}/{path.relative_to(DBT_PROJECT / folder).as_posix()}\0".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def full_rebuild_reason(paths: Paths, *, requested: bool = False, now: datetime | None = None) -> str | None:
-    """Why the next build of the transform part must rebuild the incremental models in full, or
-    None when an incremental build is enough."""
-    if requested:
-        return "asked for"
-    try:
-        record = json.loads(full_rebuild_record(paths).read_text(encoding="utf-8"))
-        last, taken = datetime.fromisoformat(record["at"]), record["fingerprint"]
-    except FileNotFoundError:
-        return "no full rebuild recorded for this home"
-    except (ValueError, KeyError, TypeError) as exc:
-        return f"{full_rebuild_record(paths)} is unreadable ({type(exc).__name__})"
-    if taken != fingerprint():
-        return "the dbt project or its code tables changed since the last full rebuild"
-    days = current().full_rebuild_days
-    age = (now or datetime.now(UTC)) - last
-    if age >= timedelta(days=days):
-        return f"the last full rebuild is {age.days} day(s) old (CAMPUSDX_FULL_REBUILD_DAYS={days:g})"
-    return None
-
-
 def build(part: str, *, paths: Paths | None = None, full_refresh: bool = False) -> dict:
     """``dbt build`` of one part of the project (:data:`PARTS`); returns the per-node results.
-    The transform part rebuilds its incremental models in full when ``full_refresh`` or when
-    :func:`full_rebuild_reason` finds it due.
 
     Raises :class:`DbtFailed` naming the failed nodes (and those dbt skipped because of them),
     or when dbt itself could not run (a broken project, an unreadable profile)."""
@@ -183,27 +135,20 @@ def build(part: str, *, paths: Paths | None = None, full_refresh: bool = False) 
         raise KeyError(f"no dbt part {part!r}; the parts are {sorted(PARTS)}")
     paths = paths or default_paths()
     selection = PARTS[part]
+    extra = [
+        *(["--select", *selection["select"]] if "select" in selection else []),
+        *(["--exclude", *selection["exclude"]] if "exclude" in selection else []),
+        *(["--full-refresh"] if full_refresh else []),
+    ]
     with _ONE_AT_A_TIME, writing(paths), _home_env(paths):
-        rebuild = full_rebuild_reason(paths, requested=full_refresh) if part == "transform" else None
-        project = fingerprint() if rebuild else None  # as built, should the files change meanwhile
-        extra = [
-            *(["--select", *selection["select"]] if "select" in selection else []),
-            *(["--exclude", *selection["exclude"]] if "exclude" in selection else []),
-            *(["--full-refresh"] if rebuild else []),
-        ]
-        log.info("dbt build %s: %s", part, f"full rebuild: {rebuild}" if rebuild else "incremental")
         try:
             outcome = dbtRunner().invoke(dbt_args("build", paths, *extra))
         finally:
             release_warehouse()
-        if rebuild and outcome.success:
-            record = {"at": datetime.now(UTC).isoformat(), "reason": rebuild, "fingerprint": project}
-            write_bytes(full_rebuild_record(paths), json.dumps(record, indent=1).encode())
     nodes = _results(outcome.result)
     report = {
         "part": part,
         "success": bool(outcome.success),
-        "full_rebuild": rebuild,
         "nodes": [asdict(n) for n in nodes],
         "counts": dict(Counter(n.status for n in nodes)),
     }

@@ -2,18 +2,6 @@
 -- first version is 新增 (or its first version after a deletion), a tombstone is 删除, and
 -- between two versions each changed attribute is one change of its kind (使用单位 -> 调拨,
 -- 使用人 -> 使用人变更, 价值 -> 价值调整, 在账状态 -> 处置 when it becomes 已处置, ...).
---
--- Incremental: versions are only ever added (a card's versions are numbered in landing order,
--- and the batches of a table land in order), so a run derives the changes of the versions
--- landed after the newest one the table holds, deleting and inserting per card version
--- (strategy changed_keys, macros/changed_keys.sql: a version re-derived is replaced, never
--- doubled). Rebuilt in full as fct_ledger_entry is (campusdx.pipeline.dbtbuild).
-{{ config(
-    materialized='incremental',
-    incremental_strategy='changed_keys',
-    unique_key='k_asset_card_version',
-    on_schema_change='ignore',
-) }}
 {%- set tracked = [
     ('org_id', "'调拨'"),
     ('custodian_staff_no', "'使用人变更'"),
@@ -37,7 +25,6 @@ versions as (
 
 paired as (
     select
-        versions.k_asset_card_version,
         versions.asset_no,
         versions.version_no,
         versions.is_deleted,
@@ -60,9 +47,6 @@ paired as (
         on
             versions.asset_no = previous.asset_no
             and versions.version_no = previous.version_no + 1
-    {% if is_incremental() %}
-        where versions.batch_id > {{ taken_until('batch_id') }}
-    {% endif %}
 ),
 
 changes as (
@@ -98,40 +82,20 @@ changes as (
             and not follows_deletion
             and before_{{ column }} is distinct from after_{{ column }}
     {% endfor %}
-),
-
-final as (
-    select
-        asset_no || '|' || version_no || '|' || change_kind as k_asset_change,
-        k_asset_card_version,
-        asset_no,
-        version_no,
-        change_kind,
-        changed_field,
-        value_before,
-        value_after,
-        case when is_deleted then landed_at else modified_at end as changed_at,
-        landed_at,
-        in_first_load,
-        org_id,
-        category_code,
-        batch_id
-    from changes
 )
 
-{% if is_incremental() %}
-
-    select
-        changed.k_asset_card_version as _changed_key,
-        final.*
-    from (
-        select k_asset_card_version from versions
-        where batch_id > {{ taken_until('batch_id') }}
-    ) as changed
-    left join final on changed.k_asset_card_version = final.k_asset_card_version
-
-{% else %}
-
-    select * from final
-
-{% endif %}
+select
+    asset_no || '|' || version_no || '|' || change_kind as k_asset_change,
+    asset_no,
+    version_no,
+    change_kind,
+    changed_field,
+    value_before,
+    value_after,
+    case when is_deleted then landed_at else modified_at end as changed_at,
+    landed_at,
+    in_first_load,
+    org_id,
+    category_code,
+    batch_id
+from changes
