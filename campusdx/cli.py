@@ -54,10 +54,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep Airflow running afterwards, its UI on 127.0.0.1 (Ctrl-C stops everything)",
     )
-    demo.add_argument(
+    executor = demo.add_mutually_exclusive_group()
+    executor.add_argument(
         "--celery",
         action="store_true",
         help="CeleryExecutor profile: PostgreSQL metadata database, Redis broker, two workers",
+    )
+    executor.add_argument(
+        "--edge",
+        action="store_true",
+        help="EdgeExecutor profile: PostgreSQL metadata database, one edge worker pulling work over HTTP",
     )
     adv = sub.add_parser("advance", help="apply N simulated days to every source system")
     adv.add_argument("--days", type=int, required=True)

@@ -28,6 +28,7 @@ def run(args) -> int:
                 sftp=args.sftp,
                 serve=args.serve,
                 celery=args.celery,
+                edge=args.edge,
             )
         except StepFailed as failed:
             print(f"\n{failed}", file=sys.stderr)

@@ -33,11 +33,14 @@ from campusdx.demo.keys import demo_key_file, ensure_demo_key
 from campusdx.demo.sshd import LocalSshd
 from campusdx.demo.stack import (
     CELERY_WORKERS,
+    EDGE_EXECUTOR,
+    EDGE_WORKERS,
     TERMINAL,
     AirflowStack,
     Run,
     StackFailed,
     celery_profile,
+    edge_profile,
     ensure_database,
 )
 from campusdx.exchange.publisher import open_ledger
@@ -155,6 +158,7 @@ def running(
 
     env = airflow_env(paths, base_env, profile)
     celery = env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    edge = env["AIRFLOW__CORE__EXECUTOR"] == EDGE_EXECUTOR
     with contextlib.ExitStack() as stack:
         stack.enter_context(_terminate_as_exit())
         if sftp:
@@ -162,7 +166,12 @@ def running(
         stack.enter_context(province(paths, env))
         try:
             yield stack.enter_context(
-                AirflowStack(paths, env, celery_workers=CELERY_WORKERS if celery else ())
+                AirflowStack(
+                    paths,
+                    env,
+                    celery_workers=CELERY_WORKERS if celery else (),
+                    edge_workers=EDGE_WORKERS if edge else (),
+                )
             )
         except StackFailed as failed:
             raise StepFailed(str(failed)) from None
@@ -347,14 +356,18 @@ def demo(
     sftp: bool = False,
     serve: bool = False,
     celery: bool = False,
+    edge: bool = False,
 ) -> dict:
     """The whole main job; returns the summary. ``celery``: on the CeleryExecutor profile
     (PostgreSQL and Redis from ``CAMPUSDX_CELERY_DB_URL`` / ``CAMPUSDX_CELERY_BROKER_URL``, two
-    workers) instead of the embedded LocalExecutor."""
+    workers) instead of the embedded LocalExecutor; ``edge``: on the EdgeExecutor profile
+    (PostgreSQL from ``CAMPUSDX_EDGE_DB_URL``, one edge worker pulling its work over HTTP)."""
     paths = paths or default_paths()
     print(f"campusdx demo in {paths.home}")
     profile = None
-    if celery:
+    if edge:
+        profile = edge_profile(current().edge_db_url)
+    elif celery:
         settings = current()
         # the broker keys of this home under a prefix of their own: two homes never share a queue
         home_key = hashlib.sha256(str(paths.home.resolve()).encode()).hexdigest()[:8]

@@ -66,6 +66,7 @@ class AirflowStack:
     env: dict[str, str]
     components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
     celery_workers: tuple[str, ...] = ()  # CeleryExecutor profile: each worker's queues ("a,b")
+    edge_workers: tuple[str, ...] = ()  # EdgeExecutor profile: each edge worker's queues
     host: str = "127.0.0.1"
     port: int = 0
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -80,6 +81,8 @@ class AirflowStack:
             "AIRFLOW__API__BASE_URL": f"http://{self.host}:{self.port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{self.host}:{self.port}/execution/",
         }
+        if self.edge_workers:  # where edge workers reach the API server (over HTTPS beyond a demo)
+            self.env["AIRFLOW__EDGE__API_URL"] = f"http://{self.host}:{self.port}/edge_worker/v1/rpcapi"
         self.engine = sa.create_engine(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], poolclass=sa.NullPool)
 
     @property
@@ -116,7 +119,11 @@ class AirflowStack:
             argv[f"celery-worker-{i}"] = ["celery", "worker", "--skip-serve-logs", "--queues", queues]
             argv[f"celery-worker-{i}"] += ["--concurrency", "2"]
             argv[f"celery-worker-{i}"] += ["--celery-hostname", f"campusdx-worker-{i}@%h"]
-        for name in [*self.components, *(n for n in argv if n.startswith("celery-worker-"))]:
+        for i, queues in enumerate(self.edge_workers, start=1):
+            argv[f"edge-worker-{i}"] = ["edge", "worker", "--queues", queues, "--concurrency", "4"]
+            argv[f"edge-worker-{i}"] += ["--edge-hostname", f"campusdx-edge-{i}"]
+        workers = [n for n in argv if n.startswith(("celery-worker-", "edge-worker-"))]
+        for name in [*self.components, *workers]:
             args = argv[name]
             out = open(logs / f"airflow-{name}.log", "ab")  # noqa: SIM115 - closed in stop()
             self._logs.append(out)
@@ -351,6 +358,27 @@ def celery_profile(db_url: str, broker_url: str, key_prefix: str = "campusdx:") 
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db_url,
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": key_prefix,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        "CAMPUSDX_WAREHOUSE_QUEUE": WAREHOUSE_QUEUE,
+    }
+
+
+EDGE_EXECUTOR = "airflow.providers.edge3.executors.EdgeExecutor"
+EDGE_WORKERS = (f"default,{WAREHOUSE_QUEUE}",)
+"""The EdgeExecutor profile's one edge worker: in a province, the one inside a university's
+network, taking that school's work (its extraction, its warehouse, its packages)."""
+
+
+def edge_profile(db_url: str) -> dict[str, str]:
+    """The environment of the EdgeExecutor profile: metadata database ``db_url`` (PostgreSQL),
+    the API server serving edge workers, which poll it for work every second (the provider's
+    default is 5 s) and report every 5 s; the warehouse's tasks on their own queue."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": EDGE_EXECUTOR,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_url.replace("+psycopg:", "+psycopg_async:", 1),
+        "AIRFLOW__EDGE__API_ENABLED": "True",
+        "AIRFLOW__EDGE__JOB_POLL_INTERVAL": "1",
+        "AIRFLOW__EDGE__HEARTBEAT_INTERVAL": "5",
         "CAMPUSDX_WAREHOUSE_QUEUE": WAREHOUSE_QUEUE,
     }
 

@@ -21,6 +21,8 @@ every call, so a changed environment is seen at once; nothing is cached at impor
 ``CAMPUSDX_CELERY_DB_URL``      ``campusdx demo --celery``: Airflow's metadata database
                                 (default PostgreSQL on 127.0.0.1, database campusdx_airflow)
 ``CAMPUSDX_CELERY_BROKER_URL``  ``campusdx demo --celery``: the broker (default Redis on 127.0.0.1)
+``CAMPUSDX_EDGE_DB_URL``        ``campusdx demo --edge``: Airflow's metadata database
+                                (default PostgreSQL on 127.0.0.1, database campusdx_airflow_edge)
 ``CAMPUSDX_EXTRACT_SCHEDULE``   the extract DAGs' schedule (default ``@daily``; ``none``: run
                                 only when triggered, as the embedded demo does)
 ==============================  =================================================================
@@ -122,6 +124,7 @@ class Settings(BaseSettings):
     warehouse_queue: str = "default"
     celery_db_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/campusdx_airflow"
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    edge_db_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/campusdx_airflow_edge"
 
     @property
     def extract_timetable(self) -> str | None:
