@@ -4,11 +4,12 @@ A dataset waits for the receipts of the datasets it references (ZZJG before the 
 province can resolve its references. A dataset the quality gate blocked fails its publish
 task with the rule IDs; the datasets that do not depend on it go on.
 
-Receipts are awaited by sensors in poke mode: each holds its worker slot while it waits (seven
-at most, for at most ``CAMPUSDX_RECEIPT_TIMEOUT_S``). Reschedule mode, which gives the slot back
-between looks, is not used: Airflow 3.3 fails such a sensor when the executor's report of one
-look arrives after the next look was queued (apache/airflow#71172, open); at scale 1 on this
-machine it failed ``receipt_xjyd`` of a FULL cycle that way.
+Receipts are awaited by sensors in poke mode: each holds a worker slot while it waits, at most
+``CAMPUSDX_RECEIPT_TIMEOUT_S`` (six can wait at once; with few slots, as on the Celery
+profile's two workers of two, they can delay other tasks that long). Reschedule mode, which
+gives the slot back between looks, is not used: Airflow 3.3 fails such a sensor when the
+executor's report of one look arrives after the next look was queued (apache/airflow#71172,
+open); at scale 1 on this machine it failed ``receipt_xjyd`` of a FULL cycle that way.
 
 A REJECTED receipt fails the receipt task with the platform's rules, after the package is
 rebuilt under the same sequence and sent again (its receipt is awaited by the next run); a
