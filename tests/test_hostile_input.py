@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -79,10 +80,18 @@ TRAVERSALS = [
 # --------------------------------------------------------------------------- recording opens
 
 _opened: list[str] | None = None
+_recording_thread: int | None = None
+"""The thread recording: the session's background runs (tests/cycles.py) open files meanwhile
+in threads of their own (psutil reads /proc), and the code under test runs in this one."""
 
 
 def _audit(event: str, args: tuple) -> None:
-    if event == "open" and _opened is not None and isinstance(args[0], str | bytes | os.PathLike):
+    if (
+        event == "open"
+        and _opened is not None
+        and threading.get_ident() == _recording_thread
+        and isinstance(args[0], str | bytes | os.PathLike)
+    ):
         _opened.append(os.path.realpath(os.fsdecode(args[0])))
 
 
@@ -94,12 +103,12 @@ _PYTHON = (*(os.path.realpath(p) for p in _PYTHON_ROOTS), "/usr/lib", "/usr/shar
 @contextlib.contextmanager
 def recording():
     """Every path opened inside the block (resolved, so a followed link shows its target)."""
-    global _opened
-    _opened = []
+    global _opened, _recording_thread
+    _opened, _recording_thread = [], threading.get_ident()
     try:
         yield _opened
     finally:
-        _opened = None
+        _opened, _recording_thread = None, None
 
 
 def outside(opened: list[str], *allowed: Path | str) -> list[str]:
