@@ -230,9 +230,8 @@ def _enrol(d: _Day) -> None:
     """One of the enrolment days: a third of the year's cohort (a quarter of the undergraduates)
     admitted and registered, 学号 and 班号 as the school's standard numbers them."""
     year = d.today.year
-    undergraduates = d.keys("select count(*) from xg_xsxx where zyh not like '9%' and nj <> :y", y=str(year))[
-        0
-    ]
+    earlier = "select count(*) from xg_xsxx where zyh not like '9%' and nj <> :y"  # the other grades
+    undergraduates = d.keys(earlier, y=str(year))[0]
     first = d.keys("select count(*) from xg_xsxx where nj = :y", y=str(year))[0]
     majors = sorted(MAJORS)
     admitted = []

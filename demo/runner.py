@@ -159,7 +159,8 @@ def running(
     ``sftp``: the packages go over SFTP to a real OpenSSH server started on 127.0.0.1 (demo.sshd),
     which serves the province's gateway directory, instead of into that directory directly.
     ``base_env``: the environment to start from (default: this process's, now); ``profile``:
-    an executor profile's environment (with CeleryExecutor, its two workers start too)."""
+    an executor profile's environment (with CeleryExecutor, its two workers start too; with the
+    EdgeExecutor, its edge worker)."""
 
     env = airflow_env(paths, base_env, profile)
     celery = env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
