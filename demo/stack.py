@@ -345,20 +345,28 @@ reconciliation, the gates: one DuckDB writer, its readers beside it) and its sha
 the second extracts and publishes only."""
 
 
+def _distributed(executor: str, db_url: str) -> dict[str, str]:
+    """What every distributed profile sets: its executor, the PostgreSQL metadata database
+    ``db_url``, the warehouse's tasks on their own queue."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+        # psycopg 3 is async too: no second driver (Airflow would look for asyncpg)
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_url.replace("+psycopg:", "+psycopg_async:", 1),
+        "CAMPUSDX_WAREHOUSE_QUEUE": WAREHOUSE_QUEUE,
+    }
+
+
 def celery_profile(db_url: str, broker_url: str, key_prefix: str = "campusdx:") -> dict[str, str]:
     """The environment of the CeleryExecutor profile: metadata database ``db_url`` (PostgreSQL),
     broker ``broker_url`` (Redis), every broker key under ``key_prefix``, the warehouse's tasks
     on their own queue."""
     return {
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
-        # psycopg 3 is async too: no second driver (Airflow would look for asyncpg)
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_url.replace("+psycopg:", "+psycopg_async:", 1),
+        **_distributed("CeleryExecutor", db_url),
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db_url,
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": key_prefix,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-        "CAMPUSDX_WAREHOUSE_QUEUE": WAREHOUSE_QUEUE,
     }
 
 
@@ -373,13 +381,10 @@ def edge_profile(db_url: str) -> dict[str, str]:
     the API server serving edge workers, which poll it for work every second (the provider's
     default is 5 s) and report every 5 s; the warehouse's tasks on their own queue."""
     return {
-        "AIRFLOW__CORE__EXECUTOR": EDGE_EXECUTOR,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": db_url.replace("+psycopg:", "+psycopg_async:", 1),
+        **_distributed(EDGE_EXECUTOR, db_url),
         "AIRFLOW__EDGE__API_ENABLED": "True",
         "AIRFLOW__EDGE__JOB_POLL_INTERVAL": "1",
         "AIRFLOW__EDGE__HEARTBEAT_INTERVAL": "5",
-        "CAMPUSDX_WAREHOUSE_QUEUE": WAREHOUSE_QUEUE,
     }
 
 
