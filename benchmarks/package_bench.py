@@ -42,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["CAMPUSDX_HOME"] = str(args.home.resolve())
 
-    import duckdb
-
+    from campusdx.core import snapshots
     from campusdx.core.profile import load_profile
     from campusdx.core.settings import paths
     from campusdx.exchange.package import build_package
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             order = ", ".join(f'"{f}"' for f in (*declared.primary_key, *declared.field_codes))
             target = out / f"{code}-floor-{run}.csv"
             start = time.perf_counter()
-            with duckdb.connect(str(paths().warehouse), read_only=True) as conn:
+            with snapshots.connect(paths()) as conn:
                 conn.execute(
                     f"copy (select {cols} from feeds.feed_px__{code.lower()} order by {order}) "
                     f"to '{target}' (format csv, header)"

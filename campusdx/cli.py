@@ -10,6 +10,11 @@ campusdx exchange packages [--dataset D] [--json]     the ledger: every package 
 campusdx exchange receipt PACKAGE_ID [--json]         one receipt, its errors as a table
 campusdx exchange resend PACKAGE_ID                   upload an unanswered package again, byte for byte
 campusdx exchange full DATASET --reason TEXT          the next publish of DATASET sends a FULL
+campusdx exchange adopt DATASET                       adopt what the gateway holds beyond the ledger
+campusdx snapshots [list|path [ID]|publish|pin ID|unpin ID|prune [--keep N]]   warehouse snapshots
+campusdx backup [--to DIR] [--keys] [--new-key FILE]  an encrypted backup (CAMPUSDX_BACKUP_DIR, _KEY_FILE)
+campusdx backup-verify [--from DIR] [--backup ID]     check every file of a backup, restoring nothing
+campusdx restore [--from DIR] [--backup ID] [--into HOME]  restore into an empty home, verified first
 
 A command imports the stage it runs when it runs (``campusdx exchange packages`` need not load
 Great Expectations, 5.6 s here), and the simulator only for its own commands.
@@ -22,6 +27,7 @@ import json
 import logging
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from campusdx.core.declarations import load_systems
 from campusdx.core.locks import Busy
@@ -101,6 +107,36 @@ def _parser() -> argparse.ArgumentParser:
     full = ex.add_parser("full", help="make the next publish of a dataset a FULL")
     full.add_argument("dataset")
     full.add_argument("--reason", required=True, help="why (kept in the ledger)")
+    adopt = ex.add_parser(
+        "adopt", help="adopt the packages the gateway shows beyond the ledger (after a restore)"
+    )
+    adopt.add_argument("dataset")
+    snaps = sub.add_parser("snapshots", help="published warehouse snapshots: list, path, publish, pin, prune")
+    sn = snaps.add_subparsers(dest="action")
+    sn.add_parser("list", help="every snapshot, oldest first (the default)").add_argument(
+        "--json", action="store_true"
+    )
+    sn.add_parser("path", help="the file of the current snapshot (or of ID)").add_argument("id", nargs="?")
+    sn.add_parser("publish", help="publish the build as a snapshot now (the warehouse DAG does it)")
+    pin = sn.add_parser("pin", help="keep a snapshot through every prune")
+    pin.add_argument("id")
+    pin.add_argument("--reason", default="", help="why (kept beside it)")
+    sn.add_parser("unpin", help="let a snapshot be pruned again").add_argument("id")
+    prune = sn.add_parser("prune", help="remove the snapshots beyond the newest N (never current or pinned)")
+    prune.add_argument("--keep", type=int, help="how many to keep (default CAMPUSDX_SNAPSHOTS_KEEP, 3)")
+    back = sub.add_parser("backup", help="write an encrypted backup of what cannot be recomputed")
+    back.add_argument("--to", type=Path, help="the backup repository (default CAMPUSDX_BACKUP_DIR)")
+    back.add_argument("--keys", action="store_true", help="include the keys under secrets/ (encrypted)")
+    back.add_argument("--new-key", type=Path, metavar="FILE", help="write a new backup key to FILE and stop")
+    check = sub.add_parser("backup-verify", help="check every file of a backup without restoring it")
+    check.add_argument(
+        "--from", dest="source", type=Path, help="the repository (default CAMPUSDX_BACKUP_DIR)"
+    )
+    check.add_argument("--backup", help="which backup (default: the newest)")
+    rest = sub.add_parser("restore", help="restore a backup into an empty home, every file verified first")
+    rest.add_argument("--from", dest="source", type=Path, help="the repository (default CAMPUSDX_BACKUP_DIR)")
+    rest.add_argument("--backup", help="which backup (default: the newest)")
+    rest.add_argument("--into", type=Path, help="the home to restore into (default CAMPUSDX_HOME)")
     return parser
 
 
@@ -117,6 +153,16 @@ def _exchange(args) -> int:
             print(exc, file=sys.stderr)
             return 1
         print(f"{result.package_id}: {result.message}")
+        return 0
+    if args.action == "adopt":
+        from campusdx.exchange.publisher import adopt_from_gateway
+
+        try:
+            adopted = adopt_from_gateway(args.dataset)
+        except (KeyError, PublishError, Busy) as exc:
+            print(exc.args[0] if isinstance(exc, KeyError) else exc, file=sys.stderr)
+            return 1
+        print(f"{args.dataset}: " + ("; ".join(adopted) if adopted else "the ledger matches the gateway"))
         return 0
     if args.action == "full":
         try:
@@ -162,6 +208,79 @@ def _exchange(args) -> int:
               "-" if e.get("value") is None else e["value"], e.get("message")] for e in errors],
         ))  # fmt: skip
     return 0
+
+
+def _snapshots(args) -> int:
+    """List, locate, publish, pin and prune the published warehouse snapshots."""
+    from campusdx.core import snapshots
+
+    home = paths()
+    try:
+        if args.action == "path":
+            print(snapshots.path_of(home, args.id))
+        elif args.action == "publish":
+            from campusdx.pipeline import publish_snapshot
+
+            print(json.dumps(publish_snapshot(paths=home), indent=2))
+        elif args.action in ("pin", "unpin"):
+            done = snapshots.pin(home, args.id, getattr(args, "reason", ""), pinned=args.action == "pin")
+            print(f"{done.id}: {'pinned' if done.pinned else 'not pinned'}")
+        elif args.action == "prune":
+            removed = snapshots.prune(home, args.keep)
+            print(f"removed {len(removed)}: {', '.join(removed) or '-'}")
+        else:
+            every = snapshots.listed(home)
+            if getattr(args, "json", False):
+                print(json.dumps([s.as_dict() for s in every], indent=2))
+                return 0
+            print(_table(
+                ["snapshot", "warehouse run", "created (UTC)", "MB", "current", "pinned"],
+                [[s.id, s.run_id, s.created_at, f"{s.bytes / 1e6:.1f}", "*" if s.current else "",
+                  "*" if s.pinned else ""] for s in every],
+            ))  # fmt: skip
+    except (snapshots.SnapshotError, Busy) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _backup(args) -> int:
+    """Back up, verify a backup, restore one; exit 1 with the reason when refused."""
+    from campusdx.pipeline import backup
+
+    try:
+        if args.command == "backup" and args.new_key:
+            print(f"wrote a new backup key to {backup.new_key(args.new_key)}: keep it outside the home")
+        elif args.command == "backup":
+            done = backup.backup(target=args.to, keys=args.keys)
+            keys = "included, encrypted" if done.keys else "not included"
+            print(
+                f"backup {done.backup_id}: {done.files} files, {done.bytes / 1e6:.1f} MB, "
+                f"{done.stored_bytes / 1e6:.1f} MB stored ({done.reused} unchanged files not read again), "
+                f"snapshot {done.snapshot or '-'}, keys {keys}"
+            )
+        elif args.command == "backup-verify":
+            manifest = backup.verify(_repository(args.source), args.backup)
+            print(f"backup {manifest['backup_id']}: {len(manifest['files'])} files verified")
+        else:
+            done = backup.restore(_repository(args.source), args.into, args.backup)
+            print(f"restored backup {done['backup_id']} ({done['files']} files)")
+            for note in done["notes"]:
+                print(f"  {note}")
+    except (backup.BackupError, Busy) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _repository(given):
+    from campusdx.core.settings import current
+    from campusdx.pipeline.backup import BackupError
+
+    source = given or current().backup_dir
+    if source is None:
+        raise BackupError("no backup repository: pass --from DIR or set CAMPUSDX_BACKUP_DIR")
+    return source
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -266,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
         return _reconcile(args.json)
     elif args.command == "exchange":
         return _exchange(args)
+    elif args.command == "snapshots":
+        return _snapshots(args)
+    elif args.command in ("backup", "backup-verify", "restore"):
+        return _backup(args)
     elif args.command == "gen-sources":
         from campusdx.pipeline import sourcegen  # it reads the file declarations (openpyxl)
 

@@ -1,5 +1,8 @@
 """Publish DAG: a PX-1.0 package per dataset, then its receipt. Scheduled on the warehouse Asset.
 
+Every dataset of a run is read from the warehouse snapshot the triggering Asset event names (a
+run started by hand reads the current one); the ledger records it with each package.
+
 A dataset waits for the receipts of the datasets it references (ZZJG before the rest), so the
 province can resolve its references. A dataset the quality gate blocked fails its publish
 task with the rule IDs; the datasets that do not depend on it go on.
@@ -22,7 +25,7 @@ from airflow.sdk import PokeReturnValue, dag, task
 
 from campusdx import pipeline
 from campusdx.core import settings
-from campusdx.pipeline.orchestration import DEFAULT_ARGS, START, warehouse_asset
+from campusdx.pipeline.orchestration import DEFAULT_ARGS, START, snapshot_named, warehouse_asset
 
 RECEIPT_TIMEOUT_S = settings.current().receipt_timeout_s
 
@@ -42,8 +45,9 @@ def publish():
     for dataset, waits_for in pipeline.publish_order(pipeline.published_datasets()):
 
         @task(task_id=f"publish_{dataset.lower()}")
-        def send(code: str = dataset) -> dict:
-            return pipeline.publish(code)
+        def send(code: str = dataset, triggering_asset_events=None) -> dict:
+            # the snapshot the warehouse run published (every dataset of a run reads the same)
+            return pipeline.publish(code, snapshot=snapshot_named(triggering_asset_events))
 
         @task.sensor(
             task_id=f"receipt_{dataset.lower()}",

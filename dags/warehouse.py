@@ -1,5 +1,6 @@
 """Warehouse DAG: dbt builds the warehouse, every source table is reconciled with staging, the
-quality gate judges each PX dataset, dbt builds the feeds without the quarantined rows.
+quality gate judges each PX dataset, dbt builds the feeds without the quarantined rows, and the
+build is published as the current read-only snapshot (campusdx.core.snapshots).
 Scheduled on every source system's landing Asset (each extract DAG run updates it once, after
 all of the system's tables have landed).
 
@@ -65,10 +66,15 @@ def warehouse():
     feeds = dbt_build.override(task_id="dbt_feeds")("feeds")
 
     @task(outlets=[warehouse_asset()])
-    def warehouse_ready() -> None:
-        """Marks the warehouse Asset updated: the publish DAG runs next."""
+    def publish_snapshot(run_id: str | None = None, outlet_events=None) -> dict:
+        """Publishes the build as the current read-only snapshot (what analysts, the sharing
+        service and the publisher read) and updates the warehouse Asset, naming the snapshot:
+        the publish DAG runs next, on that snapshot."""
+        published = pipeline.publish_snapshot(run_id)
+        outlet_events[warehouse_asset()].extra = {"snapshot": published["id"]}
+        return published
 
-    transform >> reconciled >> list(verdicts.values()) >> feeds >> warehouse_ready()
+    transform >> reconciled >> list(verdicts.values()) >> feeds >> publish_snapshot()
 
 
 warehouse()

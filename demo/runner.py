@@ -23,11 +23,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from campusdx.core import snapshots
 from campusdx.core.declarations import load_systems
 from campusdx.core.profile import load_profile
 from campusdx.core.settings import REPO_ROOT, Paths, current, executable
 from campusdx.core.settings import paths as default_paths
-from campusdx.core.warehouse import open_warehouse
 from campusdx.demo.campus import generate
 from campusdx.demo.keys import demo_key_file, ensure_demo_key
 from campusdx.demo.sshd import LocalSshd
@@ -94,6 +94,8 @@ def airflow_env(
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             # the demo triggers the extract DAGs; a deployment keeps @daily (README)
             "CAMPUSDX_EXTRACT_SCHEDULE": env.get("CAMPUSDX_EXTRACT_SCHEDULE", "none"),
+            # no backup repository or key on a demo machine: the backup DAG is off (README)
+            "CAMPUSDX_BACKUP_SCHEDULE": env.get("CAMPUSDX_BACKUP_SCHEDULE", "none"),
         }
     )
     env.update(profile or {})
@@ -298,7 +300,7 @@ def summary(paths: Paths) -> dict:
                 "batches": len(manifests),
                 "rows_last_batch": manifests[-1]["rows"] if manifests else 0,
             }
-    with open_warehouse(paths) as conn:
+    with snapshots.connect(paths) as conn:  # what every reader outside the pipeline opens
         tables = conn.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_schema in ('staging', 'marts', 'feeds', 'quality') order by 1, 2"
@@ -345,7 +347,7 @@ def print_summary(paths: Paths, report: dict) -> None:
         )
     docs = paths.quality / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     print(
-        f"\nWhere to look\n  warehouse   {paths.warehouse}"
+        f"\nWhere to look\n  warehouse   {snapshots.root(paths) / 'current' / snapshots.DATABASE}"
         "  (open read-only: duckdb.connect(path, read_only=True))"
         f"\n  quality     {paths.quality / 'summary.html'}  (and summary.json; campusdx gate-status)"
         f"\n  data docs   {docs}\n  gateway     {paths.gateway}/inbox and /receipts"

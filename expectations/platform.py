@@ -19,12 +19,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from campusdx.core import atomic
+from campusdx.core import atomic, snapshots
 from campusdx.core.declarations import source_system_of
 from campusdx.core.findings import FINDINGS_SCHEMA
 from campusdx.core.profile import Dataset, Profile
 from campusdx.core.settings import Paths
-from campusdx.core.warehouse import candidates, open_warehouse
+from campusdx.core.warehouse import candidates
 from campusdx.quality.personal import fingerprint_key, personal_fields, protect
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def record_rejections(
     sent: Path,
     *,
     now: datetime | None = None,
+    snapshot: str | None = None,
 ) -> int:
     """Add a receipt's rejected rows to the dataset's platform findings; returns how many rows.
 
@@ -61,7 +62,7 @@ def record_rejections(
             rejected, table.take(pa.array(list(rejected), pa.int64())).to_pylist(), strict=True
         )
     }
-    batches = _candidate_batches(paths, dataset, set(keys.values()))
+    batches = _candidate_batches(paths, dataset, set(keys.values()), snapshot)
     kinds, secret = personal_fields(profile), fingerprint_key(paths)
     system = source_system_of(dataset)
     findings = {}
@@ -113,9 +114,14 @@ def _protected(finding: dict, kinds: Mapping[str, str], secret: bytes, known: Co
     return {**finding, "value": value, "value_fingerprint": value_fingerprint}
 
 
-def _candidate_batches(paths: Paths, dataset: str, keys: set[str]) -> dict[str, str]:
-    """The landing batch of each rejected row's current candidate (the version that was sent)."""
-    with open_warehouse(paths) as conn:
+def _candidate_batches(paths: Paths, dataset: str, keys: set[str], snapshot: str | None) -> dict[str, str]:
+    """The landing batch of each rejected row's candidate in the snapshot the package was built
+    from (the version that was sent); the current snapshot when that one is pruned or unknown."""
+    try:
+        snapshots.path_of(paths, snapshot)
+    except snapshots.SnapshotError:
+        snapshot = None
+    with snapshots.connect(paths, snapshot) as conn:
         rows = conn.execute(
             f"select record_key, batch_id from {candidates(dataset)} where record_key in (select unnest(?))",
             [sorted(keys)],

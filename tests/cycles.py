@@ -49,7 +49,7 @@ def demo_and_cycles(home: Path, before: dict, env: dict, run_demo) -> SimpleName
     if first.returncode != 0:
         return out
     cycles_home = home.with_name(home.name + "-cycles")
-    shutil.copytree(home, cycles_home)
+    shutil.copytree(home, cycles_home, symlinks=True)
     try:
         out.cycles = scheduled_cycles(cycles_home, env)
     except Exception as exc:  # reported by the tests that need the cycles, after the others ran
@@ -66,7 +66,7 @@ def scheduled_cycles(home: Path, env: dict, days: int = 2) -> SimpleNamespace:
     from campusdx.demo.runner import running
 
     said: list[str] = []
-    shutil.copytree(home, home.with_name(home.name + "-after-0"), ignore=COPY_IGNORE)
+    shutil.copytree(home, home.with_name(home.name + "-after-0"), ignore=COPY_IGNORE, symlinks=True)
     base = {**env, "CAMPUSDX_HOME": str(home)}
     with running(Paths(home), base_env=base) as airflow:
         records = [day_cycle(airflow, home, env, day, said) for day in range(1, days + 1)]
@@ -88,7 +88,7 @@ def day_cycle(airflow, home: Path, env: dict, day: int, said: list[str]) -> Simp
         campusdx(home, "advance", "--days", "1", env=env)
     runs = cycle(airflow, load_systems(), say=said.append)
     look = home.with_name(f"{home.name}-after-{day}")
-    shutil.copytree(home, look, ignore=COPY_IGNORE)
+    shutil.copytree(home, look, ignore=COPY_IGNORE, symlinks=True)
     return SimpleNamespace(runs=runs, home=look)
 
 

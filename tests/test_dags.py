@@ -25,7 +25,7 @@ def test_one_extract_dag_per_declared_system(dagbag):
     from campusdx.core.declarations import load_systems
 
     systems = [d.system for d in load_systems()]
-    assert {f"extract_{s}" for s in systems} | {"warehouse", "publish"} == set(dagbag.dags)
+    assert {f"extract_{s}" for s in systems} | {"warehouse", "publish", "backup"} == set(dagbag.dags)
     dag = dagbag.dags["extract_hr"]
     assert [t.task_id for t in dag.tasks] == ["extract", "landed"]
     # the Asset is updated once per run, after every table landed: never on a part of them
@@ -38,7 +38,7 @@ def test_warehouse_runs_dbt_then_gate_then_feeds(dagbag):
     dag = dagbag.dags["warehouse"]
     ids = {t.task_id for t in dag.tasks}
     gate_ids = {f"gate_{d.lower()}" for d in ("ZZJG", "XSJBXX", "JZGJBXX", "XJYD", "CWKMYE", "GDZC", "ZY")}
-    assert ids == {"dbt_transform", "reconcile_sources", *gate_ids, "dbt_feeds", "warehouse_ready"}
+    assert ids == {"dbt_transform", "reconcile_sources", *gate_ids, "dbt_feeds", "publish_snapshot"}
     assert {dag.get_task(i).pool for i in ("dbt_transform", "dbt_feeds")} == {"campusdx_dbt"}
     gates = [t for t in dag.tasks if t.task_id.startswith("gate_")]
     assert len(gates) == 7
@@ -57,6 +57,16 @@ def test_warehouse_runs_dbt_then_gate_then_feeds(dagbag):
     assert [a.uri for a in dagbag.dags["publish"].timetable.asset_condition.objects] == [
         "campusdx://warehouse/"
     ]
+
+
+def test_the_warehouse_run_publishes_a_snapshot_and_the_backup_runs_daily(dagbag):
+    dag = dagbag.dags["warehouse"]
+    snapshot = dag.get_task("publish_snapshot")
+    assert snapshot.upstream_task_ids == {"dbt_feeds"}
+    assert [o.uri for o in snapshot.outlets] == ["campusdx://warehouse/"], "the publish DAG runs next"
+    backup = dagbag.dags["backup"]
+    assert [t.task_id for t in backup.tasks] == ["write_backup"]
+    assert backup.schedule == "@daily"
 
 
 def test_publish_waits_for_referenced_datasets(dagbag):

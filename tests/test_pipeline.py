@@ -26,6 +26,7 @@ def test_a_feed_reads_in_the_same_order_whatever_order_it_was_written(tmp_path):
 
     import duckdb
 
+    from campusdx.core import snapshots
     from campusdx.core.settings import Paths
     from campusdx.exchange.package import content_fingerprint
     from campusdx.pipeline import read_feed
@@ -51,6 +52,7 @@ def test_a_feed_reads_in_the_same_order_whatever_order_it_was_written(tmp_path):
             conn.executemany(
                 "insert into feeds.feed_px__cwkmye values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", shuffled
             )
+        snapshots.publish(paths, "test")
         table = read_feed("CWKMYE", paths)
         assert table.num_rows == len(rows)
         assert table.column("KJQJ").to_pylist()[0] == "01"

@@ -23,6 +23,12 @@ every call, so a changed environment is seen at once; nothing is cached at impor
 ``CAMPUSDX_CELERY_BROKER_URL``  ``campusdx demo --celery``: the broker (default Redis on 127.0.0.1)
 ``CAMPUSDX_EDGE_DB_URL``        ``campusdx demo --edge``: Airflow's metadata database
                                 (default PostgreSQL on 127.0.0.1, database campusdx_airflow_edge)
+``CAMPUSDX_SNAPSHOTS_KEEP``     how many published warehouse snapshots to keep (default 3; the
+                                current and pinned ones are kept besides)
+``CAMPUSDX_BACKUP_DIR``         where ``campusdx backup`` and the backup DAG write (no default)
+``CAMPUSDX_BACKUP_KEY_FILE``    the backup key (hex, 128 bits), kept outside the home (no default;
+                                ``campusdx backup --new-key FILE`` makes one)
+``CAMPUSDX_BACKUP_SCHEDULE``    the backup DAG's schedule (default ``@daily``; ``none``: off)
 ``CAMPUSDX_EXTRACT_SCHEDULE``   the extract DAGs' schedule (default ``@daily``; ``none``: run
                                 only when triggered, as the embedded demo does)
 ==============================  =================================================================
@@ -121,6 +127,10 @@ class Settings(BaseSettings):
     sftp_settings: Path | None = None
     receipt_timeout_s: int = 600
     extract_schedule: str = "@daily"
+    snapshots_keep: int = 3
+    backup_dir: Path | None = None
+    backup_key_file: Path | None = None
+    backup_schedule: str = "@daily"
     warehouse_queue: str = "default"
     celery_db_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/campusdx_airflow"
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
@@ -129,12 +139,21 @@ class Settings(BaseSettings):
     @property
     def extract_timetable(self) -> str | None:
         """The extract DAGs' ``schedule``: None when the variable says ``none``."""
-        return None if self.extract_schedule.strip().lower() == "none" else self.extract_schedule
+        return _timetable(self.extract_schedule)
+
+    @property
+    def backup_timetable(self) -> str | None:
+        """The backup DAG's ``schedule``: None when the variable says ``none``."""
+        return _timetable(self.backup_schedule)
 
     def source_url(self, system: str) -> str | None:
         """``$CAMPUSDX_SOURCE_<SYSTEM>_URL``, or None when unset or empty (the names depend on the
         declared systems, so they are read here rather than declared as fields)."""
         return os.environ.get(source_url_var(system)) or None
+
+
+def _timetable(schedule: str) -> str | None:
+    return None if schedule.strip().lower() == "none" else schedule
 
 
 def current() -> Settings:

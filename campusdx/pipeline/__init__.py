@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 
+from campusdx.core import snapshots
 from campusdx.core.declarations import load_systems
 from campusdx.core.locks import Busy
 from campusdx.core.profile import load_profile
 from campusdx.core.settings import Paths, current, redact
 from campusdx.core.settings import paths as default_paths
-from campusdx.core.warehouse import candidates, open_warehouse, reading
+from campusdx.core.warehouse import candidates
 from campusdx.pipeline import reconcile
 from campusdx.pipeline.feedgen import feed_datasets
 from campusdx.pipeline.reconcile import NotReconciled  # a source table's or a feed's rows do not add up
@@ -181,22 +182,26 @@ class ReceiptUnmapped(RuntimeError):
     not recorded and the package stays pending (the message names package, file, line, reason)."""
 
 
-def read_feed(dataset: str, paths: Paths | None = None):
-    """The dataset's feed rows as an Arrow table of strings, columns in profile order.
+def read_feed(dataset: str, paths: Paths | None = None, *, snapshot: str | None = None):
+    """The dataset's feed rows in a published snapshot (None: the current one) as an Arrow table
+    of strings, columns in profile order.
 
     Rows are in primary-key order, then by every column: the same data always gives the same
     bytes, so an unchanged feed is recognised as unchanged (a composite key such as CWKMYE's
     would otherwise come out in whatever order DuckDB's threads finish).
     """
 
-    paths = paths or default_paths()
+    with snapshots.connect(paths or default_paths(), snapshot) as conn:
+        return _read_feed(conn, dataset)
+
+
+def _read_feed(conn, dataset: str):
     declared = load_profile().dataset(dataset)
     columns = ", ".join(f'"{f}"' for f in declared.field_codes)
     order = ", ".join(f'"{f}"' for f in (*declared.primary_key, *declared.field_codes))
-    with open_warehouse(paths) as conn:
-        return conn.execute(
-            f"select {columns} from feeds.feed_px__{dataset.lower()} order by {order}"
-        ).to_arrow_table()
+    return conn.execute(
+        f"select {columns} from feeds.feed_px__{dataset.lower()} order by {order}"
+    ).to_arrow_table()
 
 
 def reconcile_sources(paths: Paths | None = None) -> list[dict]:
@@ -208,26 +213,30 @@ def reconcile_sources(paths: Paths | None = None) -> list[dict]:
     return reconcile.as_rows(results)
 
 
-def reconcile_feed(dataset: str, paths: Paths | None = None) -> dict:
-    """Every candidate row of the dataset is in the feed or held back, never both, never twice.
+def reconcile_feed(dataset: str, paths: Paths | None = None, *, snapshot: str | None = None) -> dict:
+    """Every candidate row of the dataset is in the feed or held back, never both, never twice,
+    in a published snapshot (None: the current one).
 
     candidate rows = feed rows + candidate rows held back in the quarantine; raises
     :class:`NotReconciled` naming the dataset and the counts when that does not hold.
     """
 
-    paths = paths or default_paths()
+    with snapshots.connect(paths or default_paths(), snapshot) as conn:
+        return _reconcile_feed(conn, dataset)
+
+
+def _reconcile_feed(conn, dataset: str) -> dict:
     code = dataset.lower()
-    with open_warehouse(paths) as conn:
-        candidate_rows, feed, held = conn.execute(
-            f"""
-            select
-                (select count(*) from {candidates(code)}),
-                (select count(*) from feeds.feed_px__{code}),
-                (select count(*) from {candidates(code)}
-                 where record_key in (select record_key from quality.quarantine where dataset = ?))
-            """,
-            [dataset],
-        ).fetchone()
+    candidate_rows, feed, held = conn.execute(
+        f"""
+        select
+            (select count(*) from {candidates(code)}),
+            (select count(*) from feeds.feed_px__{code}),
+            (select count(*) from {candidates(code)}
+             where record_key in (select record_key from quality.quarantine where dataset = ?))
+        """,
+        [dataset],
+    ).fetchone()
     counts = {"dataset": dataset, "candidate_rows": candidate_rows, "feed_rows": feed, "held_rows": held}
     if candidate_rows != feed + held:
         raise NotReconciled(
@@ -238,9 +247,22 @@ def reconcile_feed(dataset: str, paths: Paths | None = None) -> dict:
     return counts
 
 
-def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = None) -> dict:
-    """Send the dataset's feed, FULL or DELTA as the send policy says, unless the gate blocked
-    it or nothing changed (``campusdx.exchange.publisher.publish_feed``)."""
+def publish_snapshot(run_id: str | None = None, *, paths: Paths | None = None) -> dict:
+    """Publish the build as the current warehouse snapshot (:mod:`campusdx.core.snapshots`):
+    what every reader outside the pipeline, the publisher included, reads from now on."""
+    paths = paths or default_paths()
+    run_id = run_id or "manual__" + datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    published = snapshots.publish(paths, run_id)
+    log.info("published warehouse snapshot %s (run %s, %d bytes)", published.id, run_id, published.bytes)
+    return published.as_dict()
+
+
+def publish(
+    dataset: str, *, paths: Paths | None = None, as_of: str | None = None, snapshot: str | None = None
+) -> dict:
+    """Send the dataset's feed in the published snapshot ``snapshot`` (None: the current one),
+    FULL or DELTA as the send policy says, unless the gate blocked it or nothing changed
+    (``campusdx.exchange.publisher.publish_feed``); the ledger records the snapshot."""
 
     from campusdx.exchange.publisher import publish_feed
     from campusdx.quality.gate import read_verdict
@@ -254,10 +276,13 @@ def publish(dataset: str, *, paths: Paths | None = None, as_of: str | None = Non
         raise Blocked(
             f"{dataset}: blocked by the quality gate ({'; '.join(verdict.blocking)}); failures: {rules}"
         )
-    with reading(paths):  # one view of the warehouse: the feed reconciled is the feed read
-        reconcile_feed(dataset, paths)
-        table = read_feed(dataset, paths)
-    result = publish_feed(dataset, table, paths=paths, as_of=as_of or datetime.now().date().isoformat())
+    snapshot = snapshot or snapshots.current_id(paths)
+    with snapshots.connect(paths, snapshot) as conn:  # one view: the feed reconciled is the feed read
+        _reconcile_feed(conn, dataset)
+        table = _read_feed(conn, dataset)
+    result = publish_feed(
+        dataset, table, paths=paths, as_of=as_of or datetime.now().date().isoformat(), snapshot=snapshot
+    )
     log.info("%s: %s %s", dataset, result.action, result.package_id or "")
     return asdict(result)
 
@@ -331,7 +356,9 @@ def _quarantine_rejections(result, paths: Paths, profile) -> None:
     # row raises campusdx.exchange.delta.ReceiptLineError)
     rejected = rejected_rows(profile, result.receipt, outbox_dir(paths) / result.package_id)
     check_rows(sent, rejected)
-    record_rejections(paths, profile, result.dataset, result.package_id, rejected, sent)
+    record_rejections(
+        paths, profile, result.dataset, result.package_id, rejected, sent, snapshot=result.snapshot
+    )
 
 
 def publish_order(datasets: list[str]) -> list[tuple[str, list[str]]]:

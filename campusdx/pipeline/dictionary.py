@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from campusdx.core import atomic, settings
+from campusdx.core import atomic, settings, snapshots
 from campusdx.core.codes import code_set_info, load_code_sets
 from campusdx.core.school import PROFILE, Standard, load_standard
 
@@ -537,12 +537,16 @@ def write(
     out: Path | None = None, warehouse: Path | None = None, manifest: Path | None = None
 ) -> tuple[Path, list[str]]:
     """Write the dictionary (default ``<home>/docs/data-dictionary.md``); return path and gaps.
-    The home's warehouse is compared when it exists and ``warehouse`` is not given; the models are
+    The home's current warehouse snapshot is compared when there is one and ``warehouse`` is not
+    given (never the build, which only the pipeline opens); the models are
     read from ``manifest`` (a dbt ``manifest.json``) or, when None, from a fresh ``dbt parse``."""
     home = settings.paths()
     out = Path(out) if out is not None else home.home / "docs" / "data-dictionary.md"
-    if warehouse is None and home.warehouse.exists():
-        warehouse = home.warehouse
+    if warehouse is None:
+        try:
+            warehouse = snapshots.path_of(home)
+        except snapshots.SnapshotError:
+            warehouse = None
     text, gaps = build(manifest, warehouse=warehouse)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out, text.encode("utf-8"))

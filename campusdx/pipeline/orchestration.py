@@ -27,3 +27,18 @@ def warehouse_asset():
     from airflow.sdk import Asset
 
     return Asset(WAREHOUSE_ASSET)
+
+
+def snapshot_named(triggering_asset_events) -> str | None:
+    """The warehouse snapshot the warehouse Asset event that started this run names (the newest
+    when several were merged into one run); None for a run started by hand (the publisher then
+    reads the current snapshot)."""
+    if not triggering_asset_events:
+        return None
+    named = [
+        (event.timestamp, event.extra["snapshot"])
+        for asset in triggering_asset_events
+        for event in triggering_asset_events[asset]
+        if isinstance(event.extra, dict) and isinstance(event.extra.get("snapshot"), str)
+    ]
+    return max(named)[1] if named else None

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from campusdx.core import atomic, settings
 from campusdx.core.profile import GatewayLayout, load_profile
-from campusdx.exchange.package import PackageFileRefused, read_in_package
+from campusdx.exchange.package import MAX_FETCH_BYTES, PackageFileRefused, read_in_package
 from campusdx.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
 from campusdx.exchange.sftp import SftpGateway, SftpSettings
 
@@ -35,6 +35,11 @@ class Gateway(Protocol):
         """The platform's receipt for ``package_id`` as parsed JSON, or None while there is none;
         :class:`ReceiptProblem` when it is not JSON. The caller validates it
         (:func:`campusdx.exchange.receipts.validate_receipt`)."""
+
+    def fetch(self, package_id: str, target: Path) -> bool:
+        """Copy the package ``inbox/{package_id}/`` as the gateway holds it into the new directory
+        ``target`` (its regular files, each at most ``MAX_FETCH_BYTES``); False when the inbox
+        does not hold it. Nothing fetched is trusted: the caller checks it as a package."""
 
 
 SFTP_SETTINGS_ENV = "CAMPUSDX_SFTP_SETTINGS"
@@ -108,6 +113,21 @@ class DirectoryGateway:
         except PackageFileRefused as exc:
             raise ReceiptProblem(f"receipt {source} {exc}") from None
         return None if data is None else parse_receipt(data, source)
+
+    def fetch(self, package_id: str, target: Path) -> bool:
+        """See :meth:`Gateway.fetch`: only a directory directly in the inbox, never a link."""
+        source = self.inbox / package_id
+        if "/" in package_id or package_id in (".", "..") or source.is_symlink() or not source.is_dir():
+            return False
+        target.mkdir(parents=True)
+        for item in sorted(source.iterdir()):
+            try:
+                data = read_in_package(source, item.name, MAX_FETCH_BYTES)
+            except PackageFileRefused:
+                continue  # not a regular file of the package: the package check will miss it
+            if data is not None:
+                atomic.write_file(target / item.name, data)
+        return True
 
 
 def _same_package(a: Path, b: Path) -> bool:

@@ -48,9 +48,16 @@ CREATE TABLE IF NOT EXISTS packages (
     attempts        INTEGER NOT NULL DEFAULT 0,
     sent_at         TEXT,
     receipt         TEXT,
-    receipt_at      TEXT
+    receipt_at      TEXT,
+    snapshot        TEXT,
+    adopted_at      TEXT
 );
 CREATE INDEX IF NOT EXISTS packages_dataset ON packages (dataset, sequence);
+CREATE TABLE IF NOT EXISTS gateway_checks (
+    dataset      TEXT PRIMARY KEY,
+    requested_at TEXT NOT NULL,
+    reason       TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS full_requests (
     dataset      TEXT PRIMARY KEY,
     requested_at TEXT NOT NULL,
@@ -86,6 +93,11 @@ class LedgerEntry:
     sent_at: str | None
     receipt: dict[str, Any] | None
     receipt_at: str | None
+    snapshot: str | None = None
+    """The published warehouse snapshot the package was built from."""
+    adopted_at: str | None = None
+    """When the package was adopted from the gateway (sent by a state of this home that a restore
+    did not bring back), else None."""
 
 
 class Ledger:
@@ -98,7 +110,16 @@ class Ledger:
         self.delivered = tuple(delivered)
         self._db = open_durable(self.path, _SCHEMA)
         self._holding = (*UNANSWERED, *self.delivered)
+        self._add_columns()
         self._unique_sequences()
+
+    def _add_columns(self) -> None:
+        """Columns a ledger written before them lacks (added empty)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(packages)")}
+        with self._tx() as db:
+            for column in ("snapshot", "adopted_at"):
+                if column not in have:
+                    db.execute(f"ALTER TABLE packages ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         """Close the database connection."""
@@ -142,8 +163,29 @@ class Ledger:
 
     # ----------------------------------------------------------------------- changes
 
-    def record_built(self, package: Package, fingerprint: str, built_at: str) -> LedgerEntry:
-        """A package now in the outbox, not yet sent. A FULL answers a request for one."""
+    def record_built(
+        self, package: Package, fingerprint: str, built_at: str, *, snapshot: str | None = None
+    ) -> LedgerEntry:
+        """A package now in the outbox, not yet sent. A FULL answers a request for one.
+        ``snapshot``: the published warehouse snapshot it was built from."""
+        return self._insert(package, fingerprint, built_at, BUILT, snapshot=snapshot)
+
+    def record_adopted(self, package: Package, fingerprint: str, adopted_at: str) -> LedgerEntry:
+        """A package found on the gateway that the ledger does not know (sent after the backup it
+        was restored from): recorded as SENT, so its receipt is collected as any other's."""
+        built_at = package.manifest["generated_at"]
+        return self._insert(package, fingerprint, built_at, SENT, adopted_at=adopted_at)
+
+    def _insert(
+        self,
+        package: Package,
+        fingerprint: str,
+        built_at: str,
+        status: str,
+        *,
+        snapshot: str | None = None,
+        adopted_at: str | None = None,
+    ) -> LedgerEntry:
         m = package.manifest
         try:
             with self._tx() as db:
@@ -157,8 +199,8 @@ class Ledger:
                     db.execute("DELETE FROM full_requests WHERE dataset = ?", (m["dataset"],))
                 db.execute(
                     "INSERT INTO packages (package_id, dataset, mode, sequence, batch_id, fingerprint,"
-                    " manifest_sha256, files, rows, built_at, as_of, status)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " manifest_sha256, files, rows, built_at, as_of, status, attempts, snapshot, adopted_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         package.package_id,
                         m["dataset"],
@@ -171,7 +213,10 @@ class Ledger:
                         m["total_rows"],
                         built_at,
                         m["as_of"],
-                        BUILT,
+                        status,
+                        int(status == SENT),
+                        snapshot,
+                        adopted_at,
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -200,6 +245,63 @@ class Ledger:
             allowed=UNANSWERED,
         )
         return self.entry(batch_id)
+
+    def record_unproven(
+        self, package_id: str, dataset: str, mode: str, sequence: int, receipt: dict[str, Any], at: str
+    ) -> LedgerEntry:
+        """A sequence the province answered as delivered for a package this ledger cannot read
+        (not in the gateway's inbox any more, or not ours to verify): it holds its number, and
+        the next package of the dataset is a FULL, since what the platform holds is unknown."""
+        with self._tx() as db:
+            expected = self._next_sequence(db, dataset)
+            if sequence != expected:
+                raise LedgerError(
+                    f"{package_id}: sequence {sequence} of {dataset} is not the next one ({expected})"
+                )
+            db.execute(
+                "INSERT INTO packages (package_id, dataset, mode, sequence, batch_id, fingerprint,"
+                " manifest_sha256, files, rows, built_at, as_of, status, receipt, receipt_at, adopted_at)"
+                " VALUES (?, ?, ?, ?, ?, '', '', '[]', ?, ?, '', ?, ?, ?, ?)",
+                (
+                    package_id,
+                    dataset,
+                    mode,
+                    sequence,
+                    str(receipt["batch_id"]),
+                    int(receipt.get("rows_received") or 0),
+                    at,
+                    str(receipt["status"]),
+                    json.dumps(receipt, ensure_ascii=False),
+                    at,
+                    at,
+                ),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO full_requests (dataset, requested_at, reason) VALUES (?, ?, ?)",
+                (dataset, at, f"{package_id} was delivered but its rows are not on record"),
+            )
+        return self.entry(str(receipt["batch_id"]))
+
+    def request_gateway_check(self, dataset: str, reason: str, requested_at: str) -> None:
+        """Before the next publish of ``dataset``, compare this ledger with what the gateway shows
+        (asked by a restore: packages may have been sent after the backup)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO gateway_checks (dataset, requested_at, reason) VALUES (?, ?, ?)",
+                (dataset, requested_at, reason),
+            )
+
+    def gateway_check_requested(self, dataset: str) -> str | None:
+        """Why the ledger must be compared with the gateway before publishing ``dataset``, or None."""
+        row = self._db.execute(
+            "SELECT requested_at, reason FROM gateway_checks WHERE dataset = ?", (dataset,)
+        ).fetchone()
+        return f"{row[1]} (asked {row[0]})" if row else None
+
+    def gateway_checked(self, dataset: str) -> None:
+        """The comparison with the gateway is done for ``dataset``."""
+        with self._tx() as db:
+            db.execute("DELETE FROM gateway_checks WHERE dataset = ?", (dataset,))
 
     def request_full(self, dataset: str, reason: str, requested_at: str) -> None:
         """The next package of ``dataset`` is a FULL, whatever the policy says."""

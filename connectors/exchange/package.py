@@ -456,6 +456,10 @@ def _expected_fields(profile: Profile, manifest: dict[str, Any]) -> tuple[str, .
     return profile.dataset(manifest["dataset"]).field_codes
 
 
+MAX_FETCH_BYTES = 1 << 30
+"""The largest package file a gateway's ``fetch`` copies back (a part holds at most 200,000 rows)."""
+
+
 class PackageFileRefused(Exception):
     """A name that is not a regular file directly inside the package (never opened)."""
 

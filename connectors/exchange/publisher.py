@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -43,8 +45,10 @@ from campusdx.exchange import delta as states
 from campusdx.exchange.gateway import Gateway, configured
 from campusdx.exchange.ledger import UNANSWERED, Ledger, LedgerEntry
 from campusdx.exchange.package import (
+    Package,
     build_package,
     content_fingerprint,
+    inspect_package,
     px_datetime,
     verify_package,
 )
@@ -81,6 +85,8 @@ class PublishResult:
     rows: int | None = None
     receipt: dict[str, Any] | None = None
     message: str = ""
+    snapshot: str | None = None
+    """The warehouse snapshot the package was built from."""
 
 
 def exchange_key(paths: settings.Paths) -> bytes:
@@ -121,6 +127,7 @@ class _Run:
     ledger: Ledger
     key: bytes
     stamp: str
+    snapshot: str | None = None
 
     @property
     def outbox(self) -> Path:
@@ -173,8 +180,13 @@ def publish_feed(
     profile: Profile | None = None,
     policy: Policy | None = None,
     lock_wait_s: float | None = None,
+    snapshot: str | None = None,
 ) -> PublishResult:
     """Send the dataset's ``feed`` (its whole current set of rows) as the policy says.
+
+    ``snapshot``: the published warehouse snapshot the feed was read from (the ledger records it).
+    When a restore asked for it, the ledger is first brought level with what the gateway shows
+    (:func:`adopt_from_gateway`).
 
     A pending package is re-delivered first. Otherwise :func:`choose_mode` picks FULL (first
     time, asked for, after REJECTED packages in a row, on a schedule) or DELTA: the changes from
@@ -189,7 +201,9 @@ def publish_feed(
     now = now or datetime.now(BEIJING)
     stamp = px_datetime(now)
     with publish_lock(paths, dataset_code, wait_s=lock_wait_s), open_ledger(paths, profile) as ledger:
-        run = _Run(paths, profile, gateway, ledger, exchange_key(paths), stamp)
+        run = _Run(paths, profile, gateway, ledger, exchange_key(paths), stamp, snapshot)
+        if ledger.gateway_check_requested(dataset_code):
+            _adopt(run, dataset_code)
         pending = ledger.pending(dataset_code)
         if pending:
             return _redeliver(run, pending[0])
@@ -347,11 +361,159 @@ def _build_and_send(
     if post is not None:  # on disk before the ledger knows the package
         states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "sent"), table)
         states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "post"), post)
-    entry = run.ledger.record_built(package, fingerprint, run.stamp)
+    entry = run.ledger.record_built(package, fingerprint, run.stamp, snapshot=run.snapshot)
     run.gateway.upload(package.path)
     entry = run.ledger.record_sent(entry.batch_id, run.stamp)
     log.info("%s: sent %s (%d rows, %s)", dataset_code, entry.package_id, entry.rows, mode)
     return _result(entry, "sent")
+
+
+def adopt_from_gateway(
+    dataset_code: str, *, paths: settings.Paths | None = None, gateway: Gateway | None = None
+) -> list[str]:
+    """Bring the ledger level with what the gateway shows for ``dataset_code`` now (operator
+    tool; a publish does it by itself after a restore). Returns what was adopted."""
+    paths = paths or settings.paths()
+    profile = load_profile()
+    profile.dataset(dataset_code)
+    gateway = gateway or configured(paths.gateway, profile.gateway)
+    stamp = px_datetime(datetime.now(BEIJING))
+    with publish_lock(paths, dataset_code, wait_s=0), open_ledger(paths, profile) as ledger:
+        return _adopt(_Run(paths, profile, gateway, ledger, exchange_key(paths), stamp), dataset_code)
+
+
+def _adopt(run: _Run, dataset_code: str) -> list[str]:
+    """Adopt, in sequence order, every package of the dataset the gateway holds or has answered
+    beyond what the ledger knows (sent after the backup the home was restored from), so that no
+    sequence is used twice or skipped.
+
+    A package still in the inbox, signed with our key and whole (the pre-send check), is adopted
+    with its rows: copied to the outbox, recorded as SENT with its rows and the platform's state
+    after it (computed as for a package we build), and its receipt then recorded as any other's:
+    the next DELTA continues from it. A sequence answered as delivered whose package cannot be
+    read or verified holds its number, and the next package is a FULL (what the platform holds
+    is not proven). A REJECTED package gives its number back, as always."""
+    ledger = run.ledger
+    adopted: list[str] = []
+    known = {e.batch_id for e in ledger.packages(dataset_code)}
+    while True:
+        sequence = ledger.next_sequence(dataset_code)
+        if any(e.sequence == sequence for e in ledger.pending(dataset_code)):
+            break  # ours, unanswered: the receipt step takes it from here
+        found = _on_gateway(run, dataset_code, sequence, known)
+        if found is None:
+            break
+        entry = _adopt_package(run, dataset_code, sequence, *found)
+        known.add(entry.batch_id)
+        how = "rows on record" if entry.files else "FULL next"
+        adopted.append(f"{entry.package_id} ({entry.status}, {how})")
+        if entry.status in UNANSWERED:
+            break
+    ledger.gateway_checked(dataset_code)
+    if adopted:
+        log.warning("%s: adopted from the gateway: %s", dataset_code, "; ".join(adopted))
+    return adopted
+
+
+def _on_gateway(
+    run: _Run, dataset_code: str, sequence: int, known: set[str]
+) -> tuple[str, str, dict[str, Any] | None, Path | None] | None:
+    """The package of ``sequence`` the gateway shows and the ledger does not know: (mode, package
+    id, its receipt when delivered, its fetched copy or None); None when there is none."""
+    profile = run.profile
+    for mode in ("FULL", "DELTA"):
+        package_id = profile.package_id(profile.school_code, dataset_code, mode, sequence)
+        source = f"{profile.gateway.receipts}/{package_id}.json"
+        try:
+            raw = run.gateway.receipt(package_id)
+            receipt = (
+                validate_receipt(raw, source, package_id=package_id, statuses=profile.receipt_statuses)
+                if raw is not None
+                else None
+            )
+        except ReceiptProblem as exc:
+            log.warning("%s: %s; not adopted", package_id, exc)
+            receipt = None
+        if receipt is not None and (
+            receipt["batch_id"] in known or receipt["status"] not in run.ledger.delivered
+        ):
+            receipt = None  # ours already, or it gave its number back
+        fetched = run.outbox / ".adopting" / package_id
+        shutil.rmtree(fetched, ignore_errors=True)
+        if not run.gateway.fetch(package_id, fetched):
+            fetched = None
+        elif receipt is None and _batch_of(fetched) in known | {None}:
+            shutil.rmtree(fetched, ignore_errors=True)
+            fetched = None
+        if receipt is not None or fetched is not None:
+            return mode, package_id, receipt, fetched
+    return None
+
+
+def _batch_of(package: Path) -> str | None:
+    try:
+        return str(json.loads((package / "manifest.json").read_bytes())["batch_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _adopt_package(
+    run: _Run,
+    dataset_code: str,
+    sequence: int,
+    mode: str,
+    package_id: str,
+    receipt: dict[str, Any] | None,
+    fetched: Path | None,
+) -> LedgerEntry:
+    """Record the package ``package_id`` (``mode``, ``sequence``) found on the gateway: with its
+    rows when ``fetched`` is a whole package of ours, else only its number (see :func:`_adopt`)."""
+    profile, ledger = run.profile, run.ledger
+    dataset = profile.dataset(dataset_code)
+    proven = None
+    if fetched is not None:
+        insp = inspect_package(fetched, profile, lambda _key_id: run.key)
+        manifest = insp.manifest
+        fits = (
+            not insp.problems
+            and manifest is not None
+            and manifest["dataset"] == dataset_code
+            and profile.package_id(profile.school_code, dataset_code, manifest["mode"], manifest["sequence"])
+            == package_id
+            and (receipt is None or receipt["batch_id"] == manifest["batch_id"])
+        )
+        last = ledger.last_delivered(dataset_code)
+        previous = states.delivered_state(run.paths.exchange, dataset_code, last)
+        if fits and (mode == "FULL" or previous is not None):
+            proven = (insp, previous)
+        else:
+            log.warning("%s: the inbox copy is not a whole package of ours: rows not adopted", package_id)
+    if proven is None:
+        if fetched is not None:
+            shutil.rmtree(fetched, ignore_errors=True)
+        if receipt is None:  # unanswered and unreadable: nothing proves it holds the number
+            raise PublishError(
+                f"{package_id}: on the gateway, unanswered, and not a whole package signed with our key; "
+                "settle it with the province before publishing"
+            )
+        return ledger.record_unproven(package_id, dataset_code, mode, sequence, receipt, run.stamp)
+    insp, previous = proven
+    manifest = insp.manifest
+    header = profile.header(dataset_code, mode)
+    records = [values for part in insp.parts for _, values in part.records]
+    sent = pa.table({c: pa.array([v[i] or None for v in records], pa.string()) for i, c in enumerate(header)})
+    post = sent if mode == "FULL" else states.apply_delta(profile, dataset, previous, sent)
+    batch_id = manifest["batch_id"]
+    states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "sent"), sent)
+    states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "post"), post)
+    _retire(run.outbox / package_id, run.outbox)
+    os.rename(fetched, run.outbox / package_id)
+    digest = hashlib.sha256(insp.manifest_bytes).hexdigest()
+    package = Package(package_id, run.outbox / package_id, manifest, digest)
+    entry = ledger.record_adopted(package, content_fingerprint(sent), run.stamp)
+    if receipt is not None:
+        entry = ledger.entry(_record_receipt(ledger, entry, receipt, run.paths).batch_id)
+    return entry
 
 
 def _refuse_if_problems(path: Path, profile: Profile, key: bytes) -> None:
@@ -385,6 +547,7 @@ def _result(entry: LedgerEntry, action: str, message: str = "") -> PublishResult
         rows=entry.rows,
         receipt=entry.receipt,
         message=message,
+        snapshot=entry.snapshot,
     )
 
 

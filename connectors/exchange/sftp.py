@@ -23,7 +23,9 @@ from typing import Any
 
 import paramiko
 
+from campusdx.core import atomic
 from campusdx.core.profile import GatewayLayout, load_profile
+from campusdx.exchange.package import MAX_FETCH_BYTES
 from campusdx.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,32 @@ class SftpGateway:
             except FileNotFoundError:
                 return None
             return parse_receipt(data, source)
+        finally:
+            sftp.close()
+            client.close()
+
+    def fetch(self, package_id: str, target: Path) -> bool:
+        """See :class:`campusdx.exchange.gateway.Gateway`: the regular files of ``inbox/{id}/``."""
+        if "/" in package_id or package_id in (".", ".."):
+            return False
+        client, sftp = self._connect()
+        try:
+            remote = self._path(self.layout.inbox, package_id)
+            try:
+                entries = sftp.listdir_attr(remote)
+            except FileNotFoundError:
+                return False
+            target.mkdir(parents=True)
+            for entry in entries:
+                if "/" in entry.filename or not stat.S_ISREG(entry.st_mode or 0):
+                    continue
+                if (entry.st_size or 0) > MAX_FETCH_BYTES:
+                    continue
+                with sftp.open(posixpath.join(remote, entry.filename), "rb") as fh:
+                    fh.prefetch()
+                    data = fh.read(MAX_FETCH_BYTES + 1)
+                atomic.write_file(target / entry.filename, data)
+            return True
         finally:
             sftp.close()
             client.close()

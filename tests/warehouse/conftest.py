@@ -106,9 +106,11 @@ def python(home: Path, code: str, *args: str, env: dict | None = None) -> subpro
 
 
 def gate(home: Path, env: dict | None = None) -> None:
-    """The quality gate on every published dataset, then the feeds without what it held back."""
+    """The quality gate on every published dataset, then the feeds without what it held back,
+    published as the current warehouse snapshot (what the publisher reads)."""
     python(home, GATE, env=env)
     dbt(home, "build", "--select", "tag:gated", env=env)
+    campusdx(home, "snapshots", "publish", env=env)
 
 
 GATE_ONLY = (
@@ -123,6 +125,7 @@ def gate_only(home: Path, *datasets: str, env: dict | None = None) -> None:
     The other datasets keep the verdicts, findings and feeds ``home`` already has."""
     python(home, GATE_ONLY, *datasets, env=env)
     dbt(home, "build", "--select", "quarantine", *(f"feed_px__{d.lower()}" for d in datasets), env=env)
+    campusdx(home, "snapshots", "publish", env=env)
 
 
 def rebuild_system(home: Path, system: str, *datasets: str, env: dict | None = None):
@@ -149,7 +152,9 @@ def copy_home(built: Built, home: Path, *ignore: str) -> Built:
     """A copy of a built home at ``home`` for a test that writes (``ignore``: glob patterns of
     what not to copy). Until a build runs in the copy, its staging and intermediate views still
     read the landing zone of the original, which holds the same files."""
-    shutil.copytree(built.home, home, ignore=shutil.ignore_patterns(*ignore) if ignore else None)
+    shutil.copytree(
+        built.home, home, symlinks=True, ignore=shutil.ignore_patterns(*ignore) if ignore else None
+    )
     return Built(home)
 
 

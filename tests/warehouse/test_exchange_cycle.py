@@ -20,7 +20,7 @@ from dataclasses import asdict
 import pytest
 
 from campusdx import pipeline
-from campusdx.core import settings
+from campusdx.core import settings, snapshots
 from campusdx.core.profile import load_profile
 from campusdx.core.settings import REPO_ROOT
 from campusdx.demo.province import Province
@@ -115,7 +115,7 @@ def schools(warehouse, tmp_path_factory):
     """(directory home, SFTP home, the SFTP settings file); the sshd stops at the end."""
     local = copy_home(warehouse, tmp_path_factory.mktemp("exchange-directory") / "home")
     remote = tmp_path_factory.mktemp("exchange-sftp") / "home"
-    shutil.copytree(local.home, remote)
+    shutil.copytree(local.home, remote, symlinks=True)
     server, endpoint = start_sshd(remote.parent / "sshd", remote / "gateway")
     sftp_settings = remote.parent / "sftp.json"
     sftp_settings.write_text(json.dumps(asdict(endpoint)), encoding="utf-8")
@@ -192,12 +192,14 @@ def test_after_30_days_the_second_run_sends_deltas_over_both_transports(
     advanced, _ = advanced_warehouse
     for folder in ("sources", "landing"):
         shutil.rmtree(local / folder)
-        shutil.copytree(advanced.home / folder, local / folder)
-    shutil.copytree(advanced.home / "quality", local / "quality", dirs_exist_ok=True)
+        shutil.copytree(advanced.home / folder, local / folder, symlinks=True)
+    shutil.copytree(advanced.home / "quality", local / "quality", dirs_exist_ok=True, symlinks=True)
     shutil.copy(advanced.path, local / "warehouse.duckdb")
     shutil.copy(local / "warehouse.duckdb", remote / "warehouse.duckdb")
     shutil.rmtree(remote / "quality")
     shutil.copytree(local / "quality", remote / "quality")
+    for home in (local, remote):  # the build published, as the warehouse run ends
+        snapshots.publish(settings.Paths(home), "advanced")
     for home, via in ((local, None), (remote, sftp_settings)):
         sent = publish_all(home, monkeypatch, via)
         modes = {c: s.get("mode") for c, s in sent.items() if s["action"] == "sent"}

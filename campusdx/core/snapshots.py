@@ -1,0 +1,299 @@
+"""Published warehouse snapshots: what every reader outside the pipeline opens.
+
+dbt builds into the *build database* (``<home>/warehouse.duckdb``), which only the pipeline
+opens: a DuckDB file has one writer or many readers, never both, so one analyst's connection
+left open would stop the next build ("Could not set lock on file"). When a warehouse run has
+built the feeds, the pipeline *publishes* the build as a snapshot: a file copy of the closed,
+checkpointed build, made read-only, with who made it recorded inside it and beside it::
+
+    <home>/snapshots/<id>/warehouse.duckdb   the snapshot (mode 0444; never changed again)
+    <home>/snapshots/<id>/snapshot.json      id, warehouse run id, time, bytes
+    <home>/snapshots/<id>/pinned             present when pinned (kept by every prune)
+    <home>/snapshots/current -> <id>         the newest, switched atomically (a symlink renamed
+                                             over the old one)
+
+A reader opens ``snapshots/current/warehouse.duckdb`` (or a past snapshot by id) read-only. A
+connection keeps the file it opened: the next publication switches ``current`` for new
+connections and never touches a published file, and a pruned snapshot's file stays readable
+by a connection that holds it (the kernel frees it when the last one closes). Inside a
+snapshot, ``campusdx_snapshot.info`` says which snapshot a connection is reading.
+
+DuckDB keeps one database instance per path within a process: in one process, open a new
+snapshot by its own path (:func:`path_of`, or :func:`connect`), not through ``current``,
+or a second connection can be handed the instance of the first.
+
+Publishing, pinning and pruning hold ``<home>/locks/snapshots.lock``; the last
+``$CAMPUSDX_SNAPSHOTS_KEEP`` snapshots (default 3), the current one and every pinned one are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from campusdx.core import atomic, locks
+from campusdx.core.settings import Paths, current
+from campusdx.core.warehouse import reading, writing
+
+DATABASE = "warehouse.duckdb"
+INFO = "snapshot.json"
+PINNED = "pinned"
+CURRENT = "current"
+INFO_TABLE = "campusdx_snapshot.info"
+_ID = re.compile(r"\d{8}T\d{12}Z\Z")
+
+
+class SnapshotError(RuntimeError):
+    """No such snapshot, none published yet, or a request the snapshots cannot take."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One published snapshot, as its ``snapshot.json`` says."""
+
+    id: str
+    run_id: str
+    created_at: str
+    bytes: int
+    pinned: bool = False
+    current: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def root(paths: Paths) -> Path:
+    """``<home>/snapshots``."""
+    return paths.home / "snapshots"
+
+
+def check_id(snapshot_id: str) -> str:
+    """``snapshot_id`` when it has the shape of one (``20261205T013000123456Z``); else
+    :class:`SnapshotError` (an id from a command line or a request never names a path raw)."""
+    if not isinstance(snapshot_id, str) or not _ID.match(snapshot_id):
+        raise SnapshotError(f"{snapshot_id!r} is not a snapshot id (like 20261205T013000123456Z)")
+    return snapshot_id
+
+
+def path_of(paths: Paths, snapshot_id: str | None = None) -> Path:
+    """The database file of snapshot ``snapshot_id`` (None: the current one), resolved to its own
+    directory; :class:`SnapshotError` naming what is missing."""
+    snapshot_id = current_id(paths) if snapshot_id is None else check_id(snapshot_id)
+    if snapshot_id is None:
+        raise SnapshotError(
+            f"no warehouse snapshot is published under {root(paths)} yet: a warehouse run publishes "
+            "one when it has built the feeds (campusdx snapshots publish does it by hand)"
+        )
+    database = root(paths) / snapshot_id / DATABASE
+    if not database.is_file():
+        raise SnapshotError(f"snapshot {snapshot_id} is not in {root(paths)} (pruned?)")
+    return database
+
+
+def current_id(paths: Paths) -> str | None:
+    """The id ``current`` points at, or None when nothing is published."""
+    link = root(paths) / CURRENT
+    try:
+        target = os.readlink(link)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        raise SnapshotError(
+            f"{link} is not a link to a snapshot (a copy made without keeping links?)"
+        ) from None
+    return check_id(Path(target).name)
+
+
+@contextmanager
+def connect(paths: Paths, snapshot_id: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to a snapshot (None: the current one). Never waits for the
+    pipeline: a snapshot is never written."""
+    with duckdb.connect(str(path_of(paths, snapshot_id)), read_only=True) as conn:
+        yield conn
+
+
+def _lock(paths: Paths, wait_s: float | None):
+    return locks.hold(
+        locks.lock_path(paths.home / "locks", "snapshots"),
+        "snapshot publication or prune",
+        wait_s=locks.task_wait_s() if wait_s is None else wait_s,
+    )
+
+
+def _new_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def publish(paths: Paths, run_id: str, *, keep: int | None = None, wait_s: float | None = None) -> Snapshot:
+    """Publish the build database as a new snapshot and make it current; prune old ones.
+
+    The build is copied while dbt cannot write it (the warehouse read lock), after a checkpoint
+    when a write-ahead log is left (a build that died before closing). The copy is completed in
+    a hidden directory, made read-only and fsynced, then renamed into place and ``current``
+    switched to it by renaming a new symlink over the old one: a reader sees the old snapshot or
+    the new one, never a part."""
+    build = paths.warehouse
+    if not build.is_file():
+        raise SnapshotError(f"there is no warehouse build to publish at {build}: run the warehouse DAG")
+    base = root(paths)
+    base.mkdir(parents=True, exist_ok=True)
+    with _lock(paths, wait_s):
+        snapshot_id = _new_id()
+        while (base / snapshot_id).exists():  # two publications within a microsecond
+            snapshot_id = _new_id()
+        staging = base / f".{snapshot_id}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        try:
+            database = staging / DATABASE
+            _copy_build(paths, database)
+            created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            _record_inside(database, snapshot_id, run_id, created_at)
+            info = Snapshot(snapshot_id, run_id, created_at, database.stat().st_size)
+            atomic.write_file(staging / INFO, _info_bytes(info))
+            os.chmod(database, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            atomic.fsync_file(database)
+            atomic.fsync_dir(staging)
+            os.rename(staging, base / snapshot_id)
+            atomic.fsync_dir(base)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _switch(base, snapshot_id)
+        _prune(paths, current().snapshots_keep if keep is None else keep)
+    return _read(base / snapshot_id, snapshot_id, snapshot_id)
+
+
+def _copy_build(paths: Paths, target: Path) -> None:
+    """Copy the closed build to ``target`` (the bytes of a checkpointed DuckDB file are the whole
+    database); a write-ahead log left by a build that died is checkpointed into it first."""
+    wal = paths.warehouse.with_name(paths.warehouse.name + ".wal")
+    if wal.exists():
+        with writing(paths), duckdb.connect(str(paths.warehouse)) as conn:
+            conn.execute("checkpoint")
+    with reading(paths):
+        if wal.exists():
+            raise SnapshotError(f"{wal} appeared while publishing: a build is writing; publish after it")
+        shutil.copyfile(paths.warehouse, target)
+
+
+def _record_inside(database: Path, snapshot_id: str, run_id: str, created_at: str) -> None:
+    """``campusdx_snapshot.info`` inside the copy: which snapshot a connection reads."""
+    with duckdb.connect(str(database)) as conn:
+        conn.execute("create schema if not exists campusdx_snapshot")
+        conn.execute(f"create or replace table {INFO_TABLE} (id varchar, run_id varchar, created_at varchar)")
+        conn.execute(f"insert into {INFO_TABLE} values (?, ?, ?)", [snapshot_id, run_id, created_at])
+        conn.execute("checkpoint")
+
+
+def _info_bytes(info: Snapshot) -> bytes:
+    fields = {k: v for k, v in info.as_dict().items() if k not in ("pinned", "current")}
+    return json.dumps(fields, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def _switch(base: Path, snapshot_id: str) -> None:
+    """Point ``current`` at ``snapshot_id``: a new symlink renamed over the old one."""
+    link = base / f".{CURRENT}.{os.getpid()}.tmp"
+    link.unlink(missing_ok=True)
+    os.symlink(snapshot_id, link)
+    os.replace(link, base / CURRENT)
+    atomic.fsync_dir(base)
+
+
+def adopt(paths: Paths, database: Path, info: dict) -> Snapshot:
+    """Put a snapshot back (a restore): ``database`` with ``info`` (its snapshot.json) becomes a
+    published snapshot and the current one. ``database`` is moved, not copied."""
+    snapshot_id = check_id(str(info.get("id")))
+    base = root(paths)
+    base.mkdir(parents=True, exist_ok=True)
+    with _lock(paths, None):
+        target = base / snapshot_id
+        if target.exists():
+            raise SnapshotError(f"snapshot {snapshot_id} exists already in {base}")
+        staging = base / f".{snapshot_id}.tmp"
+        staging.mkdir()
+        os.replace(database, staging / DATABASE)
+        os.chmod(staging / DATABASE, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        size = (staging / DATABASE).stat().st_size
+        restored = Snapshot(snapshot_id, str(info.get("run_id")), str(info.get("created_at")), size)
+        atomic.write_file(staging / INFO, _info_bytes(restored))
+        atomic.fsync_dir(staging)
+        os.rename(staging, target)
+        _switch(base, snapshot_id)
+    return _read(target, snapshot_id, snapshot_id)
+
+
+def _read(directory: Path, snapshot_id: str, now: str | None) -> Snapshot:
+    """The snapshot in ``directory`` (``now``: the current snapshot's id)."""
+    try:
+        info = json.loads((directory / INFO).read_text(encoding="utf-8"))
+        return Snapshot(
+            id=snapshot_id,
+            run_id=str(info["run_id"]),
+            created_at=str(info["created_at"]),
+            bytes=int(info["bytes"]),
+            pinned=(directory / PINNED).exists(),
+            current=snapshot_id == now,
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise SnapshotError(f"{directory / INFO}: not readable as a snapshot's description: {exc}") from None
+
+
+def listed(paths: Paths) -> list[Snapshot]:
+    """Every published snapshot, oldest first."""
+    base = root(paths)
+    if not base.is_dir():
+        return []
+    now = current_id(paths)
+    return [
+        _read(entry, entry.name, now)
+        for entry in sorted(base.iterdir(), key=lambda p: p.name)
+        if _ID.match(entry.name) and entry.is_dir() and not entry.is_symlink()
+    ]
+
+
+def pin(paths: Paths, snapshot_id: str, reason: str = "", *, pinned: bool = True) -> Snapshot:
+    """Pin (or unpin) a snapshot: a pinned one survives every prune."""
+    path_of(paths, snapshot_id)
+    directory = root(paths) / snapshot_id
+    with _lock(paths, 0):
+        if pinned:
+            atomic.write_bytes(directory / PINNED, reason.encode("utf-8"))
+        else:
+            (directory / PINNED).unlink(missing_ok=True)
+    return _read(directory, snapshot_id, current_id(paths))
+
+
+def prune(paths: Paths, keep: int | None = None) -> list[str]:
+    """Remove the snapshots beyond the newest ``keep`` (default ``$CAMPUSDX_SNAPSHOTS_KEEP``),
+    never the current one nor a pinned one; returns the ids removed."""
+    with _lock(paths, 0):
+        return _prune(paths, current().snapshots_keep if keep is None else keep)
+
+
+def _prune(paths: Paths, keep: int) -> list[str]:
+    if keep < 1:
+        raise SnapshotError(f"keep must be at least 1 (got {keep})")
+    every = listed(paths)
+    newest = {s.id for s in every[-keep:]}
+    removed = []
+    for snapshot in every:
+        if snapshot.id in newest or snapshot.current or snapshot.pinned:
+            continue
+        gone = root(paths) / f".{snapshot.id}.removing"
+        os.rename(root(paths) / snapshot.id, gone)  # out of sight first: never half a snapshot listed
+        shutil.rmtree(gone)
+        removed.append(snapshot.id)
+    for stale in root(paths).glob(".*.removing"):  # left by a prune that died
+        shutil.rmtree(stale, ignore_errors=True)
+    return removed

@@ -1,0 +1,567 @@
+"""备份恢复: an encrypted, verifiable backup of what cannot be recomputed, and its restore.
+
+What a backup holds (paths relative to the home):
+
+==========================  ========================================================================
+``exchange/``               the ledger (copied with SQLite's online backup API, never as a file of a
+                            live database), the outbox and the platform's state per dataset; taken
+                            holding every dataset's publish lock, so ledger and files agree
+``landing/``                every landed batch (Parquet and manifests): the warehouse's only input
+``quality/``                verdicts, findings (quarantine state), history, the GX stores and Data
+                            Docs; taken holding the gates' lock
+``snapshots/<id>/``         the current published warehouse snapshot (SCD2 history included)
+``secrets/``                only with ``keys=True``: the exchange key, the fingerprint and
+                            pseudonym keys; encrypted like everything else, never in clear text
+``repository/...``          ``schemas/quality/approvals.yml`` (the approvals, versioned in git too)
+==========================  ========================================================================
+
+Not in it: the source systems and the gateway (other machines), the build database (restored
+from the snapshot), Airflow's metadata database, logs, locks, generated documents.
+
+The backup repository (``$CAMPUSDX_BACKUP_DIR``)::
+
+    key-id                       which key encrypts this repository (an HMAC of a constant: it
+                                 says "wrong key" without revealing the key)
+    objects/<name>               one file's content, encrypted; <name> is an HMAC of its SHA-256
+                                 under the key, so names reveal nothing and equal content is
+                                 stored once
+    backups/<id>.manifest        the backup's manifest, encrypted: every file with its path, size,
+                                 SHA-256 and object; written last, so a backup exists only whole
+
+Encryption: SM4 (GB/T 32907, the national block cipher) in GCM mode, an authenticated mode, from
+``cryptography`` (OpenSSL 3). Each object is a sequence of chunks of at most 4 MiB, each sealed
+with its own nonce (a random prefix and the chunk's number) and authenticated with the object's
+name, the chunk number and whether it is the last: a flipped byte, a reordered, missing or
+truncated chunk fails to open, and a file whose object decrypts to other content than the
+manifest's SHA-256 is refused. The key (128 bits, hex) is
+kept outside the home (``$CAMPUSDX_BACKUP_KEY_FILE``), so a lost disk does not lose it with the
+data, and it is never written into a backup.
+
+Incremental: a file whose size and modification time equal those of the last backup's entry,
+and whose object is in the repository, is not read again (landing batches are never rewritten),
+and equal content is never stored twice.
+
+Restore (:func:`restore`) decrypts and checks every file of the backup into a staging directory
+beside the target home and renames it into place only when every file verified: a corrupt,
+incomplete or wrongly keyed backup is refused, naming the file, and nothing is written to the
+target home.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import struct
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from campusdx import __version__
+from campusdx.core import atomic, settings, snapshots
+from campusdx.core.profile import load_profile
+from campusdx.core.settings import SCHEMAS, Paths
+from campusdx.exchange.publisher import open_ledger, publish_lock
+from campusdx.quality.files import quality_lock
+
+log = logging.getLogger(__name__)
+
+CHUNK = 4 << 20
+OBJECT = "object"
+"""What an object's chunks are authenticated with (besides their number and whether last); the
+manifest's SHA-256 of each file ties an object to its place."""
+MAGIC = b"CDXBAK1\n"
+KEY_BYTES = 16
+_ID = re.compile(r"\d{8}T\d{6}Z\Z")
+APPROVALS = SCHEMAS / "quality" / "approvals.yml"
+APPROVALS_IN_BACKUP = "repository/schemas/quality/approvals.yml"
+DIRECTORIES = ("exchange", "landing", "quality")
+KEYS = "secrets"
+_SKIP = re.compile(r"(\.lock|\.tmp|\.part|-wal|-shm|-journal|\.holder\.json)\Z|(^|/)\.adopting(/|\Z)")
+_SQLITE = b"SQLite format 3\x00"
+
+
+class BackupError(RuntimeError):
+    """A backup cannot be written, or a backup is refused; the message names the file."""
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    backup_id: str
+    files: int
+    bytes: int
+    stored_bytes: int
+    """Bytes written to the repository by this backup (new objects and the manifest)."""
+    reused: int
+    """Files not read again: unchanged since the last backup."""
+    snapshot: str | None
+    keys: bool
+
+
+# -- the key and the cipher -------------------------------------------------------------------
+
+
+def new_key(path: Path) -> Path:
+    """Write a new backup key (hex) to ``path`` (mode 0600), refusing to replace one."""
+    path = Path(path)
+    if not atomic.create_new(path, (os.urandom(KEY_BYTES).hex() + "\n").encode("ascii"), 0o600):
+        raise BackupError(f"{path} exists already: a backup key is never replaced")
+    return path
+
+
+def load_key(path: Path | None, home: Path | None = None) -> bytes:
+    """The backup key from ``path`` (``$CAMPUSDX_BACKUP_KEY_FILE``): 32 hex digits, outside ``home``."""
+    if path is None:
+        raise BackupError(
+            "no backup key: set CAMPUSDX_BACKUP_KEY_FILE to a file outside the home "
+            "(campusdx backup --new-key FILE makes one)"
+        )
+    path = Path(path).resolve()
+    if home is not None and path.is_relative_to(home.resolve()):
+        raise BackupError(
+            f"the backup key {path} is inside the home {home}: keep it where a lost disk cannot take it"
+        )
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        key = bytes.fromhex(text)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise BackupError(f"the backup key {path} cannot be read as hex: {type(exc).__name__}") from None
+    if len(key) != KEY_BYTES:
+        raise BackupError(
+            f"the backup key {path} holds {len(key)} bytes, not {KEY_BYTES} (SM4 takes 128 bits)"
+        )
+    return key
+
+
+def _key_id(key: bytes) -> str:
+    return hmac.new(key, b"campusdx backup key id", hashlib.sha256).hexdigest()[:32]
+
+
+def _object_name(key: bytes, sha256: str) -> str:
+    return hmac.new(key, b"object:" + sha256.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def _aad(name: str, index: int, last: bool) -> bytes:
+    return MAGIC + name.encode("utf-8") + struct.pack(">I?", index, last)
+
+
+def _seal(key: bytes, name: str, chunks: Iterator[bytes], out) -> int:
+    """Write ``chunks`` sealed under ``name`` to ``out``; returns bytes written."""
+    prefix = os.urandom(8)
+    out.write(MAGIC + prefix)
+    written = len(MAGIC) + 8
+    pending = next(chunks, b"")
+    index = 0
+    while True:
+        following = next(chunks, None)
+        last = following is None
+        encryptor = Cipher(algorithms.SM4(key), modes.GCM(prefix + struct.pack(">I", index))).encryptor()
+        encryptor.authenticate_additional_data(_aad(name, index, last))
+        sealed = encryptor.update(pending) + encryptor.finalize() + encryptor.tag
+        out.write(struct.pack(">I", len(sealed)) + sealed)
+        written += 4 + len(sealed)
+        if last:
+            return written
+        pending, index = following, index + 1
+
+
+def _open_sealed(key: bytes, name: str, source: Path, what: str) -> Iterator[bytes]:
+    """The plain chunks of the sealed file ``source``; :class:`BackupError` naming ``what`` when
+    it is missing, altered, truncated, or sealed under another key or name."""
+    if not source.is_file():
+        raise BackupError(f"{what}: missing from the backup ({source.name})")
+    with open(source, "rb") as fh:
+        head = fh.read(len(MAGIC) + 8)
+        if len(head) != len(MAGIC) + 8 or not head.startswith(MAGIC):
+            raise BackupError(f"{what}: not a campusdx backup object ({source.name})")
+        prefix, index = head[len(MAGIC) :], 0
+        while True:
+            size = fh.read(4)
+            if len(size) != 4:
+                raise BackupError(f"{what}: truncated ({source.name} ends before its last chunk)")
+            (length,) = struct.unpack(">I", size)
+            sealed = fh.read(length)
+            if len(sealed) != length or length < 16 or length > CHUNK + 16:
+                raise BackupError(f"{what}: truncated or malformed ({source.name}, chunk {index})")
+            plain, last = None, False
+            for last in (False, True):
+                decryptor = Cipher(
+                    algorithms.SM4(key), modes.GCM(prefix + struct.pack(">I", index), sealed[-16:])
+                ).decryptor()
+                decryptor.authenticate_additional_data(_aad(name, index, last))
+                try:
+                    plain = decryptor.update(sealed[:-16]) + decryptor.finalize()
+                    break
+                except InvalidTag:
+                    continue
+            if plain is None:
+                raise BackupError(
+                    f"{what}: altered, or sealed under another key ({source.name}, chunk {index})"
+                )
+            yield plain
+            if last:
+                if fh.read(1):
+                    raise BackupError(f"{what}: bytes after its last chunk ({source.name})")
+                return
+            index += 1
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield chunk
+
+
+# -- backup -----------------------------------------------------------------------------------
+
+
+class _Repository:
+    def __init__(self, root: Path, key: bytes, *, create: bool) -> None:
+        self.root, self.key = Path(root), key
+        key_id = self.root / "key-id"
+        if create:
+            (self.root / "objects").mkdir(parents=True, exist_ok=True)
+            (self.root / "backups").mkdir(parents=True, exist_ok=True)
+            atomic.create_new(key_id, (_key_id(key) + "\n").encode("ascii"), 0o644)
+        try:
+            found = key_id.read_text(encoding="ascii").strip()
+        except OSError:
+            raise BackupError(f"{self.root} is not a campusdx backup repository (no key-id)") from None
+        if not hmac.compare_digest(found, _key_id(key)):
+            raise BackupError(
+                f"{self.root}: the backup key does not open this repository (it was written under key id "
+                f"{found[:8]}…, the key given is {_key_id(key)[:8]}…): wrong CAMPUSDX_BACKUP_KEY_FILE"
+            )
+
+    def object_path(self, name: str) -> Path:
+        return self.root / "objects" / name
+
+    def manifest_path(self, backup_id: str) -> Path:
+        if not _ID.match(backup_id):
+            raise BackupError(f"{backup_id!r} is not a backup id (like 20261205T013000Z)")
+        return self.root / "backups" / f"{backup_id}.manifest"
+
+    def backups(self) -> list[str]:
+        return sorted(p.name.removesuffix(".manifest") for p in (self.root / "backups").glob("*.manifest"))
+
+    def store(self, chunks, name_after) -> tuple[str, int]:
+        """Seal ``chunks()`` as a new object, named by ``name_after()`` once they are read (written
+        whole or not at all; an object of that name already there is kept); returns (name, bytes
+        written)."""
+        tmp = self.root / "objects" / f".incoming.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        try:
+            with open(tmp, "wb") as out:
+                written = _seal(self.key, OBJECT, chunks(), out)
+                out.flush()
+                os.fsync(out.fileno())
+            name = name_after()
+            target = self.object_path(name)
+            if target.exists():
+                return name, 0
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return name, written
+
+    def manifest(self, backup_id: str) -> dict:
+        path = self.manifest_path(backup_id)
+        data = b"".join(
+            _open_sealed(self.key, f"manifest:{backup_id}", path, f"backup {backup_id}'s manifest")
+        )
+        return json.loads(data)
+
+
+def _entries(paths: Paths, keys: bool) -> Iterator[tuple[str, Path]]:
+    """(path in the backup, file) of everything backed up but the snapshot, in a stable order."""
+    home = paths.home
+    for directory in (*DIRECTORIES, *((KEYS,) if keys else ())):
+        top = home / directory
+        if not top.is_dir():
+            continue
+        for path in sorted(top.rglob("*")):
+            relative = path.relative_to(home).as_posix()
+            if path.is_symlink() or not path.is_file() or _SKIP.search(relative):
+                continue
+            if directory != KEYS and _is_key(path):
+                continue
+            yield relative, path
+
+
+def _is_key(path: Path) -> bool:
+    """A key file outside ``secrets/`` (never backed up unless keys are asked for)."""
+    return path.suffix == ".key" or path.name.startswith("id_")
+
+
+def backup(
+    paths: Paths | None = None,
+    target: Path | None = None,
+    *,
+    keys: bool = False,
+    key_file: Path | None = None,
+) -> BackupResult:
+    """Write a backup of the home to the repository ``target`` (default ``$CAMPUSDX_BACKUP_DIR``)."""
+    paths = paths or settings.paths()
+    config = settings.current()
+    target = target or config.backup_dir
+    if target is None:
+        raise BackupError("no backup repository: set CAMPUSDX_BACKUP_DIR (or pass one)")
+    key = load_key(key_file or config.backup_key_file, paths.home)
+    if Path(target).resolve().is_relative_to(paths.home.resolve()):
+        raise BackupError(f"the backup repository {target} is inside the home {paths.home}")
+    repo = _Repository(Path(target), key, create=True)
+    previous = {}
+    if repo.backups():
+        previous = {f["path"]: f for f in repo.manifest(repo.backups()[-1])["files"]}
+    backup_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if repo.manifest_path(backup_id).exists():
+        raise BackupError(f"backup {backup_id} exists already in {target}: one backup per second")
+    files: list[dict] = []
+    stored = reused = 0
+    with tempfile.TemporaryDirectory(prefix="campusdx-backup-") as scratch:
+        snapshot = snapshots.current_id(paths)
+        with _consistent(paths):
+            for relative, path in _entries(paths, keys):
+                entry, written, was_reused = _take(
+                    repo, relative, path, previous.get(relative), Path(scratch)
+                )
+                files.append(entry)
+                stored += written
+                reused += was_reused
+        if snapshot is not None:
+            directory = snapshots.root(paths) / snapshot
+            for name in (snapshots.DATABASE, snapshots.INFO):
+                relative = f"snapshots/{snapshot}/{name}"
+                entry, written, was_reused = _take(
+                    repo, relative, directory / name, previous.get(relative), Path(scratch)
+                )
+                files.append(entry)
+                stored += written
+                reused += was_reused
+        if APPROVALS.is_file():
+            entry, written, _ = _take(repo, APPROVALS_IN_BACKUP, APPROVALS, None, Path(scratch))
+            files.append(entry)
+            stored += written
+    manifest = {
+        "backup_id": backup_id,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "producer": f"campusdx {__version__}",
+        "school_code": load_profile().school_code,
+        "snapshot": snapshot,
+        "keys": keys,
+        "cipher": "SM4-GCM",
+        "files": files,
+    }
+    data = json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
+    path = repo.manifest_path(backup_id)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as out:
+        stored += _seal(key, f"manifest:{backup_id}", iter([data]), out)
+        out.flush()
+        os.fsync(out.fileno())
+    atomic.fsync_dir(repo.root / "objects")
+    atomic.replace(tmp, path)
+    total = sum(f["bytes"] for f in files)
+    log.info(
+        "backup %s: %d files, %d bytes, %d bytes stored, %d unchanged",
+        backup_id,
+        len(files),
+        total,
+        stored,
+        reused,
+    )
+    return BackupResult(backup_id, len(files), total, stored, reused, snapshot, keys)
+
+
+@contextmanager
+def _consistent(paths: Paths) -> Iterator[None]:
+    """Hold every dataset's publish lock and the gates' lock: the ledger and the exchange's files,
+    and the quality files, are taken as one state."""
+    with ExitStack() as stack:
+        for code in sorted(load_profile().datasets):
+            stack.enter_context(publish_lock(paths, code))
+        stack.enter_context(quality_lock(paths))
+        yield
+
+
+def _take(
+    repo: _Repository, relative: str, path: Path, before: dict | None, scratch: Path
+) -> tuple[dict, int, bool]:
+    """Back up one file: (its manifest entry, bytes stored, whether it was unchanged). The file
+    is read once, hashed and sealed in the same pass (a file pruned meanwhile stays readable
+    through the open handle)."""
+    info = path.stat()
+    if (
+        before is not None
+        and before["bytes"] == info.st_size
+        and before.get("mtime_ns") == info.st_mtime_ns
+        and repo.object_path(before["object"]).exists()
+    ):
+        return before, 0, True
+    source = path
+    if _is_sqlite(path):  # a consistent copy of a live database, never its file
+        source = scratch / "sqlite-copy"
+        source.unlink(missing_ok=True)
+        live, copy = sqlite3.connect(f"file:{path}?mode=ro", uri=True), sqlite3.connect(source)
+        try:
+            live.backup(copy)
+        finally:
+            live.close()
+            copy.close()
+    digest = hashlib.sha256()
+    size = 0
+
+    def hashed() -> Iterator[bytes]:
+        nonlocal size
+        for chunk in _chunks(source):
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+
+    name, written = repo.store(hashed, lambda: _object_name(repo.key, digest.hexdigest()))
+    entry = {
+        "path": relative,
+        "bytes": size,
+        "sha256": digest.hexdigest(),
+        "object": name,
+        # a live database is always taken again: it changes without a new size or time
+        "mtime_ns": None if source is not path else info.st_mtime_ns,
+        "mode": info.st_mode & 0o777,
+    }
+    return entry, written, False
+
+
+def _is_sqlite(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(_SQLITE)) == _SQLITE
+
+
+# -- verify and restore -----------------------------------------------------------------------
+
+
+def _safe_relative(relative: str) -> Path:
+    """A manifest's path, refused when it could leave the target (absolute, ``..``, odd names)."""
+    parts = relative.split("/")
+    if (
+        not relative
+        or relative.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or "\\" in relative
+    ):
+        raise BackupError(f"the manifest lists a path that would leave the home: {relative!r}")
+    top = parts[0]
+    if top not in (*DIRECTORIES, KEYS, "snapshots", "repository"):
+        raise BackupError(f"the manifest lists a path outside what a backup holds: {relative!r}")
+    return Path(*parts)
+
+
+def verify(
+    source: Path, backup_id: str | None = None, *, key_file: Path | None = None, into: Path | None = None
+) -> dict:
+    """Check every file of a backup (default: the newest) without restoring it: present, unaltered,
+    of the size and SHA-256 the manifest lists. Returns the manifest; :class:`BackupError` names
+    the first file that fails. With ``into``, the files are also written there."""
+    key = load_key(key_file or settings.current().backup_key_file)
+    repo = _Repository(Path(source), key, create=False)
+    found = repo.backups()
+    if not found:
+        raise BackupError(f"{source}: holds no backup")
+    backup_id = backup_id or found[-1]
+    manifest = repo.manifest(backup_id)
+    for entry in manifest["files"]:
+        relative = _safe_relative(str(entry["path"]))
+        name = str(entry["object"])
+        if not re.fullmatch(r"[0-9a-f]{64}", name):
+            raise BackupError(f"{relative}: the manifest names no valid object")
+        digest, size = hashlib.sha256(), 0
+        with ExitStack() as stack:
+            out = None
+            if into is not None:
+                (into / relative).parent.mkdir(parents=True, exist_ok=True)
+                out = stack.enter_context(open(into / relative, "wb"))
+            for chunk in _open_sealed(key, OBJECT, repo.object_path(name), str(relative)):
+                digest.update(chunk)
+                size += len(chunk)
+                if out is not None:
+                    out.write(chunk)
+            if out is not None:
+                out.flush()
+                os.fsync(out.fileno())
+                # the file's mode as backed up, never writable by others (keys stay 0600)
+                os.chmod(out.fileno(), int(entry.get("mode") or 0o644) & 0o755)
+        if size != entry["bytes"] or digest.hexdigest() != entry["sha256"]:
+            raise BackupError(f"{relative}: its content differs from the manifest (size or SHA-256)")
+    return manifest
+
+
+def restore(
+    source: Path, home: Path | None = None, backup_id: str | None = None, *, key_file: Path | None = None
+) -> dict:
+    """Restore a backup (default: the newest) into ``home`` (default: the configured home), which
+    must be empty or absent. Everything is verified in a staging directory beside it first; only
+    then is it renamed into place. Afterwards: the snapshot is current again and the build
+    database starts from it, and before the next publish of each dataset the exchange compares
+    its ledger with what the gateway shows (packages sent after the backup are adopted)."""
+    home = Path(home or settings.home()).absolute()
+    if home.exists() and (not home.is_dir() or any(home.iterdir())):
+        raise BackupError(f"{home} is not empty: restore into an empty or new home")
+    load_key(key_file or settings.current().backup_key_file, home)  # never a key inside the home
+    home.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{home.name}.restoring-", dir=home.parent))
+    try:
+        manifest = verify(source, backup_id, key_file=key_file, into=staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    repository = staging / "repository"
+    if home.exists():
+        home.rmdir()
+    os.rename(staging, home)
+    atomic.fsync_dir(home.parent)
+    paths = Paths(home)
+    notes = _after_restore(paths, manifest, repository.exists())
+    log.warning("restored backup %s into %s: %s", manifest["backup_id"], home, "; ".join(notes))
+    return {
+        **{k: v for k, v in manifest.items() if k != "files"},
+        "files": len(manifest["files"]),
+        "notes": notes,
+    }
+
+
+def _after_restore(paths: Paths, manifest: dict, has_repository_files: bool) -> list[str]:
+    notes = []
+    snapshot = manifest.get("snapshot")
+    if snapshot:
+        directory = snapshots.root(paths) / snapshots.check_id(snapshot)
+        os.chmod(directory / snapshots.DATABASE, 0o444)
+        shutil.copyfile(directory / snapshots.DATABASE, paths.warehouse)
+        os.chmod(paths.warehouse, 0o644)
+        link = snapshots.root(paths) / snapshots.CURRENT
+        os.symlink(snapshot, link)
+        atomic.fsync_dir(link.parent)
+        notes.append(f"snapshot {snapshot} is current; the build starts from it")
+    if has_repository_files:
+        saved = paths.home / APPROVALS_IN_BACKUP
+        if APPROVALS.is_file() and saved.read_bytes() != APPROVALS.read_bytes():
+            notes.append(f"the approvals differ from the backup's ({saved}): compare before the next gate")
+    profile = load_profile()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    with open_ledger(paths, profile) as ledger:
+        for code in profile.datasets:
+            ledger.request_gateway_check(code, f"restored from backup {manifest['backup_id']}", stamp)
+    notes.append("the ledger is compared with the gateway before each dataset's next publish")
+    if not manifest.get("keys"):
+        notes.append(
+            "the backup holds no key: put the exchange, fingerprint and pseudonym keys back in secrets/"
+        )
+    return notes
