@@ -6,9 +6,9 @@ Two homes get the same simulated campus (same seed, ``--scale``; default: the de
 
 - **floor**: the same stages called one after another in one process, no Airflow: every
   extraction, ``dbt build`` of the transform part, the reconciliation, the seven gates, ``dbt
-  build`` of the feeds, the seven packages (upload into the gateway directory). The province's
-  answers and the receipts are taken afterwards, untimed, so the next cycle starts from the
-  same state as the scheduled home's.
+  build`` of the feeds, the snapshot's publication, the seven packages (upload into the gateway
+  directory). The province's answers and the receipts are taken afterwards, untimed, so the
+  next cycle starts from the same state as the scheduled home's.
 - **scheduled**: ``campusdx demo``'s stack (scheduler with LocalExecutor, DAG processor,
   triggerer, API server, the province beside them; started untimed), the four extract DAGs
   triggered through the REST API, timed until the publish run ends (its receipts collected).
@@ -17,7 +17,7 @@ Then both homes live ``--days`` simulated days (``campusdx advance``, from the f
 day after the generated campus's clock) and both run again: the incremental cycle. Per cycle:
 wall times, the warehouse DAG against the floor's dbt build + gates, the whole cycle against
 the floor, the number of task instances, the mean time a task spends in its own process for no
-work (``warehouse_ready``: start-up and reporting), the mean gap between a task's upstream
+work (the extract DAGs' ``landed``: start-up and reporting), the mean gap between a task's upstream
 ending and it starting (the scheduler's), and each component's CPU seconds. Results:
 ``benchmarks/results/scheduler-<stamp>.json`` and ``benchmarks/results/scheduler-<warehouse
 DAG>[-scale<N>]-latest.md``. Never run by pytest.
@@ -58,6 +58,7 @@ timed("reconcile", pipeline.reconcile_sources)
 order = pipeline.publish_order(pipeline.published_datasets())
 timed("gates", lambda: [pipeline.gate(code) for code, _ in order])
 timed("dbt_feeds", lambda: dbtbuild.build("feeds"))
+timed("snapshot", pipeline.publish_snapshot)
 timed("package", lambda: [pipeline.publish(code) for code, _ in order])
 print(json.dumps(times))
 """
@@ -76,7 +77,7 @@ for code in pipeline.published_datasets():
 """
 
 
-WAREHOUSE_STAGES = ("dbt_transform", "reconcile", "gates", "dbt_feeds")
+WAREHOUSE_STAGES = ("dbt_transform", "reconcile", "gates", "dbt_feeds", "snapshot")
 """The floor's stages the warehouse DAG runs."""
 
 
@@ -142,7 +143,13 @@ def scheduled(airflow, systems) -> dict:
     by_dag = {r.dag_id: r for r in runs}
     warehouse = by_dag["warehouse"]
     tis = [t for r in runs for t in instances[r.run_id]]
-    ready = [t for t in instances[warehouse.run_id] if t["task_id"] == "warehouse_ready"]
+    ready = [  # the extract DAGs' last task: it only updates the system's Asset
+        t
+        for r in runs
+        if r.dag_id.startswith("extract_")
+        for t in instances[r.run_id]
+        if t["task_id"] == "landed"
+    ]
     return {
         "trigger_to_last_receipt": wall,
         "dag_runs": {

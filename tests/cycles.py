@@ -69,12 +69,75 @@ def scheduled_cycles(home: Path, env: dict, days: int = 2) -> SimpleNamespace:
     shutil.copytree(home, home.with_name(home.name + "-after-0"), ignore=COPY_IGNORE, symlinks=True)
     base = {**env, "CAMPUSDX_HOME": str(home)}
     with running(Paths(home), base_env=base) as airflow:
-        records = [day_cycle(airflow, home, env, day, said) for day in range(1, days + 1)]
+        # an analyst's read-only connection to the current snapshot, held through the first cycle
+        with Analyst(home / "snapshots" / "current" / "warehouse.duckdb") as analyst:
+            records = [day_cycle(airflow, home, env, 1, said)]
+            analyst.seen.append(analyst.look())
+        analyst.seen.append(Analyst.once(home / "snapshots" / "current" / "warehouse.duckdb"))
+        records += [day_cycle(airflow, home, env, day, said) for day in range(2, days + 1)]
         every_run = airflow.runs(_EPOCH)
         every_instance = {r.run_id: airflow.task_instances(r.dag_id, r.run_id) for r in every_run}
     return SimpleNamespace(
-        error=None, said=said, records=records, every_run=every_run, every_instance=every_instance
+        error=None,
+        said=said,
+        records=records,
+        every_run=every_run,
+        every_instance=every_instance,
+        analyst=analyst.seen,
     )
+
+
+class Analyst:
+    """A notebook in another process: a read-only DuckDB connection opened on ``path`` and held
+    until the block ends. ``look()`` asks it, on the connection it holds, which snapshot it reads
+    and how many ledger entries it sees; ``seen`` starts with its first look."""
+
+    SCRIPT = (
+        "import sys, duckdb\n"
+        "conn = duckdb.connect(sys.argv[1], read_only=True)\n"
+        "look = lambda: [conn.execute('select id from campusdx_snapshot.info').fetchone()[0],"
+        " conn.execute('select count(*) from marts.fct_ledger_entry').fetchone()[0]]\n"
+        "print(look(), flush=True)\n"
+        "while sys.stdin.readline():\n    print(look(), flush=True)\n"
+    )
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.seen = path, []
+
+    def __enter__(self) -> Analyst:
+        import subprocess
+        import sys
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self.SCRIPT, str(self.path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.seen.append(self._answer())
+        return self
+
+    def _answer(self) -> list:
+        import ast
+
+        line = self.process.stdout.readline()
+        assert line, f"the analyst's process ended ({self.process.poll()})"
+        return ast.literal_eval(line)
+
+    def look(self) -> list:
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def __exit__(self, *exc) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+    @staticmethod
+    def once(path: Path) -> list:
+        """What a new connection sees."""
+        with Analyst(path) as fresh:
+            return fresh.seen[0]
 
 
 def day_cycle(airflow, home: Path, env: dict, day: int, said: list[str]) -> SimpleNamespace:

@@ -63,6 +63,20 @@ def test_each_warehouse_run_reads_the_landings_of_its_own_cycle(made):
         assert publish.start_date >= feeds["end_date"]
 
 
+def test_an_analyst_holding_the_snapshot_through_a_cycle_blocks_nothing(made):
+    """A read-only connection opened before a cycle and held through it: the cycle succeeds (every
+    run of it, above) and publishes a new snapshot; the held connection still answers from the
+    old one; a new connection sees the new one, which the cycle's packages were built from."""
+    before, held_after, new = made.cycles.analyst
+    assert held_after == before, "the held connection's view changed under it"
+    assert new[0] != before[0], "the cycle published no new snapshot"
+    first_day = made.cycles.records[0]
+    assert {r.state for r in first_day.runs} == {"success"}, [(r.dag_id, r.state) for r in first_day.runs]
+    with open_ledger(Paths(first_day.home), load_profile()) as ledger:
+        built = {p.snapshot for p in ledger.packages() if p.snapshot and p.snapshot > before[0]}
+    assert built == {new[0]}, "the cycle's packages name the snapshot it published"
+
+
 def test_the_gates_ran_side_by_side(made):
     overlaps = 0
     for run in made.cycles.every_run:

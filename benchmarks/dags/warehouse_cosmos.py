@@ -94,10 +94,12 @@ def warehouse():
     feeds = group("feeds", select=["tag:gated"])
 
     @task(outlets=[warehouse_asset()])
-    def warehouse_ready() -> None:
-        pass
+    def publish_snapshot(run_id: str | None = None, outlet_events=None) -> dict:
+        published = pipeline.publish_snapshot(run_id)
+        outlet_events[warehouse_asset()].extra = {"snapshot": published["id"]}
+        return published
 
-    transform >> reconcile_sources() >> list(verdicts.values()) >> feeds >> warehouse_ready()
+    transform >> reconcile_sources() >> list(verdicts.values()) >> feeds >> publish_snapshot()
 
 
 warehouse()

@@ -9,14 +9,19 @@ What a backup holds (paths relative to the home):
 ``landing/``                every landed batch (Parquet and manifests): the warehouse's only input
 ``quality/``                verdicts, findings (quarantine state), history, the GX stores and Data
                             Docs; taken holding the gates' lock
-``snapshots/<id>/``         the current published warehouse snapshot (SCD2 history included)
+``history/``                the warehouse's SCD2 history (schema ``snapshots``: dbt's snapshots of
+                            staff and students), as Parquet from the current published snapshot:
+                            the one part of the warehouse the landing zone cannot rebuild
+``snapshots/<id>/``         every pinned snapshot, whole (immutable: stored once)
 ``secrets/``                only with ``keys=True``: the exchange key, the fingerprint and
                             pseudonym keys; encrypted like everything else, never in clear text
 ``repository/...``          ``schemas/quality/approvals.yml`` (the approvals, versioned in git too)
 ==========================  ========================================================================
 
-Not in it: the source systems and the gateway (other machines), the build database (restored
-from the snapshot), Airflow's metadata database, logs, locks, generated documents.
+Not in it: the source systems and the gateway (other machines); the rest of the warehouse, which
+the next warehouse run rebuilds from the landing zone on top of the restored history (a whole
+snapshot changes every day: backing it up daily would make every backup as big as the
+warehouse); Airflow's metadata database, logs, locks, generated documents.
 
 The backup repository (``$CAMPUSDX_BACKUP_DIR``)::
 
@@ -65,6 +70,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -88,6 +94,10 @@ APPROVALS = SCHEMAS / "quality" / "approvals.yml"
 APPROVALS_IN_BACKUP = "repository/schemas/quality/approvals.yml"
 DIRECTORIES = ("exchange", "landing", "quality")
 KEYS = "secrets"
+HISTORY = "history"
+HISTORY_SCHEMA = "snapshots"
+"""The warehouse schema of dbt's snapshots (the SCD2 history)."""
+_TABLE = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
 _SKIP = re.compile(r"(\.lock|\.tmp|\.part|-wal|-shm|-journal|\.holder\.json)\Z|(^|/)\.adopting(/|\Z)")
 _SQLITE = b"SQLite format 3\x00"
 
@@ -298,6 +308,40 @@ def _entries(paths: Paths, keys: bool) -> Iterator[tuple[str, Path]]:
             yield relative, path
 
 
+def _history(paths: Paths, snapshot: str | None, scratch: Path) -> list[tuple[str, Path]]:
+    """The SCD2 history (every table of schema ``snapshots``) of the snapshot, as Parquet files
+    in ``scratch``: rows in a fixed order, so an unchanged table gives the same bytes (stored
+    once)."""
+    if snapshot is None:
+        return []
+    found = []
+    with snapshots.connect(paths, snapshot) as conn:
+        tables = conn.execute(
+            f"select table_name from information_schema.tables where table_schema = '{HISTORY_SCHEMA}'"
+            " order by 1"
+        ).fetchall()
+        for (table,) in tables:
+            if not _TABLE.match(table):
+                raise BackupError(f"snapshot {snapshot}: a history table named {table!r} cannot be backed up")
+            target = scratch / f"{HISTORY_SCHEMA}.{table}.parquet"
+            conn.execute(
+                f'copy (select * from {HISTORY_SCHEMA}."{table}" order by all) to '
+                f"'{target.as_posix()}' (format parquet)"
+            )
+            found.append((f"{HISTORY}/{target.name}", target))
+    return found
+
+
+def _pinned(paths: Paths) -> list[tuple[str, Path]]:
+    """The files of every pinned snapshot (whole: a pinned snapshot is kept on purpose)."""
+    found = []
+    for pinned in (s for s in snapshots.listed(paths) if s.pinned):
+        directory = snapshots.root(paths) / pinned.id
+        for name in (snapshots.DATABASE, snapshots.INFO, snapshots.PINNED):
+            found.append((f"snapshots/{pinned.id}/{name}", directory / name))
+    return found
+
+
 def _is_key(path: Path) -> bool:
     """A key file outside ``secrets/`` (never backed up unless keys are asked for)."""
     return path.suffix == ".key" or path.name.startswith("id_")
@@ -338,16 +382,12 @@ def backup(
                 files.append(entry)
                 stored += written
                 reused += was_reused
-        if snapshot is not None:
-            directory = snapshots.root(paths) / snapshot
-            for name in (snapshots.DATABASE, snapshots.INFO):
-                relative = f"snapshots/{snapshot}/{name}"
-                entry, written, was_reused = _take(
-                    repo, relative, directory / name, previous.get(relative), Path(scratch)
-                )
-                files.append(entry)
-                stored += written
-                reused += was_reused
+        kept = [*_history(paths, snapshot, Path(scratch)), *_pinned(paths)]
+        for relative, path in kept:
+            entry, written, was_reused = _take(repo, relative, path, previous.get(relative), Path(scratch))
+            files.append(entry)
+            stored += written
+            reused += was_reused
         if APPROVALS.is_file():
             entry, written, _ = _take(repo, APPROVALS_IN_BACKUP, APPROVALS, None, Path(scratch))
             files.append(entry)
@@ -460,7 +500,7 @@ def _safe_relative(relative: str) -> Path:
     ):
         raise BackupError(f"the manifest lists a path that would leave the home: {relative!r}")
     top = parts[0]
-    if top not in (*DIRECTORIES, KEYS, "snapshots", "repository"):
+    if top not in (*DIRECTORIES, KEYS, HISTORY, "snapshots", "repository"):
         raise BackupError(f"the manifest lists a path outside what a backup holds: {relative!r}")
     return Path(*parts)
 
@@ -509,9 +549,10 @@ def restore(
 ) -> dict:
     """Restore a backup (default: the newest) into ``home`` (default: the configured home), which
     must be empty or absent. Everything is verified in a staging directory beside it first; only
-    then is it renamed into place. Afterwards: the snapshot is current again and the build
-    database starts from it, and before the next publish of each dataset the exchange compares
-    its ledger with what the gateway shows (packages sent after the backup are adopted)."""
+    then is it renamed into place. Afterwards the build database holds the SCD2 history (the next
+    warehouse run rebuilds the rest from the landing zone and publishes a snapshot), and before
+    the next publish of each dataset the exchange compares its ledger with what the gateway
+    shows (packages sent after the backup are adopted)."""
     home = Path(home or settings.home()).absolute()
     if home.exists() and (not home.is_dir() or any(home.iterdir())):
         raise BackupError(f"{home} is not empty: restore into an empty or new home")
@@ -540,16 +581,23 @@ def restore(
 
 def _after_restore(paths: Paths, manifest: dict, has_repository_files: bool) -> list[str]:
     notes = []
-    snapshot = manifest.get("snapshot")
-    if snapshot:
-        directory = snapshots.root(paths) / snapshots.check_id(snapshot)
-        os.chmod(directory / snapshots.DATABASE, 0o444)
-        shutil.copyfile(directory / snapshots.DATABASE, paths.warehouse)
-        os.chmod(paths.warehouse, 0o644)
-        link = snapshots.root(paths) / snapshots.CURRENT
-        os.symlink(snapshot, link)
-        atomic.fsync_dir(link.parent)
-        notes.append(f"snapshot {snapshot} is current; the build starts from it")
+    history = sorted((paths.home / HISTORY).glob(f"{HISTORY_SCHEMA}.*.parquet"))
+    if history:  # the build starts from the history; the next warehouse run rebuilds the rest
+        with duckdb.connect(str(paths.warehouse)) as conn:
+            conn.execute(f"create schema {HISTORY_SCHEMA}")
+            for path in history:
+                table = path.name.removeprefix(f"{HISTORY_SCHEMA}.").removesuffix(".parquet")
+                if not _TABLE.match(table):
+                    raise BackupError(f"{path.name}: not a history table's name")
+                conn.execute(
+                    f'create table {HISTORY_SCHEMA}."{table}" as select * from read_parquet(?)', [str(path)]
+                )
+        shutil.rmtree(paths.home / HISTORY)
+        notes.append(
+            f"the SCD2 history of snapshot {manifest.get('snapshot')} is in the build; the next warehouse "
+            "run rebuilds the rest from the landing zone and publishes a snapshot"
+        )
+    notes += [f"pinned snapshot {pinned.id} is back" for pinned in snapshots.listed(paths)]
     if has_repository_files:
         saved = paths.home / APPROVALS_IN_BACKUP
         if APPROVALS.is_file() and saved.read_bytes() != APPROVALS.read_bytes():

@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 
+import duckdb
 import pytest
 
 from campusdx.core import snapshots
@@ -100,6 +101,7 @@ def one_backup(warehouse, tmp_path_factory):
     home = copy_home(warehouse, base / "home").home
     key = backup.new_key(base / "backup.key")
     repository = base / "backups"
+    snapshots.pin(Paths(home), snapshots.current_id(Paths(home)), "kept for the annual report")
     backup.backup(Paths(home), repository, key_file=key)
     return repository, key, home
 
@@ -123,7 +125,7 @@ def test_a_backup_with_a_flipped_byte_is_refused_before_anything_is_written(one_
     else:
         target, names = (
             max(_objects(copy), key=lambda p: p.stat().st_size),
-            r"snapshots/\d+T\d+Z/warehouse\.duckdb",
+            r"(landing|history|quality|exchange|snapshots)/[\w./-]+",
         )
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -182,3 +184,23 @@ def test_keys_only_when_asked_and_never_in_clear(one_backup, tmp_path):
         again = tmp_path / "restored" / "secrets" / secret.name
         assert again.read_bytes() == secret.read_bytes()
         assert again.stat().st_mode & 0o077 == 0, "a restored key is readable by its owner only"
+
+
+def test_a_restore_brings_back_the_history_and_the_pinned_snapshots(one_backup, tmp_path):
+    """The SCD2 history goes into the new build (the next warehouse run rebuilds the rest from the
+    landing zone); a pinned snapshot comes back whole; no snapshot is current until that run."""
+    repository, key, home = one_backup
+    (pinned,) = [s for s in snapshots.listed(Paths(home)) if s.pinned]
+    target = Paths(tmp_path / "restored")
+    backup.restore(repository, target.home, key_file=key)
+    assert snapshots.current_id(target) is None
+    assert [(s.id, s.pinned) for s in snapshots.listed(target)] == [(pinned.id, True)]
+    with snapshots.connect(Paths(home), pinned.id) as before, duckdb.connect(str(target.warehouse)) as after:
+        tables = before.execute(
+            "select table_name from information_schema.tables where table_schema = 'snapshots' order by 1"
+        ).fetchall()
+        assert [t for (t,) in tables] == ["snp_hr__staff", "snp_student__students"]
+        for (table,) in tables:
+            query = f"select * from snapshots.{table} order by all"
+            assert after.execute(query).fetchall() == before.execute(query).fetchall(), table
+    assert not (target.home / "history").exists()
