@@ -259,3 +259,91 @@ def test_only_the_state_the_next_delta_needs_is_kept(home, profile):
     assert status == "ACCEPTED"
     kept = sorted(p.name for p in states.state_dir(home.exchange, "ZZJG").iterdir())
     assert kept == [f"{last.batch_id}.post.parquet", f"{last.batch_id}.sent.parquet"]
+
+
+def _lose_after_a_backup(home, profile, *, keep_inbox: bool, answered: bool = True) -> list[dict]:
+    """FULL delivered; the exchange's files kept (the backup); a DELTA sent (answered or not);
+    the exchange put back as kept and the restore's request to compare with the gateway made;
+    the DELTA's package left in the inbox or not. Returns the rows the platform was last sent."""
+    import shutil
+    import sqlite3
+
+    first = [org("1000"), org("1001", parent="1000")]
+    assert deliver(home, profile, first)[1] == "ACCEPTED"
+    kept = home.home / "kept"
+    shutil.copytree(home.exchange, kept, ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    with (
+        sqlite3.connect(home.exchange / "ledger.sqlite") as live,
+        sqlite3.connect(kept / "ledger.sqlite") as copy,
+    ):
+        live.backup(copy)
+    second = [org("1000"), org("1001", name="改名", parent="1000"), org("1002", parent="1000")]
+    if answered:
+        sent, status = deliver(home, profile, second)
+        assert (sent.package_id, status) == ("4161010704-ZZJG-D-000002", "ACCEPTED")
+    else:
+        publish_feed("ZZJG", feed(profile, second), as_of="2026-12-03", now=NOW)
+    shutil.rmtree(home.exchange)
+    shutil.move(kept, home.exchange)
+    with open_ledger(home, profile) as ledger:
+        ledger.request_gateway_check("ZZJG", "restored", "2026-12-03 11:00:00")
+    if not keep_inbox:
+        shutil.rmtree(home.gateway / "inbox" / "4161010704-ZZJG-D-000002")
+    return second
+
+
+def test_after_a_restore_a_delivered_package_in_the_inbox_is_adopted_with_its_rows(home, profile):
+    second = _lose_after_a_backup(home, profile, keep_inbox=True)
+    third = [*second, org("1003", parent="1000")]
+    sent, status = deliver(home, profile, third)
+    assert (sent.package_id, sent.mode, status) == ("4161010704-ZZJG-D-000003", "DELTA", "ACCEPTED")
+    with open_ledger(home, profile) as ledger:
+        adopted = ledger.packages("ZZJG")[1]
+        assert (adopted.package_id, adopted.status, adopted.rows) == (
+            "4161010704-ZZJG-D-000002",
+            "ACCEPTED",
+            2,
+        )
+        assert adopted.adopted_at and not ledger.gateway_check_requested("ZZJG")
+    ops = {
+        r["DWH"]: r["CZLX"]
+        for r in states.pq.read_table(
+            states.state_file(home.exchange, "ZZJG", sent.batch_id, "sent")
+        ).to_pylist()
+    }
+    assert ops == {"1003": "I"}, "the DELTA continues from what the adopted package left on the platform"
+    assert platform(home, profile) == rows_of(feed(profile, third))
+
+
+def test_after_a_restore_a_sequence_answered_but_not_readable_holds_its_number_and_a_full_follows(
+    home, profile
+):
+    second = _lose_after_a_backup(home, profile, keep_inbox=False)
+    sent, status = deliver(home, profile, second)
+    assert (sent.package_id, sent.mode, status) == ("4161010704-ZZJG-F-000003", "FULL", "ACCEPTED")
+    assert "not on record" in sent.message
+    with open_ledger(home, profile) as ledger:
+        assert [(e.sequence, e.status, bool(e.adopted_at)) for e in ledger.packages("ZZJG")] == [
+            (1, "ACCEPTED", False),
+            (2, "ACCEPTED", True),
+            (3, "ACCEPTED", False),
+        ]
+    assert platform(home, profile) == rows_of(feed(profile, second))
+
+
+def test_after_a_restore_an_unanswered_package_in_the_inbox_is_adopted_and_its_receipt_collected(
+    home, profile
+):
+    second = _lose_after_a_backup(home, profile, keep_inbox=True, answered=False)
+    again = publish_feed("ZZJG", feed(profile, second), as_of="2026-12-03", now=NOW)
+    assert (again.action, again.package_id) == ("resent", "4161010704-ZZJG-D-000002"), (
+        "sent again, same bytes"
+    )
+    province = Province.for_home(home, profile)
+    try:
+        province.process_inbox()
+    finally:
+        province.close()
+    [receipt] = collect_receipts(timeout_s=1, poll_s=0.05, datasets=["ZZJG"])
+    assert (receipt.package_id, receipt.status) == ("4161010704-ZZJG-D-000002", "ACCEPTED")
+    assert platform(home, profile) == rows_of(feed(profile, second))

@@ -86,10 +86,10 @@ def choose_mode(
     now: datetime,
 ) -> Decision:
     """FULL with the reason, or DELTA."""
-    if not has_state:
-        return Decision("FULL", "first package: nothing delivered on record")
     if full_requested is not None:
         return Decision("FULL", f"requested: {full_requested}")
+    if not has_state:
+        return Decision("FULL", "first package: nothing delivered on record")
     if policy.full_after_rejections and rejections_in_a_row >= policy.full_after_rejections:
         return Decision("FULL", f"{rejections_in_a_row} packages in a row REJECTED")
     if policy.full_every_days and (
