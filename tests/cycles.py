@@ -89,13 +89,15 @@ def scheduled_cycles(home: Path, env: dict, days: int = 2) -> SimpleNamespace:
 
 class Analyst:
     """A notebook in another process: a read-only DuckDB connection opened on ``path`` and held
-    until the block ends. ``look()`` asks it, on the connection it holds, which snapshot it reads
-    and how many ledger entries it sees; ``seen`` starts with its first look."""
+    until the block ends. ``look()`` asks it, on the connection it holds, which build it reads
+    (the dbt invocation that wrote it) and how many ledger entries it sees; ``seen`` starts with
+    its first look."""
 
     SCRIPT = (
         "import sys, duckdb\n"
         "conn = duckdb.connect(sys.argv[1], read_only=True)\n"
-        "look = lambda: [conn.execute('select id from campusdx_snapshot.info').fetchone()[0],"
+        "build = 'select dbt_invocation_id from campusdx_build.info'\n"
+        "look = lambda: [str(conn.execute(build).fetchone()[0]),"
         " conn.execute('select count(*) from marts.fct_ledger_entry').fetchone()[0]]\n"
         "print(look(), flush=True)\n"
         "while sys.stdin.readline():\n    print(look(), flush=True)\n"

@@ -15,11 +15,16 @@ from campusdx.core import snapshots
 from campusdx.core.settings import Paths
 from campusdx.core.warehouse import writing
 
+BUILD = "select dbt_invocation_id from campusdx_build.info"
 
-def _build(paths: Paths, rows: int) -> None:
-    """What dbt leaves: a closed build database (here one table of ``rows`` rows)."""
+
+def _build(paths: Paths, rows: int, build: str = "b") -> None:
+    """What dbt leaves: a closed build database (here one table of ``rows`` rows) and the build's
+    identity (dbt's on-run-end hook, dbt_project/macros/record_build.sql)."""
     with writing(paths, wait_s=5), duckdb.connect(str(paths.warehouse)) as conn:
         conn.execute("create or replace table ledger as select range as n from range(?)", [rows])
+        conn.execute("create schema if not exists campusdx_build")
+        conn.execute("create or replace table campusdx_build.info as select ? as dbt_invocation_id", [build])
 
 
 @pytest.fixture
@@ -30,19 +35,20 @@ def home(tmp_path):
 
 
 def test_a_held_connection_keeps_its_snapshot_and_a_new_one_sees_the_next(home):
-    _build(home, 3)
+    _build(home, 3, "build-1")
     first = snapshots.publish(home, "run-1")
     held = duckdb.connect(str(home.home / "snapshots" / "current" / "warehouse.duckdb"), read_only=True)
     try:
-        _build(home, 5)  # the next build writes while the reader holds its snapshot
+        _build(home, 5, "build-2")  # the next build writes while the reader holds its snapshot
         second = snapshots.publish(home, "run-2")
         assert held.execute("select count(*) from ledger").fetchone() == (3,)
-        assert held.execute("select id, run_id from campusdx_snapshot.info").fetchone() == (first.id, "run-1")
+        assert held.execute(BUILD).fetchone() == ("build-1",)
         with snapshots.connect(home) as fresh:
             assert fresh.execute("select count(*) from ledger").fetchone() == (5,)
-            assert fresh.execute("select id from campusdx_snapshot.info").fetchone() == (second.id,)
+            assert fresh.execute(BUILD).fetchone() == ("build-2",)
     finally:
         held.close()
+    assert (first.run_id, second.run_id) == ("run-1", "run-2")
     assert snapshots.current_id(home) == second.id
     database = snapshots.path_of(home, first.id)
     assert not database.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH), "read-only"

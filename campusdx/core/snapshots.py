@@ -4,7 +4,7 @@ dbt builds into the *build database* (``<home>/warehouse.duckdb``), which only t
 opens: a DuckDB file has one writer or many readers, never both, so one analyst's connection
 left open would stop the next build ("Could not set lock on file"). When a warehouse run has
 built the feeds, the pipeline *publishes* the build as a snapshot: a file copy of the closed,
-checkpointed build, made read-only, with who made it recorded inside it and beside it::
+checkpointed build, made read-only, described beside it::
 
     <home>/snapshots/<id>/warehouse.duckdb   the snapshot (mode 0444; never changed again)
     <home>/snapshots/<id>/snapshot.json      id, warehouse run id, time, bytes
@@ -16,7 +16,8 @@ A reader opens ``snapshots/current/warehouse.duckdb`` (or a past snapshot by id)
 connection keeps the file it opened: the next publication switches ``current`` for new
 connections and never touches a published file, and a pruned snapshot's file stays readable
 by a connection that holds it (the kernel frees it when the last one closes). Inside a
-snapshot, ``campusdx_snapshot.info`` says which snapshot a connection is reading.
+snapshot, ``campusdx_build.info`` (written by dbt at the end of every invocation:
+dbt_project.yml) says which build a connection is reading, without a write at publication.
 
 DuckDB keeps one database instance per path within a process: in one process, open a new
 snapshot by its own path (:func:`path_of`, or :func:`connect`), not through ``current``,
@@ -49,7 +50,8 @@ DATABASE = "warehouse.duckdb"
 INFO = "snapshot.json"
 PINNED = "pinned"
 CURRENT = "current"
-INFO_TABLE = "campusdx_snapshot.info"
+BUILD_INFO = "campusdx_build.info"
+"""The table dbt writes into the build at the end of every invocation: which build a copy is."""
 _ID = re.compile(r"\d{8}T\d{12}Z\Z")
 
 
@@ -158,7 +160,6 @@ def publish(paths: Paths, run_id: str, *, keep: int | None = None, wait_s: float
             database = staging / DATABASE
             _copy_build(paths, database)
             created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            _record_inside(database, snapshot_id, run_id, created_at)
             info = Snapshot(snapshot_id, run_id, created_at, database.stat().st_size)
             atomic.write_file(staging / INFO, _info_bytes(info))
             os.chmod(database, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
@@ -185,15 +186,6 @@ def _copy_build(paths: Paths, target: Path) -> None:
         if wal.exists():
             raise SnapshotError(f"{wal} appeared while publishing: a build is writing; publish after it")
         shutil.copyfile(paths.warehouse, target)
-
-
-def _record_inside(database: Path, snapshot_id: str, run_id: str, created_at: str) -> None:
-    """``campusdx_snapshot.info`` inside the copy: which snapshot a connection reads."""
-    with duckdb.connect(str(database)) as conn:
-        conn.execute("create schema if not exists campusdx_snapshot")
-        conn.execute(f"create or replace table {INFO_TABLE} (id varchar, run_id varchar, created_at varchar)")
-        conn.execute(f"insert into {INFO_TABLE} values (?, ?, ?)", [snapshot_id, run_id, created_at])
-        conn.execute("checkpoint")
 
 
 def _info_bytes(info: Snapshot) -> bytes:
