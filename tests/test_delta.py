@@ -40,13 +40,18 @@ def deliver(home, profile, rows, *, now=NOW) -> tuple:
     sent = publish_feed("ZZJG", feed(profile, rows), as_of="2026-12-03", now=now)
     if sent.action == "unchanged":
         return sent, None
+    return sent, answered(home, profile).status
+
+
+def answered(home, profile):
+    """The province processes its inbox; the one receipt collected."""
     province = Province.for_home(home, profile)
     try:
         province.process_inbox()
     finally:
         province.close()
     [receipt] = collect_receipts(timeout_s=1, poll_s=0.05, datasets=["ZZJG"])
-    return sent, receipt.status
+    return receipt
 
 
 def platform(home, profile) -> list[dict]:
@@ -339,11 +344,6 @@ def test_after_a_restore_an_unanswered_package_in_the_inbox_is_adopted_and_its_r
     assert (again.action, again.package_id) == ("resent", "4161010704-ZZJG-D-000002"), (
         "sent again, same bytes"
     )
-    province = Province.for_home(home, profile)
-    try:
-        province.process_inbox()
-    finally:
-        province.close()
-    [receipt] = collect_receipts(timeout_s=1, poll_s=0.05, datasets=["ZZJG"])
+    receipt = answered(home, profile)
     assert (receipt.package_id, receipt.status) == ("4161010704-ZZJG-D-000002", "ACCEPTED")
     assert platform(home, profile) == rows_of(feed(profile, second))

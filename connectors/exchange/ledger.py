@@ -67,6 +67,24 @@ CREATE TABLE IF NOT EXISTS full_requests (
 
 
 _SEQUENCE_INDEX = "packages_dataset_sequence_unique"
+_FULL, _GATEWAY = "full_requests", "gateway_checks"
+"""The tables of what is asked of a dataset's next publish (one row per dataset, with why)."""
+
+
+def _ask(db: sqlite3.Connection, table: str, dataset: str, reason: str, at: str) -> None:
+    db.execute(
+        f"INSERT OR REPLACE INTO {table} (dataset, requested_at, reason) VALUES (?, ?, ?)",
+        (dataset, at, reason),
+    )
+
+
+def _asked(db: sqlite3.Connection, table: str, dataset: str) -> str | None:
+    row = db.execute(f"SELECT requested_at, reason FROM {table} WHERE dataset = ?", (dataset,)).fetchone()
+    return f"{row[1]} (asked {row[0]})" if row else None
+
+
+def _answered(db: sqlite3.Connection, table: str, dataset: str) -> None:
+    db.execute(f"DELETE FROM {table} WHERE dataset = ?", (dataset,))
 
 
 class LedgerError(RuntimeError):
@@ -196,7 +214,7 @@ class Ledger:
                         f"one ({expected}); another publish took it"
                     )
                 if m["mode"] == "FULL":
-                    db.execute("DELETE FROM full_requests WHERE dataset = ?", (m["dataset"],))
+                    _answered(db, _FULL, m["dataset"])
                 db.execute(
                     "INSERT INTO packages (package_id, dataset, mode, sequence, batch_id, fingerprint,"
                     " manifest_sha256, files, rows, built_at, as_of, status, attempts, snapshot, adopted_at)"
@@ -276,40 +294,28 @@ class Ledger:
                     at,
                 ),
             )
-            db.execute(
-                "INSERT OR REPLACE INTO full_requests (dataset, requested_at, reason) VALUES (?, ?, ?)",
-                (dataset, at, f"{package_id} was delivered but its rows are not on record"),
-            )
+            _ask(db, _FULL, dataset, f"{package_id} was delivered but its rows are not on record", at)
         return self.entry(str(receipt["batch_id"]))
 
     def request_gateway_check(self, dataset: str, reason: str, requested_at: str) -> None:
         """Before the next publish of ``dataset``, compare this ledger with what the gateway shows
         (asked by a restore: packages may have been sent after the backup)."""
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO gateway_checks (dataset, requested_at, reason) VALUES (?, ?, ?)",
-                (dataset, requested_at, reason),
-            )
+            _ask(db, _GATEWAY, dataset, reason, requested_at)
 
     def gateway_check_requested(self, dataset: str) -> str | None:
         """Why the ledger must be compared with the gateway before publishing ``dataset``, or None."""
-        row = self._db.execute(
-            "SELECT requested_at, reason FROM gateway_checks WHERE dataset = ?", (dataset,)
-        ).fetchone()
-        return f"{row[1]} (asked {row[0]})" if row else None
+        return _asked(self._db, _GATEWAY, dataset)
 
     def gateway_checked(self, dataset: str) -> None:
         """The comparison with the gateway is done for ``dataset``."""
         with self._tx() as db:
-            db.execute("DELETE FROM gateway_checks WHERE dataset = ?", (dataset,))
+            _answered(db, _GATEWAY, dataset)
 
     def request_full(self, dataset: str, reason: str, requested_at: str) -> None:
         """The next package of ``dataset`` is a FULL, whatever the policy says."""
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO full_requests (dataset, requested_at, reason) VALUES (?, ?, ?)",
-                (dataset, requested_at, reason),
-            )
+            _ask(db, _FULL, dataset, reason, requested_at)
 
     def _update(self, batch_id: str, assignments: str, values: tuple, *, allowed: tuple[str, ...]) -> None:
         marks = ", ".join("?" * len(allowed))
@@ -358,10 +364,7 @@ class Ledger:
 
     def full_requested(self, dataset: str) -> str | None:
         """Why a FULL of ``dataset`` was asked for and when, or None."""
-        row = self._db.execute(
-            "SELECT requested_at, reason FROM full_requests WHERE dataset = ?", (dataset,)
-        ).fetchone()
-        return f"{row[1]} (asked {row[0]})" if row else None
+        return _asked(self._db, _FULL, dataset)
 
     def rejections_in_a_row(self, dataset: str) -> int:
         """How many packages of ``dataset`` came back REJECTED since the last delivered one."""
