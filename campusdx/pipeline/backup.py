@@ -54,6 +54,8 @@ target home.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import json
@@ -84,6 +86,8 @@ from campusdx.quality.files import quality_lock
 log = logging.getLogger(__name__)
 
 CHUNK = 4 << 20
+SMALL = 4 * CHUNK
+"""Files up to this size are read into memory, hashed, and sealed only when their content is new."""
 OBJECT = "object"
 """What an object's chunks are authenticated with (besides their number and whether last); the
 manifest's SHA-256 of each file ties an object to its place."""
@@ -100,6 +104,11 @@ HISTORY_SCHEMA = "snapshots"
 _TABLE = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
 _SKIP = re.compile(r"(\.lock|\.tmp|\.part|-wal|-shm|-journal|\.holder\.json)\Z|(^|/)\.adopting(/|\Z)")
 _SQLITE = b"SQLite format 3\x00"
+try:  # syncfs(2): one flush of the repository's file system for every object a backup wrote
+    _LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    _LIBC.syncfs.argtypes = [ctypes.c_int]
+except (OSError, AttributeError):
+    _LIBC = None
 
 
 class BackupError(RuntimeError):
@@ -143,6 +152,8 @@ def load_key(path: Path | None, home: Path | None = None) -> bytes:
             f"the backup key {path} is inside the home {home}: keep it where a lost disk cannot take it"
         )
     try:
+        if path.stat().st_mode & 0o077:
+            raise BackupError(f"the backup key {path} may be read by others: chmod 600 it")
         text = path.read_text(encoding="ascii").strip()
         key = bytes.fromhex(text)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -272,9 +283,7 @@ class _Repository:
         tmp = self.root / "objects" / f".incoming.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
             with open(tmp, "wb") as out:
-                written = _seal(self.key, OBJECT, chunks(), out)
-                out.flush()
-                os.fsync(out.fileno())
+                written = _seal(self.key, OBJECT, chunks(), out)  # made durable by sync() below
             name = name_after()
             target = self.object_path(name)
             if target.exists():
@@ -283,6 +292,20 @@ class _Repository:
         finally:
             tmp.unlink(missing_ok=True)
         return name, written
+
+    def sync(self) -> None:
+        """Flush every object written to the disk before the manifest names them: one
+        ``syncfs`` of the repository's file system (Linux), else an fsync per object."""
+        objects = self.root / "objects"
+        fd = os.open(objects, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            if _LIBC is not None and _LIBC.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+        for path in objects.iterdir():
+            atomic.fsync_file(path)
+        atomic.fsync_dir(objects)
 
     def manifest(self, backup_id: str) -> dict:
         path = self.manifest_path(backup_id)
@@ -374,7 +397,7 @@ def backup(
     stored = reused = 0
     with tempfile.TemporaryDirectory(prefix="campusdx-backup-") as scratch:
         snapshot = snapshots.current_id(paths)
-        with _consistent(paths):
+        with _consistent(paths, config.lock_wait_s):
             for relative, path in _entries(paths, keys):
                 entry, written, was_reused = _take(
                     repo, relative, path, previous.get(relative), Path(scratch)
@@ -409,7 +432,7 @@ def backup(
         stored += _seal(key, f"manifest:{backup_id}", iter([data]), out)
         out.flush()
         os.fsync(out.fileno())
-    atomic.fsync_dir(repo.root / "objects")
+    repo.sync()
     atomic.replace(tmp, path)
     total = sum(f["bytes"] for f in files)
     log.info(
@@ -424,13 +447,13 @@ def backup(
 
 
 @contextmanager
-def _consistent(paths: Paths) -> Iterator[None]:
+def _consistent(paths: Paths, wait_s: float) -> Iterator[None]:
     """Hold every dataset's publish lock and the gates' lock: the ledger and the exchange's files,
     and the quality files, are taken as one state."""
     with ExitStack() as stack:
         for code in sorted(load_profile().datasets):
-            stack.enter_context(publish_lock(paths, code))
-        stack.enter_context(quality_lock(paths))
+            stack.enter_context(publish_lock(paths, code, wait_s=wait_s))
+        stack.enter_context(quality_lock(paths, timeout=wait_s))
         yield
 
 
@@ -460,15 +483,22 @@ def _take(
             copy.close()
     digest = hashlib.sha256()
     size = 0
+    if info.st_size <= SMALL:  # read once into memory: hashed first, sealed only when new
+        data = source.read_bytes()
+        digest.update(data)
+        size = len(data)
+        name = _object_name(repo.key, digest.hexdigest())
+        written = 0 if repo.object_path(name).exists() else repo.store(lambda: _pieces(data), lambda: name)[1]
+    else:
 
-    def hashed() -> Iterator[bytes]:
-        nonlocal size
-        for chunk in _chunks(source):
-            digest.update(chunk)
-            size += len(chunk)
-            yield chunk
+        def hashed() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in _chunks(source):
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
 
-    name, written = repo.store(hashed, lambda: _object_name(repo.key, digest.hexdigest()))
+        name, written = repo.store(hashed, lambda: _object_name(repo.key, digest.hexdigest()))
     entry = {
         "path": relative,
         "bytes": size,
@@ -479,6 +509,11 @@ def _take(
         "mode": info.st_mode & 0o777,
     }
     return entry, written, False
+
+
+def _pieces(data: bytes) -> Iterator[bytes]:
+    for start in range(0, max(len(data), 1), CHUNK):
+        yield data[start : start + CHUNK]
 
 
 def _is_sqlite(path: Path) -> bool:

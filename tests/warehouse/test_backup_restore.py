@@ -158,6 +158,11 @@ def test_a_backup_under_another_key_is_refused(one_backup, tmp_path):
     assert not target.exists()
     with pytest.raises(backup.BackupError, match=r"is not empty"):
         backup.restore(repository, repository, key_file=other)
+    other.chmod(0o644)
+    with pytest.raises(backup.BackupError, match=r"may be read by others"):
+        backup.restore(repository, target, key_file=other)
+    with pytest.raises(backup.BackupError, match=r"exists already"):
+        backup.new_key(other)
 
 
 def test_keys_only_when_asked_and_never_in_clear(one_backup, tmp_path):
