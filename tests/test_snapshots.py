@@ -117,3 +117,19 @@ def test_a_build_that_died_before_closing_is_checkpointed_before_the_copy(home):
     published = snapshots.publish(dead, "after-crash")
     with snapshots.connect(dead, published.id) as reader:
         assert reader.execute("select count(*) from ledger").fetchone() == (7,)
+
+
+def test_a_copy_of_the_home_that_followed_the_link_still_names_its_current_snapshot(home, tmp_path):
+    import shutil
+
+    _build(home, 2)
+    published = snapshots.publish(home, "a")
+    copy = Paths(tmp_path / "copy")
+    shutil.copytree(home.home, copy.home)  # symlinks followed: current is a directory now
+    assert not (copy.home / "snapshots" / "current").is_symlink()
+    assert snapshots.current_id(copy) == published.id
+    with snapshots.connect(copy) as conn:
+        assert conn.execute("select count(*) from ledger").fetchone() == (2,)
+    _build(copy, 3)
+    again = snapshots.publish(copy, "b")
+    assert (copy.home / "snapshots" / "current").is_symlink() and snapshots.current_id(copy) == again.id

@@ -109,10 +109,11 @@ def current_id(paths: Paths) -> str | None:
         target = os.readlink(link)
     except FileNotFoundError:
         return None
-    except OSError:
-        raise SnapshotError(
-            f"{link} is not a link to a snapshot (a copy made without keeping links?)"
-        ) from None
+    except OSError:  # a copy of the home that followed the link: the snapshot's own description
+        try:
+            return check_id(str(json.loads((link / INFO).read_text(encoding="utf-8"))["id"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise SnapshotError(f"{link} is neither a link to a snapshot nor a copy of one") from None
     return check_id(Path(target).name)
 
 
@@ -197,6 +198,9 @@ def _switch(base: Path, snapshot_id: str) -> None:
     """Point ``current`` at ``snapshot_id``: a new symlink renamed over the old one."""
     link = base / f".{CURRENT}.{os.getpid()}.tmp"
     link.unlink(missing_ok=True)
+    copied = base / CURRENT
+    if copied.is_dir() and not copied.is_symlink():  # a copy of the home that followed the link
+        shutil.rmtree(copied)
     os.symlink(snapshot_id, link)
     os.replace(link, base / CURRENT)
     atomic.fsync_dir(base)

@@ -22,7 +22,9 @@ from tests.warehouse.conftest import Built, gate_only
 
 def test_rows_the_province_rejects_are_quarantined_under_its_rules(warehouse, tmp_path, monkeypatch):
     home = tmp_path / "home"
-    shutil.copytree(warehouse.home, home, ignore=shutil.ignore_patterns("exchange", "gateway", "province"))
+    shutil.copytree(
+        warehouse.home, home, symlinks=True, ignore=shutil.ignore_patterns("exchange", "gateway", "province")
+    )
     monkeypatch.setenv("CAMPUSDX_HOME", str(home))
     monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
     paths, profile = settings.Paths(home), load_profile()
@@ -70,7 +72,9 @@ def test_a_rejected_package_raises_the_alert_and_is_rebuilt_and_sent_at_once(
     warehouse, tmp_path, monkeypatch
 ):
     home = tmp_path / "home"
-    shutil.copytree(warehouse.home, home, ignore=shutil.ignore_patterns("exchange", "gateway", "province"))
+    shutil.copytree(
+        warehouse.home, home, symlinks=True, ignore=shutil.ignore_patterns("exchange", "gateway", "province")
+    )
     monkeypatch.setenv("CAMPUSDX_HOME", str(home))
     monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
     paths, profile = settings.Paths(home), load_profile()
@@ -102,7 +106,9 @@ def test_a_personal_value_the_province_echoes_is_masked_in_the_quarantine(wareho
     """A real province may echo the rejected value (the simulator blanks 姓名 and 身份证件号):
     an ID number it sends back is kept masked, with its keyed fingerprint, never as it is."""
     home = tmp_path / "home"
-    shutil.copytree(warehouse.home, home, ignore=shutil.ignore_patterns("exchange", "gateway", "province"))
+    shutil.copytree(
+        warehouse.home, home, symlinks=True, ignore=shutil.ignore_patterns("exchange", "gateway", "province")
+    )
     monkeypatch.setenv("CAMPUSDX_HOME", str(home))
     monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
     paths, profile = settings.Paths(home), load_profile()

@@ -43,7 +43,9 @@ def rebuild(home) -> None:
 
 def test_a_rejection_after_multi_line_values_quarantines_exactly_that_row(warehouse, tmp_path, monkeypatch):
     home = tmp_path / "home"
-    shutil.copytree(warehouse.home, home, ignore=shutil.ignore_patterns("exchange", "gateway", "province"))
+    shutil.copytree(
+        warehouse.home, home, symlinks=True, ignore=shutil.ignore_patterns("exchange", "gateway", "province")
+    )
     monkeypatch.setenv("CAMPUSDX_HOME", str(home))
     monkeypatch.delenv("CAMPUSDX_SFTP_SETTINGS", raising=False)
     paths, built = settings.Paths(home), Built(home)
