@@ -155,14 +155,18 @@ def _exchange(args) -> int:
         print(f"{result.package_id}: {result.message}")
         return 0
     if args.action == "adopt":
+        from campusdx.exchange.ledger import LedgerError
         from campusdx.exchange.publisher import adopt_from_gateway
 
         try:
             adopted = adopt_from_gateway(args.dataset)
-        except (KeyError, PublishError, Busy) as exc:
+        except (KeyError, PublishError, LedgerError, Busy) as exc:
             print(exc.args[0] if isinstance(exc, KeyError) else exc, file=sys.stderr)
             return 1
-        print(f"{args.dataset}: " + ("; ".join(adopted) if adopted else "the ledger matches the gateway"))
+        for result in adopted:
+            print(f"{result.package_id}: {result.status} ({result.message or result.action})")
+        if not adopted:
+            print(f"{args.dataset}: the ledger matches the gateway")
         return 0
     if args.action == "full":
         try:
@@ -267,7 +271,7 @@ def _backup(args) -> int:
             print(f"restored backup {done['backup_id']} ({done['files']} files)")
             for note in done["notes"]:
                 print(f"  {note}")
-    except (backup.BackupError, Busy) as exc:
+    except (backup.BackupError, Busy, OSError) as exc:  # a refusal or the disk: said, no traceback
         print(exc, file=sys.stderr)
         return 1
     return 0

@@ -271,27 +271,17 @@ def _lose_after_a_backup(home, profile, *, keep_inbox: bool, answered: bool = Tr
     the exchange put back as kept and the restore's request to compare with the gateway made;
     the DELTA's package left in the inbox or not. Returns the rows the platform was last sent."""
     import shutil
-    import sqlite3
 
     first = [org("1000"), org("1001", parent="1000")]
     assert deliver(home, profile, first)[1] == "ACCEPTED"
-    kept = home.home / "kept"
-    shutil.copytree(home.exchange, kept, ignore=shutil.ignore_patterns("ledger.sqlite*"))
-    with (
-        sqlite3.connect(home.exchange / "ledger.sqlite") as live,
-        sqlite3.connect(kept / "ledger.sqlite") as copy,
-    ):
-        live.backup(copy)
+    kept = _keep_exchange(home)
     second = [org("1000"), org("1001", name="改名", parent="1000"), org("1002", parent="1000")]
     if answered:
         sent, status = deliver(home, profile, second)
         assert (sent.package_id, status) == ("4161010704-ZZJG-D-000002", "ACCEPTED")
     else:
         publish_feed("ZZJG", feed(profile, second), as_of="2026-12-03", now=NOW)
-    shutil.rmtree(home.exchange)
-    shutil.move(kept, home.exchange)
-    with open_ledger(home, profile) as ledger:
-        ledger.request_gateway_check("ZZJG", "restored", "2026-12-03 11:00:00")
+    _put_back(home, profile, kept)
     if not keep_inbox:
         shutil.rmtree(home.gateway / "inbox" / "4161010704-ZZJG-D-000002")
     return second
@@ -347,3 +337,84 @@ def test_after_a_restore_an_unanswered_package_in_the_inbox_is_adopted_and_its_r
     receipt = answered(home, profile)
     assert (receipt.package_id, receipt.status) == ("4161010704-ZZJG-D-000002", "ACCEPTED")
     assert platform(home, profile) == rows_of(feed(profile, second))
+
+
+def _keep_exchange(home):
+    """A copy of the exchange as a backup takes it (the ledger with SQLite's backup API)."""
+    import shutil
+    import sqlite3
+
+    kept = home.home / "kept"
+    shutil.rmtree(kept, ignore_errors=True)
+    shutil.copytree(home.exchange, kept, ignore=shutil.ignore_patterns("ledger.sqlite*"))
+    with (
+        sqlite3.connect(home.exchange / "ledger.sqlite") as live,
+        sqlite3.connect(kept / "ledger.sqlite") as copy,
+    ):
+        live.backup(copy)
+    return kept
+
+
+def _put_back(home, profile, kept):
+    import shutil
+
+    shutil.rmtree(home.exchange)
+    shutil.move(kept, home.exchange)
+    with open_ledger(home, profile) as ledger:
+        ledger.request_gateway_check("ZZJG", "restored", "2026-12-03 11:00:00")
+
+
+def test_after_a_restore_taken_while_a_package_was_unanswered_its_receipt_and_the_next_are_taken(
+    home, profile
+):
+    """The backup holds sequence 2 unanswered; after it, 2 was answered and 3 sent and answered.
+    The next publish records 2's receipt, adopts 3 and sends 4: no number twice."""
+    rows = [org("1000"), org("1001", parent="1000")]
+    assert deliver(home, profile, rows)[1] == "ACCEPTED"
+    rows.append(org("1002", parent="1000"))
+    assert publish_feed("ZZJG", feed(profile, rows), as_of="2026-12-03", now=NOW).sequence == 2
+    kept = _keep_exchange(home)  # the backup: 2 is SENT, unanswered
+    assert answered(home, profile).status == "ACCEPTED"
+    rows.append(org("1003", parent="1000"))
+    sent, status = deliver(home, profile, rows)
+    assert (sent.sequence, status) == (3, "ACCEPTED")
+    _put_back(home, profile, kept)
+    rows.append(org("1004", parent="1000"))
+    sent, status = deliver(home, profile, rows)
+    assert (sent.package_id, sent.mode, status) == ("4161010704-ZZJG-D-000004", "DELTA", "ACCEPTED")
+    with open_ledger(home, profile) as ledger:
+        assert [(e.sequence, e.status) for e in ledger.packages("ZZJG")] == [
+            (1, "ACCEPTED"), (2, "ACCEPTED"), (3, "ACCEPTED"), (4, "ACCEPTED")
+        ]  # fmt: skip
+        assert not ledger.gateway_check_requested("ZZJG")
+    assert platform(home, profile) == rows_of(feed(profile, rows))
+
+
+def test_after_a_restore_a_rejected_package_in_the_inbox_gives_its_number_back(home, profile):
+    """After the backup a FULL was asked for and REJECTED, then a DELTA took the number: the
+    DELTA is adopted, never the rejected FULL beside it."""
+    from campusdx.exchange.publisher import request_full
+
+    rows = [org("1000"), org("1001", parent="1000")]
+    assert deliver(home, profile, rows)[1] == "ACCEPTED"
+    kept = _keep_exchange(home)
+    request_full("ZZJG", "test")
+    rows.append(org("1002", parent="1000"))
+    publish_feed("ZZJG", feed(profile, rows), as_of="2026-12-03", now=NOW)
+    province = Province.for_home(home, profile, reject_once=["ZZJG"])
+    try:
+        province.process_inbox()
+    finally:
+        province.close()
+    [rejected] = collect_receipts(timeout_s=1, poll_s=0.05, datasets=["ZZJG"])
+    assert (rejected.package_id, rejected.status) == ("4161010704-ZZJG-F-000002", "REJECTED")
+    sent, status = deliver(home, profile, rows)
+    assert (sent.package_id, status) == ("4161010704-ZZJG-D-000002", "ACCEPTED")
+    _put_back(home, profile, kept)
+    rows.append(org("1003", parent="1000"))
+    sent, status = deliver(home, profile, rows)
+    assert (sent.package_id, sent.mode, status) == ("4161010704-ZZJG-D-000003", "DELTA", "ACCEPTED")
+    with open_ledger(home, profile) as ledger:
+        adopted = [e.package_id for e in ledger.packages("ZZJG") if e.adopted_at]
+    assert adopted == ["4161010704-ZZJG-D-000002"]
+    assert platform(home, profile) == rows_of(feed(profile, rows))

@@ -30,6 +30,7 @@ Publishing, pinning and pruning hold ``<home>/locks/snapshots.lock``; the last
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -52,6 +53,7 @@ PINNED = "pinned"
 CURRENT = "current"
 BUILD_INFO = "campusdx_build.info"
 """The table dbt writes into the build at the end of every invocation: which build a copy is."""
+log = logging.getLogger(__name__)
 _ID = re.compile(r"\d{8}T\d{12}Z\Z")
 
 
@@ -206,29 +208,6 @@ def _switch(base: Path, snapshot_id: str) -> None:
     atomic.fsync_dir(base)
 
 
-def adopt(paths: Paths, database: Path, info: dict) -> Snapshot:
-    """Put a snapshot back (a restore): ``database`` with ``info`` (its snapshot.json) becomes a
-    published snapshot and the current one. ``database`` is moved, not copied."""
-    snapshot_id = check_id(str(info.get("id")))
-    base = root(paths)
-    base.mkdir(parents=True, exist_ok=True)
-    with _lock(paths, None):
-        target = base / snapshot_id
-        if target.exists():
-            raise SnapshotError(f"snapshot {snapshot_id} exists already in {base}")
-        staging = base / f".{snapshot_id}.tmp"
-        staging.mkdir()
-        os.replace(database, staging / DATABASE)
-        os.chmod(staging / DATABASE, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        size = (staging / DATABASE).stat().st_size
-        restored = Snapshot(snapshot_id, str(info.get("run_id")), str(info.get("created_at")), size)
-        atomic.write_file(staging / INFO, _info_bytes(restored))
-        atomic.fsync_dir(staging)
-        os.rename(staging, target)
-        _switch(base, snapshot_id)
-    return _read(target, snapshot_id, snapshot_id)
-
-
 def _read(directory: Path, snapshot_id: str, now: str | None) -> Snapshot:
     """The snapshot in ``directory`` (``now``: the current snapshot's id)."""
     try:
@@ -251,23 +230,26 @@ def listed(paths: Paths) -> list[Snapshot]:
     if not base.is_dir():
         return []
     now = current_id(paths)
-    return [
-        _read(entry, entry.name, now)
-        for entry in sorted(base.iterdir(), key=lambda p: p.name)
-        if _ID.match(entry.name) and entry.is_dir() and not entry.is_symlink()
-    ]
+    found = []
+    for entry in sorted(base.iterdir(), key=lambda p: p.name):
+        if _ID.match(entry.name) and entry.is_dir() and not entry.is_symlink():
+            try:
+                found.append(_read(entry, entry.name, now))
+            except SnapshotError as exc:  # not a whole snapshot: never listed, pruned or opened
+                log.warning("%s", exc)
+    return found
 
 
 def pin(paths: Paths, snapshot_id: str, reason: str = "", *, pinned: bool = True) -> Snapshot:
     """Pin (or unpin) a snapshot: a pinned one survives every prune."""
-    path_of(paths, snapshot_id)
-    directory = root(paths) / snapshot_id
+    directory = root(paths) / check_id(snapshot_id)
     with _lock(paths, 0):
+        path_of(paths, snapshot_id)  # under the lock: a prune cannot remove it meanwhile
         if pinned:
             atomic.write_bytes(directory / PINNED, reason.encode("utf-8"))
         else:
             (directory / PINNED).unlink(missing_ok=True)
-    return _read(directory, snapshot_id, current_id(paths))
+        return _read(directory, snapshot_id, current_id(paths))
 
 
 def prune(paths: Paths, keep: int | None = None) -> list[str]:

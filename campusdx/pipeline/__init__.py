@@ -276,6 +276,13 @@ def publish(
         raise Blocked(
             f"{dataset}: blocked by the quality gate ({'; '.join(verdict.blocking)}); failures: {rules}"
         )
+    _level_with_gateway(dataset, paths)
+    if snapshot is not None:
+        try:
+            snapshots.path_of(paths, snapshot)
+        except snapshots.SnapshotError as exc:  # pruned: several warehouse runs since this one
+            log.warning("%s: %s; publishing from the current snapshot", dataset, exc)
+            snapshot = None
     snapshot = snapshot or snapshots.current_id(paths)
     with snapshots.connect(paths, snapshot) as conn:  # one view: the feed reconciled is the feed read
         _reconcile_feed(conn, dataset)
@@ -285,6 +292,21 @@ def publish(
     )
     log.info("%s: %s %s", dataset, result.action, result.package_id or "")
     return asdict(result)
+
+
+def _level_with_gateway(dataset: str, paths: Paths) -> None:
+    """After a restore, the ledger first takes in what the gateway holds beyond it
+    (:func:`campusdx.exchange.publisher.adopt_from_gateway`); a PARTIAL receipt recorded on the
+    way sends its rejected rows to the quarantine, as the receipt step does."""
+    from campusdx.exchange.publisher import adopt_from_gateway, open_ledger
+
+    profile = load_profile()
+    with open_ledger(paths, profile) as ledger:
+        if not ledger.gateway_check_requested(dataset):
+            return
+    for result in adopt_from_gateway(dataset, paths=paths, lock_wait_s=None):
+        if result.status == "PARTIAL" and result.receipt is not None:
+            _quarantine_rejections(result, paths, profile)
 
 
 def receipt(dataset: str, *, paths: Paths | None = None) -> dict | None:

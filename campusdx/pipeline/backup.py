@@ -74,7 +74,9 @@ from pathlib import Path
 
 import duckdb
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from campusdx import __version__
 from campusdx.core import atomic, settings, snapshots
@@ -92,6 +94,7 @@ OBJECT = "object"
 """What an object's chunks are authenticated with (besides their number and whether last); the
 manifest's SHA-256 of each file ties an object to its place."""
 MAGIC = b"CDXBAK1\n"
+SALT = 16
 KEY_BYTES = 16
 _ID = re.compile(r"\d{8}T\d{6}Z\Z")
 APPROVALS = SCHEMAS / "quality" / "approvals.yml"
@@ -165,33 +168,48 @@ def load_key(path: Path | None, home: Path | None = None) -> bytes:
     return key
 
 
+def _subkey(key: bytes, purpose: str, salt: bytes = b"", length: int = KEY_BYTES) -> bytes:
+    """A key for one purpose derived from the backup key (HKDF-SHA256): the cipher, the names
+    and the key id never share key material."""
+    return HKDF(hashes.SHA256(), length, salt or None, f"campusdx backup {purpose}".encode()).derive(key)
+
+
 def _key_id(key: bytes) -> str:
-    return hmac.new(key, b"campusdx backup key id", hashlib.sha256).hexdigest()[:32]
+    return _subkey(key, "key id").hex()
 
 
-def _object_name(key: bytes, sha256: str) -> str:
-    return hmac.new(key, b"object:" + sha256.encode("ascii"), hashlib.sha256).hexdigest()
+def _object_name(naming_key: bytes, sha256: str) -> str:
+    return hmac.new(naming_key, sha256.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def _aad(name: str, index: int, last: bool) -> bytes:
     return MAGIC + name.encode("utf-8") + struct.pack(">I?", index, last)
 
 
+def _nonce(index: int) -> bytes:
+    return index.to_bytes(12, "big")
+
+
 def _seal(key: bytes, name: str, chunks: Iterator[bytes], out) -> int:
-    """Write ``chunks`` sealed under ``name`` to ``out``; returns bytes written."""
-    prefix = os.urandom(8)
-    out.write(MAGIC + prefix)
-    written = len(MAGIC) + 8
+    """Write ``chunks`` sealed under ``name`` to ``out``; returns bytes written.
+
+    Each sealed file has a random salt of its own, from which its SM4 key is derived (so a nonce,
+    the chunk's number, is never used twice under one key); each chunk is framed by its length
+    and whether it is the last, both authenticated with the name and the chunk's number."""
+    salt = os.urandom(SALT)
+    cipher_key = _subkey(key, "object", salt)
+    out.write(MAGIC + salt)
+    written = len(MAGIC) + SALT
     pending = next(chunks, b"")
     index = 0
     while True:
         following = next(chunks, None)
         last = following is None
-        encryptor = Cipher(algorithms.SM4(key), modes.GCM(prefix + struct.pack(">I", index))).encryptor()
+        encryptor = Cipher(algorithms.SM4(cipher_key), modes.GCM(_nonce(index))).encryptor()
         encryptor.authenticate_additional_data(_aad(name, index, last))
         sealed = encryptor.update(pending) + encryptor.finalize() + encryptor.tag
-        out.write(struct.pack(">I", len(sealed)) + sealed)
-        written += 4 + len(sealed)
+        out.write(struct.pack(">I?", len(sealed), last) + sealed)
+        written += 5 + len(sealed)
         if last:
             return written
         pending, index = following, index + 1
@@ -203,33 +221,28 @@ def _open_sealed(key: bytes, name: str, source: Path, what: str) -> Iterator[byt
     if not source.is_file():
         raise BackupError(f"{what}: missing from the backup ({source.name})")
     with open(source, "rb") as fh:
-        head = fh.read(len(MAGIC) + 8)
-        if len(head) != len(MAGIC) + 8 or not head.startswith(MAGIC):
+        head = fh.read(len(MAGIC) + SALT)
+        if len(head) != len(MAGIC) + SALT or not head.startswith(MAGIC):
             raise BackupError(f"{what}: not a campusdx backup object ({source.name})")
-        prefix, index = head[len(MAGIC) :], 0
+        cipher_key, index = _subkey(key, "object", head[len(MAGIC) :]), 0
         while True:
-            size = fh.read(4)
-            if len(size) != 4:
+            frame = fh.read(5)
+            if len(frame) != 5:
                 raise BackupError(f"{what}: truncated ({source.name} ends before its last chunk)")
-            (length,) = struct.unpack(">I", size)
+            length, last = struct.unpack(">I?", frame)
+            if length < 16 or length > CHUNK + 16:
+                raise BackupError(f"{what}: altered or malformed ({source.name}, chunk {index})")
             sealed = fh.read(length)
-            if len(sealed) != length or length < 16 or length > CHUNK + 16:
-                raise BackupError(f"{what}: truncated or malformed ({source.name}, chunk {index})")
-            plain, last = None, False
-            for last in (False, True):
-                decryptor = Cipher(
-                    algorithms.SM4(key), modes.GCM(prefix + struct.pack(">I", index), sealed[-16:])
-                ).decryptor()
-                decryptor.authenticate_additional_data(_aad(name, index, last))
-                try:
-                    plain = decryptor.update(sealed[:-16]) + decryptor.finalize()
-                    break
-                except InvalidTag:
-                    continue
-            if plain is None:
+            if len(sealed) != length:
+                raise BackupError(f"{what}: truncated ({source.name}, chunk {index})")
+            decryptor = Cipher(algorithms.SM4(cipher_key), modes.GCM(_nonce(index), sealed[-16:])).decryptor()
+            decryptor.authenticate_additional_data(_aad(name, index, last))
+            try:
+                plain = decryptor.update(sealed[:-16]) + decryptor.finalize()
+            except InvalidTag:
                 raise BackupError(
                     f"{what}: altered, or sealed under another key ({source.name}, chunk {index})"
-                )
+                ) from None
             yield plain
             if last:
                 if fh.read(1):
@@ -250,6 +263,7 @@ def _chunks(path: Path) -> Iterator[bytes]:
 class _Repository:
     def __init__(self, root: Path, key: bytes, *, create: bool) -> None:
         self.root, self.key = Path(root), key
+        self.naming_key = _subkey(key, "object names", length=32)
         key_id = self.root / "key-id"
         if create:
             (self.root / "objects").mkdir(parents=True, exist_ok=True)
@@ -274,7 +288,12 @@ class _Repository:
         return self.root / "backups" / f"{backup_id}.manifest"
 
     def backups(self) -> list[str]:
-        return sorted(p.name.removesuffix(".manifest") for p in (self.root / "backups").glob("*.manifest"))
+        found = (p.name.removesuffix(".manifest") for p in (self.root / "backups").glob("*.manifest"))
+        return sorted(name for name in found if _ID.match(name))
+
+    def writing(self):
+        """One backup at a time into the repository (an inter-process lock beside it)."""
+        return _repository_lock(self.root)
 
     def store(self, chunks, name_after) -> tuple[str, int]:
         """Seal ``chunks()`` as a new object, named by ``name_after()`` once they are read (written
@@ -347,6 +366,8 @@ def _history(paths: Paths, snapshot: str | None, scratch: Path) -> list[tuple[st
             if not _TABLE.match(table):
                 raise BackupError(f"snapshot {snapshot}: a history table named {table!r} cannot be backed up")
             target = scratch / f"{HISTORY_SCHEMA}.{table}.parquet"
+            if "'" in target.as_posix():
+                raise BackupError(f"{scratch}: a path with a quote cannot be given to DuckDB")
             conn.execute(
                 f'copy (select * from {HISTORY_SCHEMA}."{table}" order by all) to '
                 f"'{target.as_posix()}' (format parquet)"
@@ -387,34 +408,32 @@ def backup(
     if Path(target).resolve().is_relative_to(paths.home.resolve()):
         raise BackupError(f"the backup repository {target} is inside the home {paths.home}")
     repo = _Repository(Path(target), key, create=True)
+    with repo.writing():
+        return _backup(paths, repo, keys, config.lock_wait_s)
+
+
+def _backup(paths: Paths, repo: _Repository, keys: bool, wait_s: float) -> BackupResult:
     previous = {}
     if repo.backups():
         previous = {f["path"]: f for f in repo.manifest(repo.backups()[-1])["files"]}
     backup_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if repo.manifest_path(backup_id).exists():
-        raise BackupError(f"backup {backup_id} exists already in {target}: one backup per second")
-    files: list[dict] = []
-    stored = reused = 0
-    with tempfile.TemporaryDirectory(prefix="campusdx-backup-") as scratch:
+        raise BackupError(f"backup {backup_id} exists already in {repo.root}: one backup per second")
+    taken = _Taken(repo, previous)
+    # scratch space for the ledger's copy and the history, inside the home: it holds personal
+    # data in clear, so never in a shared temporary directory; owner-only, removed at the end
+    (paths.home / "tmp").mkdir(mode=0o700, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="backup-", dir=paths.home / "tmp") as scratch:
+        taken.scratch = Path(scratch)
         snapshot = snapshots.current_id(paths)
-        with _consistent(paths, config.lock_wait_s):
-            for relative, path in _entries(paths, keys):
-                entry, written, was_reused = _take(
-                    repo, relative, path, previous.get(relative), Path(scratch)
-                )
-                files.append(entry)
-                stored += written
-                reused += was_reused
-        kept = [*_history(paths, snapshot, Path(scratch)), *_pinned(paths)]
-        for relative, path in kept:
-            entry, written, was_reused = _take(repo, relative, path, previous.get(relative), Path(scratch))
-            files.append(entry)
-            stored += written
-            reused += was_reused
+        every = list(_entries(paths, keys))
+        # landing batches are committed by a rename and never rewritten: taken without locks
+        taken.all(entry for entry in every if entry[0].startswith("landing/"))
+        with _consistent(paths, wait_s):
+            taken.all(entry for entry in every if not entry[0].startswith("landing/"))
+        taken.all([*_history(paths, snapshot, Path(scratch)), *_pinned(paths)])
         if APPROVALS.is_file():
-            entry, written, _ = _take(repo, APPROVALS_IN_BACKUP, APPROVALS, None, Path(scratch))
-            files.append(entry)
-            stored += written
+            taken.all([(APPROVALS_IN_BACKUP, APPROVALS)])
     manifest = {
         "backup_id": backup_id,
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -423,27 +442,59 @@ def backup(
         "snapshot": snapshot,
         "keys": keys,
         "cipher": "SM4-GCM",
-        "files": files,
+        "files": taken.files,
     }
     data = json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
     path = repo.manifest_path(backup_id)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as out:
-        stored += _seal(key, f"manifest:{backup_id}", iter([data]), out)
-        out.flush()
-        os.fsync(out.fileno())
+        taken.stored += _seal(repo.key, f"manifest:{backup_id}", _pieces(data), out)
     repo.sync()
     atomic.replace(tmp, path)
-    total = sum(f["bytes"] for f in files)
+    total = sum(f["bytes"] for f in taken.files)
     log.info(
         "backup %s: %d files, %d bytes, %d bytes stored, %d unchanged",
         backup_id,
-        len(files),
+        len(taken.files),
         total,
-        stored,
-        reused,
+        taken.stored,
+        taken.reused,
     )
-    return BackupResult(backup_id, len(files), total, stored, reused, snapshot, keys)
+    return BackupResult(backup_id, len(taken.files), total, taken.stored, taken.reused, snapshot, keys)
+
+
+class _Taken:
+    """The files of one backup as they are taken: manifest entries, bytes stored, files reused."""
+
+    def __init__(self, repo: _Repository, previous: dict[str, dict]) -> None:
+        self.repo, self.previous = repo, previous
+        self.files: list[dict] = []
+        self.stored = self.reused = 0
+        self.scratch = Path()
+
+    def all(self, entries) -> None:
+        for relative, path in entries:
+            entry, written, was_reused = _take(
+                self.repo, relative, path, self.previous.get(relative), self.scratch
+            )
+            self.files.append(entry)
+            self.stored += written
+            self.reused += was_reused
+
+
+@contextmanager
+def _repository_lock(root: Path) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(root / ".backup.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BackupError(f"another backup is writing to {root}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager
@@ -475,7 +526,7 @@ def _take(
     if _is_sqlite(path):  # a consistent copy of a live database, never its file
         source = scratch / "sqlite-copy"
         source.unlink(missing_ok=True)
-        live, copy = sqlite3.connect(f"file:{path}?mode=ro", uri=True), sqlite3.connect(source)
+        live, copy = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True), sqlite3.connect(source)
         try:
             live.backup(copy)
         finally:
@@ -487,7 +538,7 @@ def _take(
         data = source.read_bytes()
         digest.update(data)
         size = len(data)
-        name = _object_name(repo.key, digest.hexdigest())
+        name = _object_name(repo.naming_key, digest.hexdigest())
         written = 0 if repo.object_path(name).exists() else repo.store(lambda: _pieces(data), lambda: name)[1]
     else:
 
@@ -498,7 +549,7 @@ def _take(
                 size += len(chunk)
                 yield chunk
 
-        name, written = repo.store(hashed, lambda: _object_name(repo.key, digest.hexdigest()))
+        name, written = repo.store(hashed, lambda: _object_name(repo.naming_key, digest.hexdigest()))
     entry = {
         "path": relative,
         "bytes": size,
@@ -596,16 +647,21 @@ def restore(
     staging = Path(tempfile.mkdtemp(prefix=f".{home.name}.restoring-", dir=home.parent))
     try:
         manifest = verify(source, backup_id, key_file=key_file, into=staging)
+        # everything the restored home needs is done before it takes the home's name: the
+        # ledger's request to compare with the gateway first, so no state without it exists
+        notes = _after_restore(Paths(staging), manifest)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # the home as a new directory would be (mkdtemp: 0700)
+        if (staging / KEYS).is_dir():
+            os.chmod(staging / KEYS, 0o700)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    repository = staging / "repository"
     if home.exists():
         home.rmdir()
     os.rename(staging, home)
     atomic.fsync_dir(home.parent)
-    paths = Paths(home)
-    notes = _after_restore(paths, manifest, repository.exists())
     log.warning("restored backup %s into %s: %s", manifest["backup_id"], home, "; ".join(notes))
     return {
         **{k: v for k, v in manifest.items() if k != "files"},
@@ -614,8 +670,15 @@ def restore(
     }
 
 
-def _after_restore(paths: Paths, manifest: dict, has_repository_files: bool) -> list[str]:
-    notes = []
+def _after_restore(paths: Paths, manifest: dict) -> list[str]:
+    """Inside the staging directory (``paths``): the gateway checks asked for, the history put
+    into a new build database; returns what the operator is told."""
+    profile = load_profile()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    with open_ledger(paths, profile) as ledger:
+        for code in profile.datasets:
+            ledger.request_gateway_check(code, f"restored from backup {manifest['backup_id']}", stamp)
+    notes = ["the ledger is compared with the gateway before each dataset's next publish"]
     history = sorted((paths.home / HISTORY).glob(f"{HISTORY_SCHEMA}.*.parquet"))
     if history:  # the build starts from the history; the next warehouse run rebuilds the rest
         with duckdb.connect(str(paths.warehouse)) as conn:
@@ -624,25 +687,26 @@ def _after_restore(paths: Paths, manifest: dict, has_repository_files: bool) -> 
                 table = path.name.removeprefix(f"{HISTORY_SCHEMA}.").removesuffix(".parquet")
                 if not _TABLE.match(table):
                     raise BackupError(f"{path.name}: not a history table's name")
-                conn.execute(
-                    f'create table {HISTORY_SCHEMA}."{table}" as select * from read_parquet(?)', [str(path)]
-                )
+                try:
+                    conn.execute(
+                        f'create table {HISTORY_SCHEMA}."{table}" as select * from read_parquet(?)',
+                        [str(path)],
+                    )
+                except duckdb.Error as exc:
+                    raise BackupError(
+                        f"{HISTORY}/{path.name}: cannot be loaded into the build: {exc}"
+                    ) from None
         shutil.rmtree(paths.home / HISTORY)
         notes.append(
             f"the SCD2 history of snapshot {manifest.get('snapshot')} is in the build; the next warehouse "
             "run rebuilds the rest from the landing zone and publishes a snapshot"
         )
     notes += [f"pinned snapshot {pinned.id} is back" for pinned in snapshots.listed(paths)]
-    if has_repository_files:
-        saved = paths.home / APPROVALS_IN_BACKUP
-        if APPROVALS.is_file() and saved.read_bytes() != APPROVALS.read_bytes():
-            notes.append(f"the approvals differ from the backup's ({saved}): compare before the next gate")
-    profile = load_profile()
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    with open_ledger(paths, profile) as ledger:
-        for code in profile.datasets:
-            ledger.request_gateway_check(code, f"restored from backup {manifest['backup_id']}", stamp)
-    notes.append("the ledger is compared with the gateway before each dataset's next publish")
+    saved = paths.home / APPROVALS_IN_BACKUP
+    if saved.is_file() and APPROVALS.is_file() and saved.read_bytes() != APPROVALS.read_bytes():
+        notes.append(
+            f"the approvals differ from the backup's ({APPROVALS_IN_BACKUP}): compare before the next gate"
+        )
     if not manifest.get("keys"):
         notes.append(
             "the backup holds no key: put the exchange, fingerprint and pseudonym keys back in secrets/"

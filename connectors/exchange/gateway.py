@@ -18,7 +18,13 @@ from typing import Any, Protocol
 
 from campusdx.core import atomic, settings
 from campusdx.core.profile import GatewayLayout, load_profile
-from campusdx.exchange.package import MAX_FETCH_BYTES, PackageFileRefused, read_in_package
+from campusdx.exchange.package import (
+    MAX_FETCH_BYTES,
+    MAX_FETCH_FILES,
+    PackageFileRefused,
+    plain_name,
+    read_in_package,
+)
 from campusdx.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
 from campusdx.exchange.sftp import SftpGateway, SftpSettings
 
@@ -116,16 +122,18 @@ class DirectoryGateway:
 
     def fetch(self, package_id: str, target: Path) -> bool:
         """See :meth:`Gateway.fetch`: only a directory directly in the inbox, never a link."""
+        if not plain_name(package_id):
+            return False
         source = self.inbox / package_id
-        if "/" in package_id or package_id in (".", "..") or source.is_symlink() or not source.is_dir():
+        if source.is_symlink() or not source.is_dir():
             return False
         target.mkdir(parents=True)
-        for item in sorted(source.iterdir()):
+        for item in sorted(source.iterdir())[:MAX_FETCH_FILES]:
             try:
                 data = read_in_package(source, item.name, MAX_FETCH_BYTES)
             except PackageFileRefused:
                 continue  # not a regular file of the package: the package check will miss it
-            if data is not None:
+            if data is not None and len(data) <= MAX_FETCH_BYTES:  # longer: left behind, found missing
                 atomic.write_file(target / item.name, data)
         return True
 

@@ -133,8 +133,8 @@ class Ledger:
 
     def _add_columns(self) -> None:
         """Columns a ledger written before them lacks (added empty)."""
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(packages)")}
-        with self._tx() as db:
+        with self._tx() as db:  # read and changed in one write transaction: two openers agree
+            have = {row[1] for row in db.execute("PRAGMA table_info(packages)")}
             for column in ("snapshot", "adopted_at"):
                 if column not in have:
                     db.execute(f"ALTER TABLE packages ADD COLUMN {column} TEXT")
@@ -217,8 +217,9 @@ class Ledger:
                     _answered(db, _FULL, m["dataset"])
                 db.execute(
                     "INSERT INTO packages (package_id, dataset, mode, sequence, batch_id, fingerprint,"
-                    " manifest_sha256, files, rows, built_at, as_of, status, attempts, snapshot, adopted_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " manifest_sha256, files, rows, built_at, as_of, status, attempts, snapshot, adopted_at,"
+                    " sent_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         package.package_id,
                         m["dataset"],
@@ -235,6 +236,7 @@ class Ledger:
                         int(status == SENT),
                         snapshot,
                         adopted_at,
+                        adopted_at,  # an adopted package was sent; when, the gateway does not say
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -270,6 +272,14 @@ class Ledger:
         """A sequence the province answered as delivered for a package this ledger cannot read
         (not in the gateway's inbox any more, or not ours to verify): it holds its number, and
         the next package of the dataset is a FULL, since what the platform holds is unknown."""
+        try:
+            return self._unproven(package_id, dataset, mode, sequence, receipt, at)
+        except sqlite3.IntegrityError as exc:
+            raise LedgerError(f"{package_id}: cannot hold sequence {sequence} of {dataset}: {exc}") from None
+
+    def _unproven(
+        self, package_id: str, dataset: str, mode: str, sequence: int, receipt: dict[str, Any], at: str
+    ) -> LedgerEntry:
         with self._tx() as db:
             expected = self._next_sequence(db, dataset)
             if sequence != expected:

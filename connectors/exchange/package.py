@@ -467,6 +467,15 @@ class PackageFileRefused(Exception):
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")
 
 
+MAX_FETCH_FILES = 1000
+"""The most files a gateway's ``fetch`` copies back from one package directory."""
+
+
+def plain_name(name: object) -> bool:
+    """A plain file name: letters, digits, ``_``, ``.`` and ``-``, no separator, not ``.``/``..``."""
+    return isinstance(name, str) and bool(_PLAIN_NAME.fullmatch(name)) and name.strip(".") != ""
+
+
 def read_in_package(package: Path, name: str, limit: int) -> bytes | None:
     """At most ``limit + 1`` bytes of the file ``name`` directly inside ``package``; None when
     there is no such file.
@@ -477,7 +486,7 @@ def read_in_package(package: Path, name: str, limit: int) -> bytes | None:
     inside the package.
     Anything else raises :class:`PackageFileRefused` without opening anything.
     """
-    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name) or name.strip(".") == "":
+    if not plain_name(name):
         raise PackageFileRefused("is not a plain file name")
     root = Path(os.path.realpath(package))
     target = root / name

@@ -369,20 +369,27 @@ def _build_and_send(
 
 
 def adopt_from_gateway(
-    dataset_code: str, *, paths: settings.Paths | None = None, gateway: Gateway | None = None
-) -> list[str]:
-    """Bring the ledger level with what the gateway shows for ``dataset_code`` now (operator
-    tool; a publish does it by itself after a restore). Returns what was adopted."""
+    dataset_code: str,
+    *,
+    paths: settings.Paths | None = None,
+    gateway: Gateway | None = None,
+    lock_wait_s: float | None = 0,
+) -> list[PublishResult]:
+    """Bring the ledger level with what the gateway shows for ``dataset_code`` now (an operator's
+    tool, and the publish step's first move after a restore; ``lock_wait_s``: see
+    :func:`publish_lock`, default 0: fail at once). Returns one result per package adopted or
+    answered on the way (``adopted``, or ``receipt`` with its receipt): a PARTIAL among them has
+    rows for the quarantine (campusdx.pipeline does that)."""
     paths = paths or settings.paths()
     profile = load_profile()
     profile.dataset(dataset_code)
     gateway = gateway or configured(paths.gateway, profile.gateway)
     stamp = px_datetime(datetime.now(BEIJING))
-    with publish_lock(paths, dataset_code, wait_s=0), open_ledger(paths, profile) as ledger:
+    with publish_lock(paths, dataset_code, wait_s=lock_wait_s), open_ledger(paths, profile) as ledger:
         return _adopt(_Run(paths, profile, gateway, ledger, exchange_key(paths), stamp), dataset_code)
 
 
-def _adopt(run: _Run, dataset_code: str) -> list[str]:
+def _adopt(run: _Run, dataset_code: str) -> list[PublishResult]:
     """Adopt, in sequence order, every package of the dataset the gateway holds or has answered
     beyond what the ledger knows (sent after the backup the home was restored from), so that no
     sequence is used twice or skipped.
@@ -392,62 +399,100 @@ def _adopt(run: _Run, dataset_code: str) -> list[str]:
     after it (computed as for a package we build), and its receipt then recorded as any other's:
     the next DELTA continues from it. A sequence answered as delivered whose package cannot be
     read or verified holds its number, and the next package is a FULL (what the platform holds
-    is not proven). A REJECTED package gives its number back, as always."""
+    is not proven). A REJECTED package gives its number back, as always. A package of ours
+    still unanswered in the ledger has its receipt recorded when the gateway holds it.
+
+    The ledger's request to compare is withdrawn only when a pass ends with nothing more on the
+    gateway and nothing unanswered; otherwise the next publish looks again."""
     ledger = run.ledger
-    adopted: list[str] = []
+    done: list[PublishResult] = []
     known = {e.batch_id for e in ledger.packages(dataset_code)}
+    settled = False
     while True:
         sequence = ledger.next_sequence(dataset_code)
-        if any(e.sequence == sequence for e in ledger.pending(dataset_code)):
-            break  # ours, unanswered: the receipt step takes it from here
+        ours = [e for e in ledger.pending(dataset_code) if e.sequence == sequence]
+        if ours:  # unanswered in our ledger: answered on the gateway meanwhile?
+            receipt = _matching_receipt(run.gateway, ours[0], run.profile, {})
+            if receipt is None:
+                break
+            done.append(_record_receipt(ledger, ours[0], receipt, run.paths))
+            continue
         found = _on_gateway(run, dataset_code, sequence, known)
         if found is None:
+            settled = True
             break
-        entry = _adopt_package(run, dataset_code, sequence, *found)
+        entry, answered = _adopt_package(run, dataset_code, sequence, *found)
         known.add(entry.batch_id)
-        how = "rows on record" if entry.files else "FULL next"
-        adopted.append(f"{entry.package_id} ({entry.status}, {how})")
+        how = "rows on record" if entry.files else "rows not on record: a FULL follows"
+        done.append(answered or _result(entry, "adopted", f"adopted from the gateway ({how})"))
         if entry.status in UNANSWERED:
             break
-    ledger.gateway_checked(dataset_code)
-    if adopted:
-        log.warning("%s: adopted from the gateway: %s", dataset_code, "; ".join(adopted))
-    return adopted
+    if settled:
+        ledger.gateway_checked(dataset_code)
+    if done:
+        log.warning(
+            "%s: brought level with the gateway: %s",
+            dataset_code,
+            "; ".join(f"{r.package_id} {r.status}" for r in done),
+        )
+    return done
 
 
 def _on_gateway(
     run: _Run, dataset_code: str, sequence: int, known: set[str]
 ) -> tuple[str, str, dict[str, Any] | None, Path | None] | None:
     """The package of ``sequence`` the gateway shows and the ledger does not know: (mode, package
-    id, its receipt when delivered, its fetched copy or None); None when there is none."""
+    id, its receipt when delivered, its fetched copy or None); None when there is none.
+
+    A delivered receipt wins, whichever mode it is under (FULL or DELTA of one sequence); a copy
+    in the inbox whose receipt REJECTED it gave its number back and is not taken."""
     profile = run.profile
+    candidates = []
     for mode in ("FULL", "DELTA"):
         package_id = profile.package_id(profile.school_code, dataset_code, mode, sequence)
-        source = f"{profile.gateway.receipts}/{package_id}.json"
-        try:
-            raw = run.gateway.receipt(package_id)
-            receipt = (
-                validate_receipt(raw, source, package_id=package_id, statuses=profile.receipt_statuses)
-                if raw is not None
-                else None
-            )
-        except ReceiptProblem as exc:
-            log.warning("%s: %s; not adopted", package_id, exc)
-            receipt = None
-        if receipt is not None and (
-            receipt["batch_id"] in known or receipt["status"] not in run.ledger.delivered
-        ):
-            receipt = None  # ours already, or it gave its number back
+        receipt = _gateway_receipt(run, package_id)
         fetched = run.outbox / ".adopting" / package_id
         shutil.rmtree(fetched, ignore_errors=True)
         if not run.gateway.fetch(package_id, fetched):
             fetched = None
-        elif receipt is None and _batch_of(fetched) in known | {None}:
-            shutil.rmtree(fetched, ignore_errors=True)
+        batch = _batch_of(fetched) if fetched is not None else None
+        if receipt is not None and receipt["batch_id"] in known:
+            receipt = None  # ours already
+        if fetched is not None and (
+            batch is None
+            or batch in known
+            or (
+                receipt is not None
+                and receipt["batch_id"] == batch
+                and receipt["status"] not in run.ledger.delivered
+            )
+        ):
+            shutil.rmtree(fetched, ignore_errors=True)  # ours already, or REJECTED
             fetched = None
-        if receipt is not None or fetched is not None:
-            return mode, package_id, receipt, fetched
+        if receipt is not None and receipt["status"] not in run.ledger.delivered:
+            receipt = None  # it gave its number back
+        candidates.append((mode, package_id, receipt, fetched))
+    for wanted in (lambda c: c[2] is not None, lambda c: c[3] is not None):
+        chosen = next((c for c in candidates if wanted(c)), None)
+        if chosen is not None:
+            for _, _, _, other in candidates:
+                if other is not None and other is not chosen[3]:
+                    shutil.rmtree(other, ignore_errors=True)
+            return chosen
     return None
+
+
+def _gateway_receipt(run: _Run, package_id: str) -> dict[str, Any] | None:
+    """The gateway's receipt for ``package_id``, validated; None when absent or unusable (logged)."""
+    source = f"{run.profile.gateway.receipts}/{package_id}.json"
+    try:
+        raw = run.gateway.receipt(package_id)
+        if raw is None:
+            return None
+        return validate_receipt(raw, source, package_id=package_id, statuses=run.profile.receipt_statuses)
+    except ReceiptProblem as exc:
+        log.warning("%s: %s; not adopted", package_id, exc)
+        return None
 
 
 def _batch_of(package: Path) -> str | None:
@@ -465,9 +510,10 @@ def _adopt_package(
     package_id: str,
     receipt: dict[str, Any] | None,
     fetched: Path | None,
-) -> LedgerEntry:
+) -> tuple[LedgerEntry, PublishResult | None]:
     """Record the package ``package_id`` (``mode``, ``sequence``) found on the gateway: with its
-    rows when ``fetched`` is a whole package of ours, else only its number (see :func:`_adopt`)."""
+    rows when ``fetched`` is a whole package of ours, else only its number (see :func:`_adopt`).
+    Returns its ledger entry and, when its receipt was recorded with it, that result."""
     profile, ledger = run.profile, run.ledger
     dataset = profile.dataset(dataset_code)
     proven = None
@@ -487,7 +533,12 @@ def _adopt_package(
         if fits and (mode == "FULL" or previous is not None):
             proven = (insp, previous)
         else:
-            log.warning("%s: the inbox copy is not a whole package of ours: rows not adopted", package_id)
+            problems = "; ".join(str(p) for p in insp.problems[:5]) or "another dataset, mode or batch"
+            log.warning(
+                "%s: the inbox copy is not a whole package of ours (%s): rows not adopted",
+                package_id,
+                problems,
+            )
     if proven is None:
         if fetched is not None:
             shutil.rmtree(fetched, ignore_errors=True)
@@ -496,11 +547,12 @@ def _adopt_package(
                 f"{package_id}: on the gateway, unanswered, and not a whole package signed with our key; "
                 "settle it with the province before publishing"
             )
-        return ledger.record_unproven(package_id, dataset_code, mode, sequence, receipt, run.stamp)
+        return ledger.record_unproven(package_id, dataset_code, mode, sequence, receipt, run.stamp), None
     insp, previous = proven
     manifest = insp.manifest
     header = profile.header(dataset_code, mode)
     records = [values for part in insp.parts for _, values in part.records]
+    # PX-1.0: an empty value is no value; the feed's missing values are nulls, as read back here
     sent = pa.table({c: pa.array([v[i] or None for v in records], pa.string()) for i, c in enumerate(header)})
     post = sent if mode == "FULL" else states.apply_delta(profile, dataset, previous, sent)
     batch_id = manifest["batch_id"]
@@ -511,9 +563,10 @@ def _adopt_package(
     digest = hashlib.sha256(insp.manifest_bytes).hexdigest()
     package = Package(package_id, run.outbox / package_id, manifest, digest)
     entry = ledger.record_adopted(package, content_fingerprint(sent), run.stamp)
-    if receipt is not None:
-        entry = ledger.entry(_record_receipt(ledger, entry, receipt, run.paths).batch_id)
-    return entry
+    if receipt is None:
+        return entry, None
+    answered = _record_receipt(ledger, entry, receipt, run.paths)
+    return ledger.entry(entry.batch_id), answered
 
 
 def _refuse_if_problems(path: Path, profile: Profile, key: bytes) -> None:

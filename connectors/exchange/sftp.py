@@ -25,7 +25,7 @@ import paramiko
 
 from campusdx.core import atomic
 from campusdx.core.profile import GatewayLayout, load_profile
-from campusdx.exchange.package import MAX_FETCH_BYTES
+from campusdx.exchange.package import MAX_FETCH_BYTES, MAX_FETCH_FILES, plain_name
 from campusdx.exchange.receipts import MAX_RECEIPT_BYTES, ReceiptProblem, parse_receipt
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class SftpGateway:
 
     def fetch(self, package_id: str, target: Path) -> bool:
         """See :class:`campusdx.exchange.gateway.Gateway`: the regular files of ``inbox/{id}/``."""
-        if "/" in package_id or package_id in (".", ".."):
+        if not plain_name(package_id):
             return False
         client, sftp = self._connect()
         try:
@@ -191,15 +191,18 @@ class SftpGateway:
             except FileNotFoundError:
                 return False
             target.mkdir(parents=True)
-            for entry in entries:
-                if "/" in entry.filename or not stat.S_ISREG(entry.st_mode or 0):
-                    continue
-                if (entry.st_size or 0) > MAX_FETCH_BYTES:
+            for entry in entries[:MAX_FETCH_FILES]:
+                # a regular file (a server that gives no mode is taken at its word, as for
+                # receipts), of a plain name, within the size limit; anything else is left
+                # behind and the package check then finds it missing
+                regular = entry.st_mode is None or stat.S_ISREG(entry.st_mode)
+                if not (regular and plain_name(entry.filename)) or (entry.st_size or 0) > MAX_FETCH_BYTES:
                     continue
                 with sftp.open(posixpath.join(remote, entry.filename), "rb") as fh:
                     fh.prefetch()
                     data = fh.read(MAX_FETCH_BYTES + 1)
-                atomic.write_file(target / entry.filename, data)
+                if len(data) <= MAX_FETCH_BYTES:
+                    atomic.write_file(target / entry.filename, data)
             return True
         finally:
             sftp.close()
