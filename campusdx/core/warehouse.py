@@ -26,10 +26,12 @@ def candidates(dataset: str) -> str:
 # -- one writer, many readers ---------------------------------------------------------------
 # DuckDB lets one process write a database file, or any number read it, never both: a reader
 # opening the file while dbt writes it fails ("Could not set lock on file"), and dbt fails the
-# same way while a reader holds it. Every reader and the writer therefore take this
-# inter-process read-write lock first (filelock's, on SQLite: released by the kernel when the
-# holder dies). Readers share it; dbt takes it alone and waits for the readers in flight, which
-# then wait for dbt. Both wait at most ``CAMPUSDX_LOCK_WAIT_S`` and fail naming the warehouse.
+# same way while a reader holds it. Every reader of the build (the gates, the reconciliation,
+# the snapshot's publication; readers outside the pipeline open published snapshots instead:
+# campusdx.core.snapshots) and the writer therefore take this inter-process read-write lock
+# first (filelock's, on SQLite: released by the kernel when the holder dies). Readers share
+# it; dbt takes it alone and waits for the readers in flight, which then wait for dbt. Both
+# wait at most ``CAMPUSDX_LOCK_WAIT_S`` and fail naming the warehouse.
 
 
 def _rwlock(paths: Paths):
