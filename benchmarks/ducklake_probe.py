@@ -17,7 +17,6 @@ at. Results: ``benchmarks/results/ducklake-latest.md``.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import duckdb
 import sqlalchemy as sa
+
+from campusdx.core.atomic import fsync_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -88,8 +89,7 @@ def _measure(build: Path, ducklake: Path, postgres: Path, database: str, work: P
     for _ in range(3):
         start = time.perf_counter()
         shutil.copyfile(build, work / "copy.duckdb")
-        with open(work / "copy.duckdb", "rb") as fh:  # durable, as a published snapshot is
-            os.fsync(fh.fileno())
+        fsync_file(work / "copy.duckdb")  # durable, as a published snapshot is
         best_copy = min(best_copy, time.perf_counter() - start)
         conn = _connect(ducklake, postgres)
         conn.execute(f"attach '{build.as_posix()}' as build (read_only)")

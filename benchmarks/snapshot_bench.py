@@ -63,10 +63,10 @@ def _fastest(work, repeat: int) -> float:
 
 
 def _copy_floor(build: Path, target: Path) -> None:
+    from campusdx.core.atomic import fsync_file
+
     shutil.copyfile(build, target)
-    fd = os.open(target, os.O_RDONLY)
-    os.fsync(fd)
-    os.close(fd)
+    fsync_file(target)
 
 
 def _size(path: Path) -> int:

@@ -13,17 +13,14 @@ from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from campusdx.core import settings
-from campusdx.pipeline.orchestration import DEFAULT_ARGS, START
+from campusdx.pipeline.orchestration import DAG_DEFAULTS
 
 
 @dag(
     dag_id="backup",
-    description="Encrypted backup of the ledger, exchange state, landing zone, quality and snapshot",
+    description="Encrypted backup of the ledger, exchange state, landing zone, quality and SCD2 history",
     schedule=settings.current().backup_timetable,
-    start_date=START,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **DAG_DEFAULTS,
     tags=["campusdx", "backup"],
 )
 def backup():

@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from campusdx import pipeline
 from campusdx.core import settings
 from campusdx.core.declarations import SystemDecl, load_systems
-from campusdx.pipeline.orchestration import DEFAULT_ARGS, START, landing_asset
+from campusdx.pipeline.orchestration import DAG_DEFAULTS, landing_asset
 from campusdx.sources.errors import ExtractError, SourceUnreachable
 
 
@@ -23,10 +23,7 @@ def build(decl: SystemDecl):
         dag_id=f"extract_{decl.system}",
         description=f"Land {decl.title} tables in the landing zone",
         schedule=settings.current().extract_timetable,
-        start_date=START,
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        **DAG_DEFAULTS,
         tags=["campusdx", "extract", decl.system],
         params={
             "full_refresh": Param(

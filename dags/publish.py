@@ -25,7 +25,7 @@ from airflow.sdk import PokeReturnValue, dag, task
 
 from campusdx import pipeline
 from campusdx.core import settings
-from campusdx.pipeline.orchestration import DEFAULT_ARGS, START, snapshot_named, warehouse_asset
+from campusdx.pipeline.orchestration import DAG_DEFAULTS, snapshot_named, warehouse_asset
 
 RECEIPT_TIMEOUT_S = settings.current().receipt_timeout_s
 
@@ -34,10 +34,7 @@ RECEIPT_TIMEOUT_S = settings.current().receipt_timeout_s
     dag_id="publish",
     description="Build, sign and send PX-1.0 packages; collect the province's receipts",
     schedule=[warehouse_asset()],
-    start_date=START,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **DAG_DEFAULTS,
     tags=["campusdx", "exchange"],
 )
 def publish():

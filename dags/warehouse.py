@@ -15,19 +15,19 @@ from campusdx import pipeline
 from campusdx.core import settings
 from campusdx.core.declarations import load_systems
 from campusdx.pipeline.dbtbuild import DbtFailed
-from campusdx.pipeline.orchestration import DBT_POOL, DEFAULT_ARGS, START, landing_asset, warehouse_asset
+from campusdx.pipeline.orchestration import DAG_DEFAULTS, DBT_POOL, landing_asset, warehouse_asset
 
 
 @dag(
     dag_id="warehouse",
     description="dbt build -> quality gate -> feeds",
     schedule=[landing_asset(d.system) for d in load_systems()],
-    start_date=START,
-    catchup=False,
-    max_active_runs=1,
-    # every task opens the warehouse file: on one queue, so on one machine (the Celery profile;
-    # the publish DAG reads it too: its tasks may spread over the workers of that machine only)
-    default_args={**DEFAULT_ARGS, "queue": settings.current().warehouse_queue},
+    **{
+        **DAG_DEFAULTS,
+        # every task opens the build file: on one queue, so on one machine (the Celery profile;
+        # the publish DAG reads published snapshots, which must be on storage its workers see)
+        "default_args": {**DAG_DEFAULTS["default_args"], "queue": settings.current().warehouse_queue},
+    },
     tags=["campusdx", "warehouse"],
 )
 def warehouse():

@@ -28,7 +28,7 @@ from campusdx import pipeline
 from campusdx.core.declarations import load_systems
 from campusdx.core.settings import DBT_PROJECT, home
 from campusdx.pipeline.dbtbuild import release_warehouse
-from campusdx.pipeline.orchestration import DBT_POOL, DEFAULT_ARGS, START, landing_asset, warehouse_asset
+from campusdx.pipeline.orchestration import DAG_DEFAULTS, DBT_POOL, landing_asset, warehouse_asset
 
 MODE = os.environ.get("CAMPUSDX_BENCH_COSMOS_MODE", "local")
 
@@ -70,10 +70,7 @@ def group(group_id: str, *, select=(), exclude=()):
 @dag(
     dag_id="warehouse",
     schedule=[landing_asset(d.system) for d in load_systems()],
-    start_date=START,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    **DAG_DEFAULTS,
 )
 def warehouse():
     transform = group("transform", exclude=["tag:gated"])

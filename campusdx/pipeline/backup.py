@@ -79,7 +79,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from campusdx import __version__
-from campusdx.core import atomic, settings, snapshots
+from campusdx.core import atomic, locks, settings, snapshots
 from campusdx.core.profile import load_profile
 from campusdx.core.settings import SCHEMAS, Paths
 from campusdx.exchange.publisher import open_ledger, publish_lock
@@ -292,8 +292,9 @@ class _Repository:
         return sorted(name for name in found if _ID.match(name))
 
     def writing(self):
-        """One backup at a time into the repository (an inter-process lock beside it)."""
-        return _repository_lock(self.root)
+        """One backup at a time into the repository (an inter-process lock beside it; another
+        backup running: :class:`campusdx.core.locks.Busy` naming it)."""
+        return locks.hold(self.root / ".backup.lock", f"backup into {self.root}", wait_s=0)
 
     def store(self, chunks, name_after) -> tuple[str, int]:
         """Seal ``chunks()`` as a new object, named by ``name_after()`` once they are read (written
@@ -480,21 +481,6 @@ class _Taken:
             self.files.append(entry)
             self.stored += written
             self.reused += was_reused
-
-
-@contextmanager
-def _repository_lock(root: Path) -> Iterator[None]:
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(root / ".backup.lock"), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise BackupError(f"another backup is writing to {root}") from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 @contextmanager

@@ -16,6 +16,9 @@ DBT_POOL = "campusdx_dbt"
 
 DEFAULT_ARGS = {"owner": "campusdx", "retries": 0}
 
+DAG_DEFAULTS = {"start_date": START, "catchup": False, "max_active_runs": 1, "default_args": DEFAULT_ARGS}
+"""What every campusdx DAG is: from the start date, no catch-up, one run at a time."""
+
 
 def landing_asset(system: str):
     from airflow.sdk import Asset

@@ -484,12 +484,8 @@ def _on_gateway(
 
 def _gateway_receipt(run: _Run, package_id: str) -> dict[str, Any] | None:
     """The gateway's receipt for ``package_id``, validated; None when absent or unusable (logged)."""
-    source = f"{run.profile.gateway.receipts}/{package_id}.json"
     try:
-        raw = run.gateway.receipt(package_id)
-        if raw is None:
-            return None
-        return validate_receipt(raw, source, package_id=package_id, statuses=run.profile.receipt_statuses)
+        return _validated_receipt(run.gateway, package_id, run.profile)
     except ReceiptProblem as exc:
         log.warning("%s: %s; not adopted", package_id, exc)
         return None
@@ -676,14 +672,10 @@ def _matching_receipt(
     """The receipt for this very batch (an older receipt under a reused package id is ignored),
     validated (:func:`validate_receipt`). A receipt that is not valid is not used: the reason,
     naming the receipt file, goes to the log and to ``unusable`` and the package stays pending."""
-    source = f"{profile.gateway.receipts}/{entry.package_id}.json"
     try:
-        raw = gateway.receipt(entry.package_id)
-        if raw is None:
+        receipt = _validated_receipt(gateway, entry.package_id, profile)
+        if receipt is None:
             return None
-        receipt = validate_receipt(
-            raw, source, package_id=entry.package_id, statuses=profile.receipt_statuses
-        )
     except ReceiptProblem as exc:
         if unusable.get(entry.batch_id) != str(exc):
             log.warning("%s: %s; the package stays pending", entry.package_id, exc)
@@ -691,6 +683,16 @@ def _matching_receipt(
         return None
     unusable.pop(entry.batch_id, None)
     return receipt if receipt["batch_id"] == entry.batch_id else None
+
+
+def _validated_receipt(gateway: Gateway, package_id: str, profile: Profile) -> dict[str, Any] | None:
+    """``receipts/{package_id}.json`` as the gateway holds it, validated; None when there is none;
+    :class:`ReceiptProblem` naming the file when it is not a receipt."""
+    raw = gateway.receipt(package_id)
+    if raw is None:
+        return None
+    source = f"{profile.gateway.receipts}/{package_id}.json"
+    return validate_receipt(raw, source, package_id=package_id, statuses=profile.receipt_statuses)
 
 
 def _record_receipt(
