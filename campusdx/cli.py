@@ -137,7 +137,106 @@ def _parser() -> argparse.ArgumentParser:
     rest.add_argument("--from", dest="source", type=Path, help="the repository (default CAMPUSDX_BACKUP_DIR)")
     rest.add_argument("--backup", help="which backup (default: the newest)")
     rest.add_argument("--into", type=Path, help="the home to restore into (default CAMPUSDX_HOME)")
+    serve = sub.add_parser(
+        "serve", help="run the data-sharing service (HTTPS, or plain HTTP on 127.0.0.1 only)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8600)
+    serve.add_argument("--certfile", help="TLS certificate (PEM): serve HTTPS")
+    serve.add_argument("--keyfile", help="its private key (PEM)")
+    serve.add_argument("--proxy", action="store_true", help="behind the school's reverse proxy on 127.0.0.1")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    sharing = sub.add_parser("sharing", help="the sharing service's applications and people")
+    sh = sharing.add_subparsers(dest="action", required=True)
+    add = sh.add_parser("add", help="register an application or a person; prints its secret once")
+    add.add_argument("name")
+    add.add_argument(
+        "--role", required=True, choices=["application", "admin", "steward", "dept_user", "auditor"]
+    )
+    add.add_argument("--department", help="单位号 (applications, stewards and department users)")
+    add.add_argument("--json", action="store_true", help="print id and secret as JSON")
+    sh.add_parser("list", help="every application and person")
+    sh.add_parser("rotate", help="a new secret (the old one stops at once)").add_argument("id")
+    sh.add_parser("revoke", help="end an application or person at once").add_argument("id")
+    audit = sub.add_parser("audit", help="the sharing service's audit log: query it, or --verify its chain")
+    audit.add_argument(
+        "--verify", action="store_true", help="check the hash chain; exit 1 naming a broken entry"
+    )
+    audit.add_argument("--who", help="principal id")
+    audit.add_argument("--dataset")
+    audit.add_argument("--status", type=int, help="HTTP status")
+    audit.add_argument("--since", help="ISO time (UTC)")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--json", action="store_true")
     return parser
+
+
+def _sharing(args) -> int:
+    """The sharing service's principals and audit log, from the command line."""
+    from campusdx.service.store import Store, StoreError, verify_chain
+
+    if args.command == "serve":
+        from campusdx.service.server import ServeRefused, serve
+
+        try:
+            serve(
+                args.host,
+                args.port,
+                certfile=args.certfile,
+                keyfile=args.keyfile,
+                proxy=args.proxy,
+                workers=args.workers,
+            )
+        except ServeRefused as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "audit" and args.verify:
+        report = verify_chain(paths())
+        for problem in report.problems:
+            print(problem, file=sys.stderr)
+        print(f"{report.entries} entries; chain {'intact' if report.ok else 'BROKEN'}")
+        return 0 if report.ok else 1
+    store = Store(paths())
+    try:
+        if args.command == "audit":
+            entries = store.audit_entries(
+                principal=args.who,
+                dataset=args.dataset,
+                outcome=args.status,
+                since=args.since,
+                limit=args.limit,
+            )
+            if args.json:
+                print(json.dumps(entries, ensure_ascii=False, indent=2))
+            for e in [] if args.json else reversed(entries):
+                print(
+                    f"{e['seq']:>7} {e['at']}  {e.get('principal') or '-':<20} {e['status']} "
+                    f"{e['method']} {e['path']}  rows={e.get('rows', '-')} {e.get('reason') or ''}"
+                )
+            return 0
+        if args.action == "add":
+            principal, secret = store.add_principal(args.name, args.role, args.department)
+            if args.json:
+                print(json.dumps({"id": principal.id, "secret": secret}))
+            else:
+                print(f"{principal.role} {principal.name}: id {principal.id}")
+                print(f"secret (shown once, only its hash is kept): {secret}")
+        elif args.action == "list":
+            for p in store.principals():
+                state = f"revoked {p.revoked_at}" if p.revoked_at else "active"
+                print(f"{p.id:<22} {p.role:<12} {p.department or '-':<6} {state:<10} {p.name}")
+        elif args.action == "rotate":
+            print(f"new secret for {args.id} (shown once): {store.rotate_secret(args.id)}")
+        elif args.action == "revoke":
+            store.revoke_principal(args.id)
+            print(f"revoked {args.id}")
+    except StoreError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
 
 
 def _exchange(args) -> int:
@@ -393,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         return _snapshots(args)
     elif args.command in ("backup", "backup-verify", "restore"):
         return _backup(args)
+    elif args.command in ("serve", "sharing", "audit"):
+        return _sharing(args)
     elif args.command == "gen-sources":
         from campusdx.pipeline import sourcegen  # it reads the file declarations (openpyxl)
 

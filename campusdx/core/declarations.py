@@ -255,6 +255,8 @@ class SystemDecl:
     path: Path
     authoritative_for: tuple[str, ...] = ()
     """The PX datasets whose rows come from this system (一数一源: one system per dataset)."""
+    steward: Steward | None = None
+    """The department answering for the system's data: it approves grants of the sharing service."""
 
     @property
     def enabled_tables(self) -> tuple[TableDecl, ...]:
@@ -304,12 +306,20 @@ class ConnectionSchema(Declared):
     default_url: str
 
 
+class Steward(Declared):
+    """The department that answers for a system's data (its 单位号 in the organisation tree)."""
+
+    org_id: Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,16}$")]
+    name: str
+
+
 class SystemSchema(Declared):
     """One ``schemas/sources/<system>.yml``."""
 
     system: str
     title: str | None = None
     authoritative_for: list[str] | None = None
+    steward: Steward | None = None
     connection: ConnectionSchema
     tables: list[TableSchema]
     files: Any = None
@@ -342,6 +352,7 @@ def load_system(path: Path) -> SystemDecl:
         ),
         path=path,
         authoritative_for=tuple(decl.authoritative_for or ()),
+        steward=decl.steward,
     )
 
 

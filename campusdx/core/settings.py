@@ -29,6 +29,9 @@ every call, so a changed environment is seen at once; nothing is cached at impor
 ``CAMPUSDX_BACKUP_KEY_FILE``    the backup key (hex, 128 bits), kept outside the home (no default;
                                 ``campusdx backup --new-key FILE`` makes one)
 ``CAMPUSDX_BACKUP_SCHEDULE``    the backup DAG's schedule (default ``@daily``; ``none``: off)
+``CAMPUSDX_SHARING_RATE``       the sharing service's requests per second per caller (default 20)
+``CAMPUSDX_SHARING_BURST``      and how many at once before the rate applies (default 40)
+``CAMPUSDX_SHARING_QUERY_TIMEOUT_S`` the longest a sharing service query may run (default 5 s)
 ``CAMPUSDX_EXTRACT_SCHEDULE``   the extract DAGs' schedule (default ``@daily``; ``none``: run
                                 only when triggered, as the embedded demo does)
 ==============================  =================================================================
@@ -135,6 +138,9 @@ class Settings(BaseSettings):
     celery_db_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/campusdx_airflow"
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     edge_db_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/campusdx_airflow_edge"
+    sharing_rate: float = 20
+    sharing_burst: int = 40
+    sharing_query_timeout_s: float = 5
 
     @property
     def extract_timetable(self) -> str | None:

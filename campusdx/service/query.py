@@ -1,0 +1,248 @@
+"""Reads of the shared datasets from the current published snapshot, scoped in SQL.
+
+A request resolves the current snapshot once and runs all its SQL on that snapshot's read-only
+connection (a cursor per request), so a response never mixes two snapshots, and a snapshot
+switched during the request is seen by the next one. Identifiers come from the declaration
+(:mod:`campusdx.service.catalog`); every value from a request is a bound parameter. Row scope (a
+grant's departments, a department user's own) is a ``WHERE`` clause over the organisation tree,
+and a personal field without a field grant is masked in the ``SELECT`` itself, so nothing a
+caller may not see leaves DuckDB.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from campusdx.core import snapshots
+from campusdx.core.settings import Paths
+from campusdx.service.catalog import DatasetDecl
+
+MAX_PAGE = 1000
+
+
+class QueryError(ValueError):
+    """A request the dataset cannot answer (a bad cursor, an unknown field); names the parameter."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class QueryTimeout(RuntimeError):
+    pass
+
+
+class NoSnapshot(RuntimeError):
+    pass
+
+
+_MASKS = {
+    # the first character and two stars, whatever the length (the length would say more)
+    "name": "case when {c} is null then null else left({c}, 1) || '**' end",
+    "id_number": (
+        "case when {c} is null then null"
+        " when regexp_full_match({c}, '[0-9]{{17}}[0-9X]') then left({c}, 6) || repeat('*', 12)"
+        " else left({c}, least(2, length({c}) // 4))"
+        " || repeat('*', length({c}) - least(2, length({c}) // 4)) end"
+    ),
+    "year": "cast(year({c}) as varchar)",
+    "phone": (
+        "case when {c} is null then null else left({c}, 3) || repeat('*', greatest(length({c}) - 3, 0)) end"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one caller may read of one dataset: the union of its grants, or a department's own."""
+
+    fields: frozenset[str]
+    """Fields served; a personal one among them is served in clear."""
+    scope: frozenset[str] | None
+    """The 单位号 whose rows (and their sub-units' rows) may be read; None: every row."""
+    masked: frozenset[str] = field(default_factory=frozenset)
+    """Personal fields served masked."""
+
+
+@dataclass
+class Page:
+    snapshot: str
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+    next_changed_since: str | None
+    masked: list[str]
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps([value]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> Any:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        value = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise QueryError("cursor", "cursor is not one this service gave out") from None
+    if not (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str | int)):
+        raise QueryError("cursor", "cursor is not one this service gave out")
+    return value[0]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class Reader:
+    """Read-only connections to the published snapshots of one home, one per snapshot in use."""
+
+    def __init__(self, paths: Paths, *, timeout_s: float = 5.0, keep: int = 2):
+        self.paths = paths
+        self.timeout_s = timeout_s
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._open: dict[str, duckdb.DuckDBPyConnection] = {}
+        self._last_max: dict[tuple[str, str], str | None] = {}
+
+    def current(self) -> tuple[str, duckdb.DuckDBPyConnection]:
+        """The current snapshot's id and connection (opened on first use)."""
+        sid = snapshots.current_id(self.paths)
+        if sid is None:
+            raise NoSnapshot("no warehouse snapshot is published yet: run the pipeline first")
+        with self._lock:
+            con = self._open.get(sid)
+            if con is None:
+                con = duckdb.connect(str(snapshots.path_of(self.paths, sid)), read_only=True)
+                self._open[sid] = con
+                # older connections close once newer ones exist; their open cursors finish first
+                for old in sorted(self._open)[: -self._keep]:
+                    self._open.pop(old)
+            return sid, con
+
+    def close(self) -> None:
+        with self._lock:
+            for con in self._open.values():
+                con.close()
+            self._open.clear()
+
+    def _run(self, con: duckdb.DuckDBPyConnection, sql: str, args: list[Any]) -> tuple[list[str], list]:
+        cur = con.cursor()
+        timer = threading.Timer(self.timeout_s, cur.interrupt)
+        timer.start()
+        try:
+            rel = cur.execute(sql, args)
+            names = [d[0] for d in rel.description]
+            return names, rel.fetchall()
+        except duckdb.InterruptException:
+            raise QueryTimeout(f"the query took longer than {self.timeout_s:g} s and was stopped") from None
+        finally:
+            timer.cancel()
+            cur.close()
+
+    def page(
+        self,
+        ds: DatasetDecl,
+        access: Access,
+        *,
+        fields: list[str] | None = None,
+        filters: dict[str, Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        as_of: date | None = None,
+        changed_since: str | None = None,
+        key: str | None = None,
+    ) -> Page:
+        """One page of ``ds`` as ``access`` allows, keyset-paginated on the dataset's key."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise QueryError("limit", f"limit must be between 1 and {MAX_PAGE}")
+        chosen = fields or [f for f in ds.field_names if f in access.fields or f in access.masked]
+        served = [f for f in chosen if f in access.fields or f in access.masked]
+        if ds.key not in served:
+            served.insert(0, ds.key)
+        sid, con = self.current()
+        select, joins = [], []
+        for n, name in enumerate(served):
+            decl = ds.field(name)
+            column = f't."{name}"'
+            if name in access.masked and name not in access.fields:
+                select.append(f'{_MASKS[decl.personal].format(c=column)} as "{name}"')
+            else:
+                select.append(f'{column} as "{name}"')
+            if decl.code_set and name not in access.masked:
+                joins.append(f'left join codes."{decl.code_set}" as c{n} on c{n}.code = {column}')
+                select.append(f'c{n}.name as "{name}_name"')
+        where, args = [], []
+        if ds.history is not None:
+            if as_of is not None:
+                where.append(
+                    f't."{ds.history.valid_from}" < ? and (t."{ds.history.valid_to}" is null'
+                    f' or t."{ds.history.valid_to}" >= ?)'
+                )
+                day_after = date.fromordinal(as_of.toordinal() + 1)
+                args += [day_after, day_after]
+            else:
+                where.append(f't."{ds.history.current}"')
+        elif as_of is not None:
+            raise QueryError("as_of", f"dataset {ds.name} keeps no history: as_of does not apply")
+        if access.scope is not None:
+            # the row's unit or any unit below a granted one (org_path lists the ancestors)
+            where.append(
+                f'exists (select 1 from marts.dim_org as o where o.org_id = t."{ds.scope}"'
+                " and list_has_any(string_split(o.org_path, '/'), ?))"
+            )
+            args.append(sorted(access.scope))
+        if changed_since is not None:
+            if ds.changes is None:
+                raise QueryError("changed_since", f"dataset {ds.name} keeps no change marker")
+            where.append(f't."{ds.changes}" > ?')
+            args.append(changed_since)
+        for name, value in (filters or {}).items():
+            where.append(f't."{name}" = ?')
+            args.append(value)
+        if key is not None:
+            where.append(f't."{ds.key}" = ?')
+            args.append(key)
+        if cursor is not None:
+            where.append(f't."{ds.key}" > ?')
+            args.append(str(decode_cursor(cursor)))
+        schema, table = ds.relation.split(".")
+        sql = (
+            f'select {", ".join(select)} from "{schema}"."{table}" as t {" ".join(joins)}'
+            f' where {" and ".join(where) or "true"} order by t."{ds.key}" limit ?'
+        )
+        args.append(limit + 1)
+        names, rows = self._run(con, sql, args)
+        records = [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(
+            snapshot=sid,
+            records=records,
+            next_cursor=encode_cursor(records[-1][ds.key]) if more else None,
+            next_changed_since=self._watermark(con, sid, ds),
+            masked=sorted(f for f in served if f in access.masked and f not in access.fields),
+        )
+
+    def _watermark(self, con: duckdb.DuckDBPyConnection, sid: str, ds: DatasetDecl) -> str | None:
+        """The newest change marker of the dataset in this snapshot: a later change has a later one."""
+        if ds.changes is None:
+            return None
+        cached = (sid, ds.name)
+        if cached not in self._last_max:
+            schema, table = ds.relation.split(".")
+            _, rows = self._run(con, f'select max("{ds.changes}") from "{schema}"."{table}"', [])
+            self._last_max[cached] = rows[0][0]
+        return self._last_max[cached]
