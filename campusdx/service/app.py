@@ -72,6 +72,15 @@ class Problem(BaseModel):
     field: str | None = None
 
 
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of these problem statuses (and of those every route may answer:
+    401, 422, 429): RFC 9457 documents, ``application/problem+json``."""
+    described = {
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    }
+    return {code: {"model": Problem, **described} for code in sorted({401, 422, 429, *codes})}
+
+
 # -- request and response models ---------------------------------------------------------------
 
 
@@ -338,7 +347,7 @@ def _install_auth_routes(app: FastAPI, service: Service) -> None:
         "/oauth/token",
         response_model=Token,
         tags=["auth"],
-        responses={401: {"model": Problem}, 429: {"model": Problem}},
+        responses=problems(),
         summary="Client credentials for a bearer token",
     )
     def token(
@@ -553,19 +562,12 @@ def _dataset_routes(app: FastAPI, service: Service, ds: DatasetDecl) -> None:
             dataset=ds.name, snapshot=page.snapshot, record=page.records[0], masked_fields=page.masked
         )
 
-    problems = {
-        401: {"model": Problem},
-        403: {"model": Problem},
-        422: {"model": Problem},
-        429: {"model": Problem},
-        503: {"model": Problem},
-    }
     app.get(
         f"/v1/data/{ds.name}",
         response_model=DataPage,
         tags=["data"],
         summary=f"{ds.title} ({ds.name})",
-        responses=problems,
+        responses=problems(403, 503),
         operation_id=f"list_{ds.name}",
     )(list_records)
     app.get(
@@ -573,7 +575,7 @@ def _dataset_routes(app: FastAPI, service: Service, ds: DatasetDecl) -> None:
         response_model=Record,
         tags=["data"],
         summary=f"One record of {ds.title} ({ds.name}) by {ds.key}",
-        responses={**problems, 404: {"model": Problem}},
+        responses=problems(403, 404, 503),
         operation_id=f"get_{ds.name}",
     )(one_record)
 
@@ -582,10 +584,13 @@ def _dataset_routes(app: FastAPI, service: Service, ds: DatasetDecl) -> None:
 
 
 def _install_grant_routes(app: FastAPI, service: Service) -> None:
-    problems = {401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}}
 
     @app.post(
-        "/v1/grants", response_model=GrantOut, status_code=201, tags=["access review"], responses=problems
+        "/v1/grants",
+        response_model=GrantOut,
+        status_code=201,
+        tags=["access review"],
+        responses=problems(403),
     )
     def request_grant(
         request: Request,
@@ -613,7 +618,7 @@ def _install_grant_routes(app: FastAPI, service: Service) -> None:
         audit_note(request, grant=grant.id)
         return grant.as_json(day)
 
-    @app.get("/v1/grants", response_model=list[GrantOut], tags=["access review"], responses=problems)
+    @app.get("/v1/grants", response_model=list[GrantOut], tags=["access review"], responses=problems(403))
     def list_grants(
         principal: Annotated[Principal, Depends(caller())],
         status: Annotated[Literal["pending", "approved", "rejected", "revoked"] | None, Query()] = None,
@@ -633,7 +638,7 @@ def _install_grant_routes(app: FastAPI, service: Service) -> None:
         "/v1/grants/{gid}/decision",
         response_model=GrantOut,
         tags=["access review"],
-        responses={**problems, 404: {"model": Problem}, 409: {"model": Problem}},
+        responses=problems(403, 404, 409),
     )
     def decision(
         request: Request,
@@ -648,7 +653,7 @@ def _install_grant_routes(app: FastAPI, service: Service) -> None:
         "/v1/grants/{gid}/revoke",
         response_model=GrantOut,
         tags=["access review"],
-        responses={**problems, 404: {"model": Problem}, 409: {"model": Problem}},
+        responses=problems(403, 404, 409),
     )
     def revoke(
         request: Request,
@@ -669,11 +674,13 @@ def _install_grant_routes(app: FastAPI, service: Service) -> None:
 
 
 def _install_admin_routes(app: FastAPI, service: Service) -> None:
-    problems = {401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
     admin = Depends(caller(("admin",)))
 
     @app.get(
-        "/v1/applications", response_model=list[PrincipalOut], tags=["administration"], responses=problems
+        "/v1/applications",
+        response_model=list[PrincipalOut],
+        tags=["administration"],
+        responses=problems(403, 404, 409),
     )
     def applications(principal: Annotated[Principal, admin]) -> list[dict]:
         return [vars(p) for p in service.store.principals() if p.role == "application"]
@@ -683,7 +690,7 @@ def _install_admin_routes(app: FastAPI, service: Service) -> None:
         response_model=Credentials,
         status_code=201,
         tags=["administration"],
-        responses=problems,
+        responses=problems(403, 404, 409),
     )
     def register(
         request: Request, body: ApplicationIn, principal: Annotated[Principal, admin]
@@ -701,7 +708,7 @@ def _install_admin_routes(app: FastAPI, service: Service) -> None:
         "/v1/applications/{aid}/rotate",
         response_model=Credentials,
         tags=["administration"],
-        responses=problems,
+        responses=problems(403, 404, 409),
     )
     def rotate(
         request: Request,
@@ -719,7 +726,7 @@ def _install_admin_routes(app: FastAPI, service: Service) -> None:
         "/v1/applications/{aid}/revoke",
         response_model=PrincipalOut,
         tags=["administration"],
-        responses=problems,
+        responses=problems(403, 404, 409),
     )
     def revoke_app(
         request: Request,
@@ -734,7 +741,7 @@ def _install_admin_routes(app: FastAPI, service: Service) -> None:
             raise Refused(409, str(exc)) from None
         return vars(service.store.principal(aid))
 
-    @app.get("/v1/audit", response_model=list[AuditEntry], tags=["audit"], responses=problems)
+    @app.get("/v1/audit", response_model=list[AuditEntry], tags=["audit"], responses=problems(403))
     def audit_log(
         principal: Annotated[Principal, Depends(caller(("auditor", "steward")))],
         who: Annotated[str | None, Query(max_length=64, description="Principal id")] = None,
