@@ -15,7 +15,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint sqllint pytest check sshd lock clean
+.PHONY: demo test lint sqllint pytest check sshd browser lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,17 +47,21 @@ lint: $(STAMP)
 sqllint: $(STAMP)
 	cd dbt_project && ../$(BIN)/sqlfluff lint models --processes 1
 
-pytest: $(STAMP) $(DOCS_STAMP) sshd
+pytest: $(STAMP) $(DOCS_STAMP) sshd browser
 	$(BIN)/python -m pytest
 
 # The fast inner loop: every test except the slow ones (marker `slow`: those needing a
 # whole-pipeline build or the demo, which `make test` runs too).
-check: $(STAMP) $(DOCS_STAMP) sshd
+check: $(STAMP) $(DOCS_STAMP) sshd browser
 	$(BIN)/python -m pytest -m "not slow"
 
 # OpenSSH for the SFTP gateway's tests (installed from Debian's packages where missing)
 sshd:
 	@scripts/install-openssh.sh
+
+# Headless Chromium and a CJK font for the sharing service's browser test (Debian's packages)
+browser:
+	@scripts/install-browser.sh
 
 # Re-resolve the pinned set after editing pyproject.toml.
 lock: $(STAMP)

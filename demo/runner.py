@@ -28,6 +28,7 @@ from campusdx.core.declarations import load_systems
 from campusdx.core.profile import load_profile
 from campusdx.core.settings import REPO_ROOT, Paths, current, executable
 from campusdx.core.settings import paths as default_paths
+from campusdx.demo import sharing
 from campusdx.demo.campus import generate
 from campusdx.demo.keys import demo_key_file, ensure_demo_key
 from campusdx.demo.sshd import LocalSshd
@@ -385,6 +386,7 @@ def demo(
         cycle(airflow, load_systems())
         report = summary(paths)
         print_summary(paths, report)
+        sharing.call_once(paths)
         if serve:
             _serve(airflow)
     return report

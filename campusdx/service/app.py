@@ -503,6 +503,7 @@ def _dataset_routes(app: FastAPI, service: Service, ds: DatasetDecl) -> None:
         q: Annotated[params, Query()],  # type: ignore[valid-type]
         principal: Annotated[Principal, Depends(caller())],
     ) -> DataPage:
+        audit_note(request, dataset=ds.name)  # a refusal is audited with its dataset too
         access = access_for(service, principal, ds)
         fields = _check_fields(ds, access, q.fields)
         filters = {k: getattr(q, k) for k in filter_fields if getattr(q, k) is not None}
@@ -547,6 +548,7 @@ def _dataset_routes(app: FastAPI, service: Service, ds: DatasetDecl) -> None:
         principal: Annotated[Principal, Depends(caller())],
         as_of: Annotated[date | None, Query(description="As it stood at the end of this day")] = None,
     ) -> Record:
+        audit_note(request, dataset=ds.name)  # a refusal is audited with its dataset too
         access = access_for(service, principal, ds)
         audit_note(
             request,
@@ -647,7 +649,9 @@ def _install_grant_routes(app: FastAPI, service: Service) -> None:
         principal: Annotated[Principal, Depends(caller(("steward",)))],
     ) -> dict:
         audit_note(request, grant=gid)
-        return decide_grant(service, principal, gid, body.approve, body.note).as_json(today())
+        decided = decide_grant(service, principal, gid, body.approve, body.note)
+        audit_note(request, dataset=decided.dataset)
+        return decided.as_json(today())
 
     @app.post(
         "/v1/grants/{gid}/revoke",
@@ -662,6 +666,7 @@ def _install_grant_routes(app: FastAPI, service: Service) -> None:
     ) -> dict:
         audit_note(request, grant=gid)
         grant = grant_or_404(service, gid)
+        audit_note(request, dataset=grant.dataset)
         if grant.app_id != principal.id and grant.dataset not in stewarded(service, principal):
             raise Refused(403, f"grant {gid} is revoked by its application or its dataset's steward")
         try:

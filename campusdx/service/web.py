@@ -117,7 +117,8 @@ def install(app: FastAPI, service: api.Service) -> None:
         if isinstance(me, RedirectResponse):
             return me
         api.audit_note(request, principal=me, grant=gid)
-        api.decide_grant(service, me, gid, decision == "approve", note or None)
+        decided = api.decide_grant(service, me, gid, decision == "approve", note or None)
+        api.audit_note(request, dataset=decided.dataset)
         return RedirectResponse("/ui/requests", status_code=303)
 
     @app.get("/ui/grants", response_class=HTMLResponse, include_in_schema=False)
