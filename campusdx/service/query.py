@@ -15,6 +15,8 @@ import base64
 import binascii
 import json
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -27,6 +29,8 @@ from campusdx.core.settings import Paths
 from campusdx.service.catalog import DatasetDecl
 
 MAX_PAGE = 1000
+CACHE_ROWS = 200_000
+"""Rows of answers kept per service process (the newest answers; some tens of MB)."""
 
 
 class QueryError(ValueError):
@@ -107,6 +111,48 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclass
+class _Opened:
+    """One snapshot's connection, and what every request on it looks up: the code tables' names,
+    each unit's ancestors, the newest change marker per dataset (all read once per snapshot)."""
+
+    con: duckdb.DuckDBPyConnection
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    ancestors: dict[str, list[str]] | None = None
+    marks: dict[str, str | None] = field(default_factory=dict)
+
+
+class _Watchdog:
+    """One thread interrupting the queries that outrun their deadline (not a timer per query)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[float, duckdb.DuckDBPyConnection]] = {}
+        self._thread: threading.Thread | None = None
+
+    def watch(self, cursor: duckdb.DuckDBPyConnection, timeout_s: float) -> int:
+        token = id(cursor)
+        with self._lock:
+            self._running[token] = (time.monotonic() + timeout_s, cursor)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="campusdx-query-watchdog", daemon=True)
+                self._thread.start()
+        return token
+
+    def done(self, token: int) -> None:
+        with self._lock:
+            self._running.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.1)
+            now = time.monotonic()
+            with self._lock:
+                late = [c for deadline, c in self._running.values() if deadline < now]
+            for cursor in late:
+                cursor.interrupt()
+
+
 class Reader:
     """Read-only connections to the published snapshots of one home, one per snapshot in use."""
 
@@ -115,34 +161,38 @@ class Reader:
         self.timeout_s = timeout_s
         self._keep = keep
         self._lock = threading.Lock()
-        self._open: dict[str, duckdb.DuckDBPyConnection] = {}
-        self._last_max: dict[tuple[str, str], str | None] = {}
+        self._open: dict[str, _Opened] = {}
+        self._watchdog = _Watchdog()
+        self._answers: OrderedDict[tuple, tuple[list[str], list]] = OrderedDict()
+        self._cached_rows = 0
 
-    def current(self) -> tuple[str, duckdb.DuckDBPyConnection]:
+    def current(self) -> tuple[str, _Opened]:
         """The current snapshot's id and connection (opened on first use)."""
         sid = snapshots.current_id(self.paths)
         if sid is None:
             raise NoSnapshot("no warehouse snapshot is published yet: run the pipeline first")
         with self._lock:
-            con = self._open.get(sid)
-            if con is None:
+            opened = self._open.get(sid)
+            if opened is None:
+                # many small queries side by side: each runs on one thread (no parallel plan to
+                # set up and no contention between them for the cores)
                 con = duckdb.connect(str(snapshots.path_of(self.paths, sid)), read_only=True)
-                self._open[sid] = con
+                con.execute("set threads = 1")
+                opened = self._open[sid] = _Opened(con)
                 # older connections close once newer ones exist; their open cursors finish first
                 for old in sorted(self._open)[: -self._keep]:
                     self._open.pop(old)
-            return sid, con
+            return sid, opened
 
     def close(self) -> None:
         with self._lock:
-            for con in self._open.values():
-                con.close()
+            for opened in self._open.values():
+                opened.con.close()
             self._open.clear()
 
     def _run(self, con: duckdb.DuckDBPyConnection, sql: str, args: list[Any]) -> tuple[list[str], list]:
         cur = con.cursor()
-        timer = threading.Timer(self.timeout_s, cur.interrupt)
-        timer.start()
+        token = self._watchdog.watch(cur, self.timeout_s)
         try:
             rel = cur.execute(sql, args)
             names = [d[0] for d in rel.description]
@@ -150,8 +200,41 @@ class Reader:
         except duckdb.InterruptException:
             raise QueryTimeout(f"the query took longer than {self.timeout_s:g} s and was stopped") from None
         finally:
-            timer.cancel()
+            self._watchdog.done(token)
             cur.close()
+
+    def _cached(self, sid: str, opened: _Opened, sql: str, args: list[Any]) -> tuple[list[str], list]:
+        """The answer of ``sql``: a snapshot never changes, so one answer per snapshot, statement
+        and arguments is kept (the newest, up to ``CACHE_ROWS`` rows in all) and given again."""
+        key = (sid, sql, tuple(args))
+        with self._lock:
+            hit = self._answers.get(key)
+            if hit is not None:
+                self._answers.move_to_end(key)
+                return hit
+        answer = self._run(opened.con, sql, args)
+        with self._lock:
+            if key not in self._answers:
+                self._answers[key] = answer
+                self._cached_rows += len(answer[1])
+            while self._cached_rows > CACHE_ROWS:
+                _, (_, rows) = self._answers.popitem(last=False)
+                self._cached_rows -= len(rows)
+        return answer
+
+    def _codes(self, opened: _Opened, code_set: str) -> dict[str, str]:
+        names = opened.codes.get(code_set)
+        if names is None:
+            _, rows = self._run(opened.con, f'select code, name from codes."{code_set}"', [])
+            names = opened.codes[code_set] = dict(rows)
+        return names
+
+    def _units(self, opened: _Opened, scope: frozenset[str]) -> list[str]:
+        """The granted units and every unit below them (from the organisation tree's paths)."""
+        if opened.ancestors is None:
+            _, rows = self._run(opened.con, "select org_id, org_path from marts.dim_org", [])
+            opened.ancestors = {org: (path or org).split("/") for org, path in rows}
+        return sorted(org for org, above in opened.ancestors.items() if scope & set(above)) or [""]
 
     def page(
         self,
@@ -173,18 +256,17 @@ class Reader:
         served = [f for f in chosen if f in access.fields or f in access.masked]
         if ds.key not in served:
             served.insert(0, ds.key)
-        sid, con = self.current()
-        select, joins = [], []
-        for n, name in enumerate(served):
+        sid, opened = self.current()
+        select, coded = [], []
+        for name in served:
             decl = ds.field(name)
             column = f't."{name}"'
             if name in access.masked and name not in access.fields:
                 select.append(f'{_MASKS[decl.personal].format(c=column)} as "{name}"')
             else:
                 select.append(f'{column} as "{name}"')
-            if decl.code_set and name not in access.masked:
-                joins.append(f'left join codes."{decl.code_set}" as c{n} on c{n}.code = {column}')
-                select.append(f'c{n}.name as "{name}_name"')
+                if decl.code_set:
+                    coded.append((name, self._codes(opened, decl.code_set)))
         where, args = [], []
         if ds.history is not None:
             if as_of is not None:
@@ -199,12 +281,14 @@ class Reader:
         elif as_of is not None:
             raise QueryError("as_of", f"dataset {ds.name} keeps no history: as_of does not apply")
         if access.scope is not None:
-            # the row's unit or any unit below a granted one (org_path lists the ancestors)
-            where.append(
-                f'exists (select 1 from marts.dim_org as o where o.org_id = t."{ds.scope}"'
-                " and list_has_any(string_split(o.org_path, '/'), ?))"
-            )
-            args.append(sorted(access.scope))
+            # the row's unit is a granted one or below one (a dataset without a scope column has
+            # no rows a scoped caller may read)
+            if ds.scope is None:
+                where.append("false")
+            else:
+                units = self._units(opened, access.scope)
+                where.append(f't."{ds.scope}" in ({", ".join("?" * len(units))})')
+                args.extend(units)
         if changed_since is not None:
             if ds.changes is None:
                 raise QueryError("changed_since", f"dataset {ds.name} keeps no change marker")
@@ -221,28 +305,32 @@ class Reader:
             args.append(str(decode_cursor(cursor)))
         schema, table = ds.relation.split(".")
         sql = (
-            f'select {", ".join(select)} from "{schema}"."{table}" as t {" ".join(joins)}'
+            f'select {", ".join(select)} from "{schema}"."{table}" as t'
             f' where {" and ".join(where) or "true"} order by t."{ds.key}" limit ?'
         )
         args.append(limit + 1)
-        names, rows = self._run(con, sql, args)
-        records = [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in rows[:limit]]
+        names, rows = self._cached(sid, opened, sql, args)
+        records = []
+        for row in rows[:limit]:
+            record = {n: _plain(v) for n, v in zip(names, row, strict=True)}
+            for name, code_names in coded:  # each code's name, from the snapshot's code table
+                record[f"{name}_name"] = code_names.get(record[name])
+            records.append(record)
         more = len(rows) > limit
         return Page(
             snapshot=sid,
             records=records,
             next_cursor=encode_cursor(records[-1][ds.key]) if more else None,
-            next_changed_since=self._watermark(con, sid, ds),
+            next_changed_since=self._watermark(opened, ds),
             masked=sorted(f for f in served if f in access.masked and f not in access.fields),
         )
 
-    def _watermark(self, con: duckdb.DuckDBPyConnection, sid: str, ds: DatasetDecl) -> str | None:
+    def _watermark(self, opened: _Opened, ds: DatasetDecl) -> str | None:
         """The newest change marker of the dataset in this snapshot: a later change has a later one."""
         if ds.changes is None:
             return None
-        cached = (sid, ds.name)
-        if cached not in self._last_max:
+        if ds.name not in opened.marks:
             schema, table = ds.relation.split(".")
-            _, rows = self._run(con, f'select max("{ds.changes}") from "{schema}"."{table}"', [])
-            self._last_max[cached] = rows[0][0]
-        return self._last_max[cached]
+            _, rows = self._run(opened.con, f'select max("{ds.changes}") from "{schema}"."{table}"', [])
+            opened.marks[ds.name] = rows[0][0]
+        return opened.marks[ds.name]
