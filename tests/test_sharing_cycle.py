@@ -161,6 +161,8 @@ def test_a_campus_system_syncs_exactly_the_changed_students_of_its_college(days,
     assert _cli(home, "audit", "--verify").returncode == 0
     db = home / "sharing" / "sharing.sqlite"
     with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER audit_no_update")
+        conn.execute("DROP TRIGGER audit_no_delete")
         conn.execute(
             "UPDATE audit SET entry = replace(entry, '403', '200') WHERE seq = ?",
             (int(outside.headers["X-Audit-Seq"]),),
@@ -168,6 +170,7 @@ def test_a_campus_system_syncs_exactly_the_changed_students_of_its_college(days,
     done = _cli(home, "audit", "--verify")
     assert done.returncode == 1 and f"entry {outside.headers['X-Audit-Seq']}: its content" in done.stderr
     with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER audit_no_delete")  # the CLI's check opened it: they are back
         conn.execute("DELETE FROM audit WHERE seq = 7")
     done = _cli(home, "audit", "--verify")
     assert "entry 7: missing" in done.stderr

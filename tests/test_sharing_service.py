@@ -33,6 +33,15 @@ def store(tmp_path):
     s.close()
 
 
+def _tamper(store: Store) -> sqlite3.Connection:
+    """The database opened as someone with write access to the file would: the append-only
+    triggers dropped first (they stop mistakes, not an attacker; the chain is what tells)."""
+    db = sqlite3.connect(store.path)
+    db.execute("DROP TRIGGER audit_no_update")
+    db.execute("DROP TRIGGER audit_no_delete")
+    return db
+
+
 def _entries(store: Store, n: int) -> None:
     for i in range(n):
         store.audit({"principal": "app_x", "path": f"/v1/data/orgs?{i}", "status": 200})
@@ -52,7 +61,10 @@ def test_the_chain_verifies_and_names_an_edited_entry(store, tmp_path):
     _entries(store, 5)
     assert verify_chain(Paths(tmp_path)).ok
     assert _cli(tmp_path, "audit", "--verify").returncode == 0
-    with sqlite3.connect(store.path) as db:
+    with sqlite3.connect(store.path) as db, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("UPDATE audit SET entry = replace(entry, '200', '403') WHERE seq = 3")
+    assert verify_chain(Paths(tmp_path)).ok
+    with _tamper(store) as db:
         db.execute("UPDATE audit SET entry = replace(entry, '200', '403') WHERE seq = 3")
     report = verify_chain(Paths(tmp_path))
     assert report.problems == ["entry 3: its content does not match its hash (edited)"]
@@ -62,14 +74,19 @@ def test_the_chain_verifies_and_names_an_edited_entry(store, tmp_path):
 
 def test_a_deleted_entry_is_named_in_the_middle_and_at_the_end(store, tmp_path):
     _entries(store, 5)
-    with sqlite3.connect(store.path) as db:
+    with _tamper(store) as db:
         db.execute("DELETE FROM audit WHERE seq = 2")
     assert verify_chain(Paths(tmp_path)).problems[0] == "entry 2: missing (the next entry present is 3)"
-    with sqlite3.connect(store.path) as db:
-        db.execute("INSERT INTO audit SELECT * FROM audit WHERE 0")  # nothing: the gap stays
+    with _tamper(store) as db:
         db.execute("DELETE FROM audit WHERE seq = 5")
     problems = verify_chain(Paths(tmp_path)).problems
     assert any(p.startswith("entry 5: the head names it as the last entry") for p in problems), problems
+    # pointing the head at entry 4 as well, as one cutting the newest entries would: its signature tells
+    with sqlite3.connect(store.path) as db:
+        (digest,) = db.execute("SELECT hash FROM audit WHERE seq = 4").fetchone()
+        db.execute("UPDATE audit_head SET seq = 4, hash = ?", (digest,))
+    problems = verify_chain(Paths(tmp_path)).problems
+    assert "entry 4: the head naming it as the last entry is not signed by the key" in problems, problems
 
 
 def test_a_rewritten_chain_without_the_key_does_not_verify(store, tmp_path):
@@ -78,7 +95,7 @@ def test_a_rewritten_chain_without_the_key_does_not_verify(store, tmp_path):
     import json
 
     _entries(store, 3)
-    with sqlite3.connect(store.path) as db:
+    with _tamper(store) as db:
         prev = "0" * 64
         for seq, at, entry in db.execute("SELECT seq, at, entry FROM audit ORDER BY seq").fetchall():
             forged = entry.replace("app_x", "app_y")

@@ -87,10 +87,13 @@ def access_for(service: Service, principal: Principal, ds: DatasetDecl) -> Acces
                 f"(POST /v1/grants), to be approved by {ds.steward.name} ({ds.steward.org_id})",
                 missing_grant={"dataset": ds.name},
             )
-        fields = set().union(*(g.fields for g in grants))
+        # one active grant per application and dataset (a request is refused while one is active or
+        # pending); should there be more, only what every one of them allows is served, so two
+        # grants never combine into fields over rows that no steward approved together
+        fields = frozenset.intersection(*(frozenset(g.fields) for g in grants))
         scopes = [g.scope for g in grants]
-        scope = None if any(s is None for s in scopes) else frozenset().union(*scopes)
-        return Access(frozenset(fields), scope, frozenset(personal - fields))
+        scope = None if all(s is None for s in scopes) else frozenset().union(*(s or () for s in scopes))
+        return Access(fields, scope, frozenset(personal - fields))
     if principal.role in ("dept_user", "steward"):
         if ds.scope is None and personal:
             raise Refused(
@@ -112,9 +115,9 @@ def stewarded(service: Service, principal: Principal) -> list[str]:
 
 
 def decide_grant(service: Service, principal: Principal, gid: int, approve: bool, note: str | None) -> Grant:
-    grant = grant_or_404(service, gid)
-    ds = service.datasets.get(grant.dataset)
-    if ds is None or grant.dataset not in stewarded(service, principal):
+    grant = grant_or_404(service, principal, gid)
+    if grant.dataset not in stewarded(service, principal):
+        ds = service.datasets.get(grant.dataset)
         raise Refused(
             403,
             f"grant {gid} on dataset {grant.dataset} is decided by the steward of "
@@ -122,14 +125,29 @@ def decide_grant(service: Service, principal: Principal, gid: int, approve: bool
         )
     if grant.app_id == principal.id:
         raise Refused(403, "a requester never approves its own request")
+    if approve:
+        others = [g.id for g in service.store.active_grants(grant.app_id, grant.dataset, today())]
+        if others:
+            raise Refused(
+                409, f"application {grant.app_id} already holds grant {others[0]} on {grant.dataset}"
+            )
     try:
         return service.store.decide(gid, principal.id, approve, note)
     except StoreError as exc:
         raise Refused(409, str(exc)) from None
 
 
-def grant_or_404(service: Service, gid: int) -> Grant:
+def grant_or_404(service: Service, principal: Principal, gid: int) -> Grant:
+    """The grant, if ``principal`` may see it (its application, its dataset's steward, the
+    administrator and the auditor); 404 otherwise, whether it exists or not."""
     try:
-        return service.store.grant(gid)
+        grant = service.store.grant(gid)
     except StoreError:
-        raise Refused(404, f"no grant {gid}") from None
+        grant = None
+    if grant is None or not (
+        grant.app_id == principal.id
+        or grant.dataset in stewarded(service, principal)
+        or principal.role in ("admin", "auditor")
+    ):
+        raise Refused(404, f"no grant {gid} that the caller may see")
+    return grant

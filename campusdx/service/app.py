@@ -41,7 +41,6 @@ from campusdx.core import settings
 from campusdx.core.settings import Paths
 from campusdx.service import catalog, web
 from campusdx.service.access import (
-    COOKIE,
     RateLimiter,
     Refused,
     Service,
@@ -278,7 +277,7 @@ def _install_audit(app: FastAPI, service: Service) -> None:
             response = await call_next(request)
             status = response.status_code
         except Exception:
-            log.exception("request failed: %s %s", request.method, request.url.path)
+            log.exception("request failed: %s %s", request.method, scrub(request.url.path))
             response = _problem(500, "the service failed on this request; it is in the service's log")
             status = 500
         note = request.state.audit
@@ -287,12 +286,15 @@ def _install_audit(app: FastAPI, service: Service) -> None:
             "principal": principal.id if principal else None,
             "role": principal.role if principal else None,
             "method": request.method,
-            "path": request.url.path,
+            "path": scrub(request.url.path),
             "status": status,
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
             "client": request.client.host if request.client else None,
             **note,
         }
+        for key in ("reason", "client_id"):  # they may quote what the caller sent
+            if entry.get(key) is not None:
+                entry[key] = scrub(entry[key])
         try:
             seq = await asyncio.wrap_future(service.store.audit_writer().submit(entry))
         except Exception:
@@ -306,10 +308,12 @@ def _install_audit(app: FastAPI, service: Service) -> None:
 
 
 def _bearer(request: Request) -> str | None:
+    """The API takes its token from the Authorization header only: a session cookie of the web
+    page is never credentials here, so no form on another site can call the API as a person."""
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
-    return request.cookies.get(COOKIE)
+    return None
 
 
 def caller(roles: tuple[str, ...] | None = None) -> Callable:
@@ -320,6 +324,14 @@ def caller(roles: tuple[str, ...] | None = None) -> Callable:
         token = _bearer(request)
         principal = service.store.principal_of_token(token) if token else None
         if principal is None:
+            where = request.client.host if request.client else "?"
+            wait = service.token_limiter.wait_s(f"anonymous:{where}")
+            if wait:  # guessing tokens is slowed down like guessing secrets
+                raise Refused(
+                    429,
+                    "too many unauthenticated requests",
+                    headers={"Retry-After": str(max(1, round(wait)))},
+                )
             raise Refused(
                 401,
                 "a valid bearer token is required (POST /oauth/token with client credentials)",
@@ -416,7 +428,7 @@ def _changes_token(value: str | None) -> str | None:
 _PERSONAL_LOOKING = re.compile(r"\d{17}[\dXx]|1\d{10}|\d{15}")
 
 
-def _scrub(value: Any) -> Any:
+def scrub(value: Any) -> Any:
     """A filter value for the audit log: one that looks like a 身份证号 or a mobile number (sent in
     any field) is masked as the analyst schema masks them."""
     text = str(value)
@@ -507,13 +519,20 @@ def _dataset_routes(app: FastAPI, service: Service, ds: DatasetDecl) -> None:
         access = access_for(service, principal, ds)
         fields = _check_fields(ds, access, q.fields)
         filters = {k: getattr(q, k) for k in filter_fields if getattr(q, k) is not None}
+        ungranted = sorted(set(filters) - access.fields)
+        if ungranted:  # a filter on a field one may not read would let one read it, value by value
+            raise Refused(
+                403,
+                f"filters on {', '.join(ungranted)}: fields of dataset {ds.name} not in the caller's grants",
+                missing_grant={"dataset": ds.name, "fields": ungranted},
+            )
         since = _changes_token(getattr(q, "changed_since", None))
         audit_note(
             request,
             dataset=ds.name,
             fields=fields or sorted(access.fields | access.masked),
             filters={
-                **{k: _scrub(v) for k, v in filters.items()},
+                **{k: scrub(v) for k, v in filters.items()},
                 **({"changed_since": since} if since else {}),
             },
             as_of=str(getattr(q, "as_of", None) or "") or None,
@@ -554,12 +573,12 @@ def _dataset_routes(app: FastAPI, service: Service, ds: DatasetDecl) -> None:
             request,
             dataset=ds.name,
             fields=sorted(access.fields | access.masked),
-            filters={"key": _scrub(key)},
+            filters={"key": scrub(key)},
         )
         page = _run(request, ds, lambda: service.reader.page(ds, access, key=key, limit=1, as_of=as_of))
         audit_note(request, rows=len(page.records), snapshot=page.snapshot)
         if not page.records:
-            raise Refused(404, f"dataset {ds.name} has no record {key!r} the caller may read")
+            raise Refused(404, f"dataset {ds.name} has no record with this {ds.key} that the caller may read")
         return Record(
             dataset=ds.name, snapshot=page.snapshot, record=page.records[0], masked_fields=page.masked
         )
@@ -592,7 +611,7 @@ def _install_grant_routes(app: FastAPI, service: Service) -> None:
         response_model=GrantOut,
         status_code=201,
         tags=["access review"],
-        responses=problems(403),
+        responses=problems(403, 409),
     )
     def request_grant(
         request: Request,
@@ -610,6 +629,15 @@ def _install_grant_routes(app: FastAPI, service: Service) -> None:
             )
         if body.scope is not None and ds.scope is None:
             raise Refused(422, f"scope: dataset {ds.name} is not divided by department", field="scope")
+        open_ones = [
+            g for g in service.store.grants(app_id=principal.id, datasets=[ds.name]) if g.status == "pending"
+        ] + service.store.active_grants(principal.id, ds.name, today())
+        if open_ones:
+            raise Refused(
+                409,
+                f"grant {open_ones[0].id} on {ds.name} is {open_ones[0].status}: one grant per dataset; "
+                f"revoke it (POST /v1/grants/{open_ones[0].id}/revoke) and ask again for all that is needed",
+            )
         day = today()
         if not day < body.ends_on <= day + timedelta(days=366):
             raise Refused(422, "ends_on: a grant ends after today and within a year", field="ends_on")
@@ -665,7 +693,7 @@ def _install_grant_routes(app: FastAPI, service: Service) -> None:
         principal: Annotated[Principal, Depends(caller(("steward", "application")))],
     ) -> dict:
         audit_note(request, grant=gid)
-        grant = grant_or_404(service, gid)
+        grant = grant_or_404(service, principal, gid)
         audit_note(request, dataset=grant.dataset)
         if grant.app_id != principal.id and grant.dataset not in stewarded(service, principal):
             raise Refused(403, f"grant {gid} is revoked by its application or its dataset's steward")

@@ -77,6 +77,9 @@ class DatasetDecl(Declared):
             raise ValueError(f"the scope column {self.scope!r} is not one of the fields")
         if self.field(self.key).personal:
             raise ValueError(f"the key {self.key!r} may not be a personal field")
+        filtered = [f.name for f in self.fields if f.filter and f.personal]
+        if filtered:
+            raise ValueError(f"a personal field may not be a filter: {filtered}")
         return self
 
     def field(self, name: str) -> FieldDecl:

@@ -114,12 +114,11 @@ def _plain(value: Any) -> Any:
 @dataclass
 class _Opened:
     """One snapshot's connection, and what every request on it looks up: the code tables' names,
-    each unit's ancestors, the newest change marker per dataset (all read once per snapshot)."""
+    each unit's ancestors (read once per snapshot)."""
 
     con: duckdb.DuckDBPyConnection
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     ancestors: dict[str, list[str]] | None = None
-    marks: dict[str, str | None] = field(default_factory=dict)
 
 
 class _Watchdog:
@@ -280,15 +279,9 @@ class Reader:
                 where.append(f't."{ds.history.current}"')
         elif as_of is not None:
             raise QueryError("as_of", f"dataset {ds.name} keeps no history: as_of does not apply")
-        if access.scope is not None:
-            # the row's unit is a granted one or below one (a dataset without a scope column has
-            # no rows a scoped caller may read)
-            if ds.scope is None:
-                where.append("false")
-            else:
-                units = self._units(opened, access.scope)
-                where.append(f't."{ds.scope}" in ({", ".join("?" * len(units))})')
-                args.extend(units)
+        scoped, scope_args = self._scope(opened, ds, access)
+        where += scoped
+        args += scope_args
         if changed_since is not None:
             if ds.changes is None:
                 raise QueryError("changed_since", f"dataset {ds.name} keeps no change marker")
@@ -321,16 +314,28 @@ class Reader:
             snapshot=sid,
             records=records,
             next_cursor=encode_cursor(records[-1][ds.key]) if more else None,
-            next_changed_since=self._watermark(opened, ds),
+            next_changed_since=self._watermark(sid, opened, ds, access),
             masked=sorted(f for f in served if f in access.masked and f not in access.fields),
         )
 
-    def _watermark(self, opened: _Opened, ds: DatasetDecl) -> str | None:
-        """The newest change marker of the dataset in this snapshot: a later change has a later one."""
+    def _scope(self, opened: _Opened, ds: DatasetDecl, access: Access) -> tuple[list[str], list[str]]:
+        """The condition of the caller's rows: the row's unit is a granted one or below one (a
+        dataset without a scope column has no rows a scoped caller may read)."""
+        if access.scope is None:
+            return [], []
+        if ds.scope is None:
+            return ["false"], []
+        units = self._units(opened, access.scope)
+        return [f't."{ds.scope}" in ({", ".join("?" * len(units))})'], units
+
+    def _watermark(self, sid: str, opened: _Opened, ds: DatasetDecl, access: Access) -> str | None:
+        """The newest change marker of the caller's rows in this snapshot: a later change has a
+        later one (computed over the caller's scope only: other departments' change times are
+        not the caller's to see)."""
         if ds.changes is None:
             return None
-        if ds.name not in opened.marks:
-            schema, table = ds.relation.split(".")
-            _, rows = self._run(opened.con, f'select max("{ds.changes}") from "{schema}"."{table}"', [])
-            opened.marks[ds.name] = rows[0][0]
-        return opened.marks[ds.name]
+        where, args = self._scope(opened, ds, access)
+        schema, table = ds.relation.split(".")
+        condition = " and ".join(where) or "true"
+        sql = f'select max(t."{ds.changes}") from "{schema}"."{table}" as t where {condition}'
+        return self._cached(sid, opened, sql, args)[1][0][0]

@@ -89,8 +89,13 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS audit_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    sig TEXT NOT NULL
 );
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
 GENESIS = "0" * 64
@@ -278,6 +283,10 @@ class Store:
             )
         return token
 
+    def end_token(self, token: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM tokens WHERE token_hash = ?", (hashlib.sha256(token.encode()).digest(),))
+
     def principal_of_token(self, token: str) -> Principal | None:
         row = (
             self._db()
@@ -417,6 +426,12 @@ class Store:
         ]
 
 
+def _head_sig(key: bytes, seq: int, digest: str) -> str:
+    """The head's own signature: pointing it at an earlier entry (after cutting the newest ones)
+    needs the key, like rewriting an entry does."""
+    return hmac.new(key, json.dumps(["head", seq, digest]).encode(), hashlib.sha256).hexdigest()
+
+
 def _link(key: bytes, prev: str, seq: int, at: str, entry: str) -> str:
     message = json.dumps([prev, seq, at, entry], ensure_ascii=False).encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
@@ -490,9 +505,10 @@ class AuditWriter:
                 prev = digest
                 seqs.append(seq)
             db.execute(
-                "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                (seq, prev),
+                "INSERT INTO audit_head (id, seq, hash, sig) VALUES (1, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE"
+                " SET seq = excluded.seq, hash = excluded.hash, sig = excluded.sig",
+                (seq, prev, _head_sig(self._key, seq, prev)),
             )
         return seqs
 
@@ -524,9 +540,15 @@ def verify_chain(paths: Paths) -> ChainReport:
             if not hmac.compare_digest(_link(key, row["prev"], seq, row["at"], row["entry"]), row["hash"]):
                 problems.append(f"entry {seq}: its content does not match its hash (edited)")
             prev, expected_seq = row["hash"], seq + 1
-        head = db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        head = db.execute("SELECT seq, hash, sig FROM audit_head WHERE id = 1").fetchone()
         if head is None and n:
             problems.append("the chain's head record is missing")
+        elif head is not None and not hmac.compare_digest(
+            head["sig"], _head_sig(key, head["seq"], head["hash"])
+        ):
+            problems.append(
+                f"entry {head['seq']}: the head naming it as the last entry is not signed by the key"
+            )
         elif head is not None and (head["seq"] != expected_seq - 1 or head["hash"] != prev):
             problems.append(
                 f"entry {head['seq']}: the head names it as the last entry, but the log ends at entry "

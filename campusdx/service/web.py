@@ -7,10 +7,13 @@ HttpOnly, SameSite=Strict cookie (``Secure`` when served over HTTPS), so a form 
 site cannot post on their behalf. The page uses the same checks as the API.
 """
 
+import hashlib
+import hmac
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Form, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
@@ -32,21 +35,45 @@ def _who(request: Request) -> Principal | None:
     return request.app.state.service.store.principal_of_token(token) if token else None
 
 
+def csrf_token(request: Request) -> str:
+    """The forms' token: derived from the session, which another site can neither read nor guess."""
+    session = request.cookies.get(api.COOKIE, "")
+    return hashlib.sha256(f"campusdx-form:{session}".encode()).hexdigest()
+
+
+def _same_origin_form(request: Request, csrf: str) -> None:
+    """A form post must come from this page: its token, and no foreign origin."""
+    if not hmac.compare_digest(csrf, csrf_token(request)):
+        raise api.Refused(403, "the form's token does not match the session: reload the page")
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise api.Refused(403, "a form from another site is not accepted")
+
+
 def install(app: FastAPI, service: api.Service) -> None:
     def page(request: Request, name: str, principal: Principal, **context) -> HTMLResponse:
         api.audit_note(request, principal=principal)
         return TEMPLATES.TemplateResponse(
             request,
             name,
-            {"me": principal, "role_name": ROLE_NAMES.get(principal.role, principal.role), **context},
+            {
+                "me": principal,
+                "role_name": ROLE_NAMES.get(principal.role, principal.role),
+                "csrf": csrf_token(request),
+                **context,
+            },
         )
 
     def signed_in(request: Request, roles: tuple[str, ...]) -> Principal | RedirectResponse:
         principal = _who(request)
         if principal is None:
             return RedirectResponse("/ui/login", status_code=303)
+        api.audit_note(request, principal=principal)
+        wait = service.limiter.wait_s(principal.id)
+        if wait:
+            raise api.Refused(
+                429, "too many requests", headers={"Retry-After": str(max(1, round(wait + 0.5)))}
+            )
         if principal.role not in roles:
-            api.audit_note(request, principal=principal)
             raise api.Refused(403, f"this page is for {' or '.join(ROLE_NAMES[r] for r in roles)}")
         return principal
 
@@ -81,7 +108,10 @@ def install(app: FastAPI, service: api.Service) -> None:
         return response
 
     @app.post("/ui/logout", include_in_schema=False)
-    def logout() -> RedirectResponse:
+    def logout(request: Request) -> RedirectResponse:
+        token = request.cookies.get(api.COOKIE)
+        if token:
+            service.store.end_token(token)  # the session ends here, not when the cookie expires
         response = RedirectResponse("/ui/login", status_code=303)
         response.delete_cookie(api.COOKIE, path="/")
         return response
@@ -109,13 +139,15 @@ def install(app: FastAPI, service: api.Service) -> None:
     @app.post("/ui/requests/{gid}", include_in_schema=False)
     def decide(
         request: Request,
-        gid: int,
+        gid: Annotated[int, PathParam(ge=1, le=2**62)],
         decision: Annotated[str, Form(pattern="^(approve|reject)$")],
+        csrf: Annotated[str, Form(max_length=128)],
         note: Annotated[str | None, Form(max_length=500)] = None,
     ):
         me = signed_in(request, ("steward",))
         if isinstance(me, RedirectResponse):
             return me
+        _same_origin_form(request, csrf)
         api.audit_note(request, principal=me, grant=gid)
         decided = api.decide_grant(service, me, gid, decision == "approve", note or None)
         api.audit_note(request, dataset=decided.dataset)

@@ -34,6 +34,11 @@ def warehouse_paths(warehouse):
 
 
 def _grant(demo, dataset: str, **body) -> int:
+    """A new request of the card application (its earlier one on the dataset revoked first)."""
+    store = demo.client.app.state.service.store
+    for earlier in store.grants(app_id=demo.ids["card"], datasets=[dataset]):
+        if earlier.status in ("pending", "approved"):
+            assert demo.post("card", f"/v1/grants/{earlier.id}/revoke").status_code == 200
     body = {
         "dataset": dataset,
         "purpose": "测试用途：一卡通开户",
@@ -56,7 +61,8 @@ def test_nothing_without_a_grant_and_the_refusal_names_the_grant_and_its_approve
 def test_a_grant_is_approved_by_its_datasets_steward_only(demo):
     gid = _grant(demo, "students", scope=[COLLEGE])
     # the personnel office is not the 一数一源 authority of students; the application never approves
-    assert demo.post("personnel", f"/v1/grants/{gid}/decision", {"approve": True}).status_code == 403
+    # another department's steward does not even see it
+    assert demo.post("personnel", f"/v1/grants/{gid}/decision", {"approve": True}).status_code == 404
     assert demo.post("card", f"/v1/grants/{gid}/decision", {"approve": True}).status_code == 403
     assert demo.post("admin", f"/v1/grants/{gid}/decision", {"approve": True}).status_code == 403
     r = demo.post("registry", f"/v1/grants/{gid}/decision", {"approve": True})
@@ -125,7 +131,7 @@ def test_problems_name_the_parameter(demo):
 def test_a_revoked_grant_stops_the_next_call_and_an_expired_one_stops_by_itself(demo, monkeypatch):
     gid = _approved(demo, "orgs")
     assert demo.get("card", "/v1/data/orgs").status_code == 200
-    assert demo.post("registry", f"/v1/grants/{gid}/revoke").status_code == 403  # not its dataset
+    assert demo.post("registry", f"/v1/grants/{gid}/revoke").status_code == 404  # not its dataset: unseen
     assert demo.post("personnel", f"/v1/grants/{gid}/revoke").status_code == 200
     assert demo.get("card", "/v1/data/orgs").status_code == 403
     gid = _approved(demo, "orgs")
@@ -212,3 +218,30 @@ def _approved(demo, dataset: str, **body) -> int:
     r = demo.post(steward, f"/v1/grants/{gid}/decision", {"approve": True})
     assert r.status_code == 200, r.text
     return gid
+
+
+def test_one_grant_per_dataset_so_two_never_combine(demo, warehouse):
+    """Names for one college and open fields for all would, combined, be names for all: a second
+    request on a dataset is refused while the first is open."""
+    _approved(demo, "students", scope=[COLLEGE], fields=["student_no", "org_id", "full_name"])
+    body = {"dataset": "students", "purpose": "另一用途", "ends_on": str(date.today() + timedelta(days=9))}
+    r = demo.post("card", "/v1/grants", body)
+    assert r.status_code == 409 and "one grant per dataset" in r.json()["detail"]
+    records, _ = demo.all_pages("card", "/v1/data/students", limit=1000)
+    assert {r["org_id"] for r in records} == {COLLEGE}
+
+
+def test_a_filter_on_a_field_outside_the_grant_is_refused(demo):
+    _approved(demo, "students", scope=[COLLEGE], fields=["student_no", "org_id"])
+    r = demo.get("card", "/v1/data/students", class_no="05012201")
+    assert r.status_code == 403 and r.json()["missing_grant"]["fields"] == ["class_no"]
+    assert demo.get("card", "/v1/data/students", org_id=COLLEGE).status_code == 200
+
+
+def test_the_api_takes_no_session_cookie(demo):
+    token = demo.headers["college_user"]["Authorization"].split()[1]
+    demo.client.cookies.set("campusdx_session", token)
+    try:
+        assert demo.client.get("/v1/data/orgs").status_code == 401
+    finally:
+        demo.client.cookies.clear()
