@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from campusdx.core.settings import Paths
 from campusdx.service.app import create_app
 from campusdx.service.server import ServeRefused, check_listen
-from campusdx.service.store import Store, verify_chain
+from campusdx.service.store import Store, StoreError, verify_chain
 
 
 @pytest.fixture
@@ -106,6 +106,14 @@ def test_a_rewritten_chain_without_the_key_does_not_verify(store, tmp_path):
             prev = digest
         db.execute("UPDATE audit_head SET hash = ?", (prev,))
     assert not verify_chain(Paths(tmp_path)).ok
+
+
+def test_a_lost_chain_key_is_never_replaced_silently(store, tmp_path):
+    _entries(store, 2)
+    store.close()
+    (tmp_path / "secrets" / "audit-chain.key").unlink()
+    with pytest.raises(StoreError, match=r"chain key .* is missing"):
+        Store(Paths(tmp_path))
 
 
 def test_entries_written_from_many_threads_form_one_chain(store, tmp_path):

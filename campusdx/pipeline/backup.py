@@ -9,6 +9,9 @@ What a backup holds (paths relative to the home):
 ``landing/``                every landed batch (Parquet and manifests): the warehouse's only input
 ``quality/``                verdicts, findings (quarantine state), history, the GX stores and Data
                             Docs; taken holding the gates' lock
+``sharing/``                the sharing service's state: applications and people (secret hashes),
+                            grants, the audit log (SQLite's online backup API); its chain key is
+                            in ``secrets/``, so back up with keys or keep that file
 ``history/``                the warehouse's SCD2 history (schema ``snapshots``: dbt's snapshots of
                             staff and students), as Parquet from the current published snapshot:
                             the one part of the warehouse the landing zone cannot rebuild
@@ -99,7 +102,7 @@ KEY_BYTES = 16
 _ID = re.compile(r"\d{8}T\d{6}Z\Z")
 APPROVALS = SCHEMAS / "quality" / "approvals.yml"
 APPROVALS_IN_BACKUP = "repository/schemas/quality/approvals.yml"
-DIRECTORIES = ("exchange", "landing", "quality")
+DIRECTORIES = ("exchange", "landing", "quality", "sharing")
 KEYS = "secrets"
 HISTORY = "history"
 HISTORY_SCHEMA = "snapshots"

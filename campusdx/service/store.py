@@ -180,7 +180,18 @@ class Store:
         self.paths = paths
         self.path = database(paths)
         self._local = threading.local()
-        self._chain_key = ensure_key(paths.secrets / "audit-chain.key", "the audit chain key")
+        key_file = paths.secrets / "audit-chain.key"
+        if (
+            not key_file.exists()
+            and self.path.exists()
+            and self._db().execute("SELECT 1 FROM audit").fetchone()
+        ):
+            # a new key would make every entry so far fail the chain's check
+            raise StoreError(
+                f"the audit log {self.path} has entries but its chain key {key_file} is missing: put the "
+                "key back (a backup taken with --keys holds it) before the service starts"
+            )
+        self._chain_key = ensure_key(key_file, "the audit chain key")
         self._db()  # creates the schema once, before any thread reads
         self._writer: AuditWriter | None = None
 
