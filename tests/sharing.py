@@ -3,6 +3,8 @@ of the demo's departments, and a token for each."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,17 @@ def home_over(snapshots: Path, home: Path) -> Paths:
     home.mkdir(parents=True, exist_ok=True)
     (home / "snapshots").symlink_to(snapshots, target_is_directory=True)
     return Paths(home)
+
+
+def campusdx_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """``campusdx ARGS`` on ``home``, as an operator types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "campusdx.cli", *args],
+        env={"CAMPUSDX_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def bearer(client: TestClient, pid: str, secret: str) -> dict[str, str]:

@@ -8,8 +8,6 @@ chain verifies and names an edited or deleted entry."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from datetime import date, timedelta
 
 import duckdb
@@ -17,7 +15,7 @@ import pytest
 
 from campusdx.core.settings import Paths
 from campusdx.service import access
-from tests.sharing import bearer, campus
+from tests.sharing import bearer, campus, campusdx_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -55,16 +53,6 @@ def _changed_per_college(day0, day1) -> dict[str, set[str]]:
             if version not in versions:
                 changed.setdefault(org, set()).add(sno)
     return changed
-
-
-def _cli(home, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "campusdx.cli", *args],
-        env={"CAMPUSDX_HOME": str(home), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_a_campus_system_syncs_exactly_the_changed_students_of_its_college(days, tmp_path, monkeypatch):
@@ -158,7 +146,7 @@ def test_a_campus_system_syncs_exactly_the_changed_students_of_its_college(days,
 
     # the audit chain verifies; an edited and then a deleted entry are named
     demo.client.app.state.service.store.close()
-    assert _cli(home, "audit", "--verify").returncode == 0
+    assert campusdx_cli(home, "audit", "--verify").returncode == 0
     db = home / "sharing" / "sharing.sqlite"
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TRIGGER audit_no_update")
@@ -167,10 +155,10 @@ def test_a_campus_system_syncs_exactly_the_changed_students_of_its_college(days,
             "UPDATE audit SET entry = replace(entry, '403', '200') WHERE seq = ?",
             (int(outside.headers["X-Audit-Seq"]),),
         )
-    done = _cli(home, "audit", "--verify")
+    done = campusdx_cli(home, "audit", "--verify")
     assert done.returncode == 1 and f"entry {outside.headers['X-Audit-Seq']}: its content" in done.stderr
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TRIGGER audit_no_delete")  # the CLI's check opened it: they are back
         conn.execute("DELETE FROM audit WHERE seq = 7")
-    done = _cli(home, "audit", "--verify")
+    done = campusdx_cli(home, "audit", "--verify")
     assert "entry 7: missing" in done.stderr

@@ -7,8 +7,6 @@ import datetime as dt
 import ipaddress
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
@@ -24,6 +22,7 @@ from campusdx.core.settings import Paths
 from campusdx.service.app import create_app
 from campusdx.service.server import ServeRefused, check_listen
 from campusdx.service.store import Store, StoreError, verify_chain
+from tests.sharing import campusdx_cli
 
 
 @pytest.fixture
@@ -47,20 +46,10 @@ def _entries(store: Store, n: int) -> None:
         store.audit({"principal": "app_x", "path": f"/v1/data/orgs?{i}", "status": 200})
 
 
-def _cli(home, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "campusdx.cli", *args],
-        env={"CAMPUSDX_HOME": str(home), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_the_chain_verifies_and_names_an_edited_entry(store, tmp_path):
     _entries(store, 5)
     assert verify_chain(Paths(tmp_path)).ok
-    assert _cli(tmp_path, "audit", "--verify").returncode == 0
+    assert campusdx_cli(tmp_path, "audit", "--verify").returncode == 0
     with sqlite3.connect(store.path) as db, pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("UPDATE audit SET entry = replace(entry, '200', '403') WHERE seq = 3")
     assert verify_chain(Paths(tmp_path)).ok
@@ -68,7 +57,7 @@ def test_the_chain_verifies_and_names_an_edited_entry(store, tmp_path):
         db.execute("UPDATE audit SET entry = replace(entry, '200', '403') WHERE seq = 3")
     report = verify_chain(Paths(tmp_path))
     assert report.problems == ["entry 3: its content does not match its hash (edited)"]
-    done = _cli(tmp_path, "audit", "--verify")
+    done = campusdx_cli(tmp_path, "audit", "--verify")
     assert done.returncode == 1 and "entry 3" in done.stderr and "BROKEN" in done.stdout
 
 
@@ -148,7 +137,7 @@ def test_plain_http_is_refused_beyond_the_loopback_address(host):
 
 
 def test_campusdx_serve_refuses_plain_http_on_all_addresses(tmp_path):
-    done = _cli(tmp_path, "serve", "--host", "0.0.0.0", "--port", "1")
+    done = campusdx_cli(tmp_path, "serve", "--host", "0.0.0.0", "--port", "1")
     assert done.returncode == 2 and "refusing to serve plain HTTP on 0.0.0.0" in done.stderr
 
 

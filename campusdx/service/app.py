@@ -53,7 +53,7 @@ from campusdx.service.access import (
 )
 from campusdx.service.catalog import DatasetDecl
 from campusdx.service.query import MAX_PAGE, Access, NoSnapshot, QueryError, QueryTimeout, Reader
-from campusdx.service.store import Principal, Store, StoreError
+from campusdx.service.store import Grant, Principal, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -144,22 +144,8 @@ class GrantRequest(BaseModel):
     ends_on: date
 
 
-class GrantOut(BaseModel):
-    id: int
-    app_id: str
-    dataset: str
-    fields: list[str]
-    scope: list[str] | None
-    purpose: str
-    ends_on: str
-    status: str
-    expired: bool
-    requested_at: str
-    decided_by: str | None
-    decided_at: str | None
-    note: str | None
-    revoked_by: str | None
-    revoked_at: str | None
+class GrantOut(Grant):
+    expired: bool = Field(description="Approved, but past its end date: it grants nothing any more")
 
 
 class Decision(BaseModel):
@@ -732,10 +718,16 @@ def _install_admin_routes(app: FastAPI, service: Service) -> None:
         audit_note(request, application=app_.id)
         return Credentials(id=app_.id, secret=secret)
 
-    def _app_or_404(aid: str) -> None:
+    def _on_application(request: Request, aid: str, action: Callable[[str], Any]) -> Any:
+        """``action`` on the application ``aid`` (404 when there is none; 409 when refused)."""
         found = service.store.principal(aid)
         if found is None or found.role != "application":
             raise Refused(404, f"no application {aid}")
+        audit_note(request, application=aid)
+        try:
+            return action(aid)
+        except StoreError as exc:
+            raise Refused(409, str(exc)) from None
 
     @app.post(
         "/v1/applications/{aid}/rotate",
@@ -748,12 +740,7 @@ def _install_admin_routes(app: FastAPI, service: Service) -> None:
         aid: Annotated[str, Path(max_length=64)],
         principal: Annotated[Principal, admin],
     ) -> Credentials:
-        _app_or_404(aid)
-        audit_note(request, application=aid)
-        try:
-            return Credentials(id=aid, secret=service.store.rotate_secret(aid))
-        except StoreError as exc:
-            raise Refused(409, str(exc)) from None
+        return Credentials(id=aid, secret=_on_application(request, aid, service.store.rotate_secret))
 
     @app.post(
         "/v1/applications/{aid}/revoke",
@@ -766,12 +753,7 @@ def _install_admin_routes(app: FastAPI, service: Service) -> None:
         aid: Annotated[str, Path(max_length=64)],
         principal: Annotated[Principal, admin],
     ) -> dict:
-        _app_or_404(aid)
-        audit_note(request, application=aid)
-        try:
-            service.store.revoke_principal(aid)
-        except StoreError as exc:
-            raise Refused(409, str(exc)) from None
+        _on_application(request, aid, service.store.revoke_principal)
         return vars(service.store.principal(aid))
 
     @app.get("/v1/audit", response_model=list[AuditEntry], tags=["audit"], responses=problems(403))

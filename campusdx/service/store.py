@@ -37,6 +37,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from campusdx.core.pseudonyms import ensure_key
 from campusdx.core.settings import Paths
 from campusdx.core.sqlitedb import open_durable, transaction
@@ -114,8 +116,11 @@ class Principal:
     revoked_at: str | None = None
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(BaseModel):
+    """One access request and its decision (the API's answer adds ``expired``)."""
+
+    model_config = ConfigDict(frozen=True)
+
     id: int
     app_id: str
     dataset: str
@@ -135,11 +140,8 @@ class Grant:
         return self.status == "approved" and date.fromisoformat(self.ends_on) >= today
 
     def as_json(self, today: date | None = None) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["fields"] = list(self.fields)
-        out["scope"] = list(self.scope) if self.scope is not None else None
-        out["expired"] = self.status == "approved" and not self.active(today or date.today())
-        return out
+        expired = self.status == "approved" and not self.active(today or date.today())
+        return {**self.model_dump(mode="json"), "expired": expired}
 
 
 def _now() -> str:
