@@ -225,3 +225,18 @@ def test_the_service_answers_over_tls_with_a_certificate_the_test_made(tmp_path)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_query_past_its_deadline_is_stopped(tmp_path):
+    """The watchdog interrupts a query that outruns the service's query time cap."""
+    import duckdb
+
+    from campusdx.service.query import QueryTimeout, Reader
+
+    path = tmp_path / "w.duckdb"
+    duckdb.connect(str(path)).close()
+    reader = Reader(Paths(tmp_path), timeout_s=0.3)
+    con = duckdb.connect(str(path), read_only=True)
+    with pytest.raises(QueryTimeout, match=r"longer than 0\.3 s"):  # uninterrupted, it would answer
+        reader._run(con, "select count(*) from range(100000000000) a", [])
+    assert reader._run(con, "select 42", [])[1] == [(42,)]
