@@ -240,3 +240,17 @@ def test_a_query_past_its_deadline_is_stopped(tmp_path):
     with pytest.raises(QueryTimeout, match=r"longer than 0\.3 s"):  # uninterrupted, it would answer
         reader._run(con, "select count(*) from range(100000000000) a", [])
     assert reader._run(con, "select 42", [])[1] == [(42,)]
+
+
+def test_the_docs_page_loads_its_scripts_from_the_service(tmp_path):
+    """/docs renders with no Internet: Swagger UI comes from the npm package make installs."""
+    from fastapi.testclient import TestClient
+
+    from campusdx.service.app import SWAGGER_UI
+
+    client = TestClient(create_app(Paths(tmp_path)))
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assert (SWAGGER_UI / "swagger-ui-bundle.js").is_file(), "make installs Swagger UI (npm ci)"
+    assert "cdn.jsdelivr.net" not in page.text
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200

@@ -32,13 +32,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Form, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from campusdx.core import settings
-from campusdx.core.settings import Paths
+from campusdx.core.settings import REPO_ROOT, Paths
 from campusdx.service import catalog, web
 from campusdx.service.access import (
     RateLimiter,
@@ -205,6 +207,8 @@ def create_app(paths: Paths | None = None, *, datasets: dict[str, DatasetDecl] |
         token_limiter=RateLimiter(2.0, 10),
     )
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title="campusdx 共享数据服务 (data-sharing service)",
         version="1.0",
         description=(
@@ -215,6 +219,7 @@ def create_app(paths: Paths | None = None, *, datasets: dict[str, DatasetDecl] |
         ),
     )
     app.state.service = service
+    _install_docs(app)
 
     @app.on_event("shutdown")
     def _stop() -> None:
@@ -229,6 +234,27 @@ def create_app(paths: Paths | None = None, *, datasets: dict[str, DatasetDecl] |
     _install_admin_routes(app, service)
     web.install(app, service)
     return app
+
+
+SWAGGER_UI = REPO_ROOT / "expectations" / "datadocs" / "node_modules" / "swagger-ui-dist"
+"""Swagger UI, installed by ``make`` from the npm registry (pinned in expectations/datadocs)."""
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/docs``: the OpenAPI document's page, its scripts served from here when installed, so
+    it renders on the school's network with no Internet (otherwise from Swagger UI's CDN)."""
+    assets = {}
+    if (SWAGGER_UI / "swagger-ui-bundle.js").is_file():
+        app.mount("/docs-assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
+        assets = {
+            "swagger_js_url": "/docs-assets/swagger-ui-bundle.js",
+            "swagger_css_url": "/docs-assets/swagger-ui.css",
+            "swagger_favicon_url": "/docs-assets/favicon-32x32.png",
+        }
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} — API", **assets)
 
 
 def _install_handlers(app: FastAPI) -> None:
