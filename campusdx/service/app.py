@@ -480,7 +480,8 @@ def _install_data_routes(app: FastAPI, service: Service) -> None:
         _dataset_routes(app, service, ds)
 
 
-def _run(request: Request, ds: DatasetDecl, fn: Callable[[], Any]) -> Any:
+def _answered(fn: Callable[[], Any]) -> Any:
+    """``fn()``, a query's problems turned into problem responses."""
     try:
         return fn()
     except QueryError as exc:
@@ -549,9 +550,7 @@ def _dataset_routes(app: FastAPI, service: Service, ds: DatasetDecl) -> None:
             },
             as_of=str(getattr(q, "as_of", None) or "") or None,
         )
-        page = _run(
-            request,
-            ds,
+        page = _answered(
             lambda: service.reader.page(
                 ds,
                 access,
@@ -587,7 +586,7 @@ def _dataset_routes(app: FastAPI, service: Service, ds: DatasetDecl) -> None:
             fields=sorted(access.fields | access.masked),
             filters={"key": scrub(key)},
         )
-        page = _run(request, ds, lambda: service.reader.page(ds, access, key=key, limit=1, as_of=as_of))
+        page = _answered(lambda: service.reader.page(ds, access, key=key, limit=1, as_of=as_of))
         audit_note(request, rows=len(page.records), snapshot=page.snapshot)
         if not page.records:
             raise Refused(404, f"dataset {ds.name} has no record with this {ds.key} that the caller may read")
