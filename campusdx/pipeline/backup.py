@@ -698,6 +698,7 @@ def _after_restore(paths: Paths, manifest: dict) -> list[str]:
         )
     if not manifest.get("keys"):
         notes.append(
-            "the backup holds no key: put the exchange, fingerprint and pseudonym keys back in secrets/"
+            "the backup holds no key: put the exchange, fingerprint, pseudonym and audit chain keys back"
+            " in secrets/"
         )
     return notes

@@ -45,6 +45,12 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def check(self, key: str, what: str) -> None:
+        """Count a request of ``key``; 429 with ``Retry-After`` naming ``what`` when over the rate."""
+        wait = self.wait_s(key)
+        if wait:
+            raise Refused(429, f"too many {what}", headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+
     def wait_s(self, key: str) -> float:
         """0 when a request may go now (and counts it); otherwise seconds until one may."""
         now = time.monotonic()

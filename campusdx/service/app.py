@@ -337,26 +337,15 @@ def caller(roles: tuple[str, ...] | None = None) -> Callable:
         principal = service.store.principal_of_token(token) if token else None
         if principal is None:
             where = request.client.host if request.client else "?"
-            wait = service.token_limiter.wait_s(f"anonymous:{where}")
-            if wait:  # guessing tokens is slowed down like guessing secrets
-                raise Refused(
-                    429,
-                    "too many unauthenticated requests",
-                    headers={"Retry-After": str(max(1, round(wait)))},
-                )
+            # guessing tokens is slowed down like guessing secrets
+            service.token_limiter.check(f"anonymous:{where}", "unauthenticated requests")
             raise Refused(
                 401,
                 "a valid bearer token is required (POST /oauth/token with client credentials)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         audit_note(request, principal=principal)
-        wait = service.limiter.wait_s(principal.id)
-        if wait:
-            raise Refused(
-                429,
-                f"rate limit of {service.limiter.rate:g} requests per second exceeded",
-                headers={"Retry-After": str(max(1, round(wait + 0.5)))},
-            )
+        service.limiter.check(principal.id, f"requests (at most {service.limiter.rate:g} per second)")
         if roles is not None and principal.role not in roles:
             raise Refused(403, f"this needs the role {' or '.join(roles)}; the caller is {principal.role}")
         return principal
@@ -382,9 +371,7 @@ def _install_auth_routes(app: FastAPI, service: Service) -> None:
         credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)] = None,
     ) -> Token:
         where = request.client.host if request.client else "?"
-        wait = service.token_limiter.wait_s(f"token:{where}")
-        if wait:
-            raise Refused(429, "too many token requests", headers={"Retry-After": str(max(1, round(wait)))})
+        service.token_limiter.check(f"token:{where}", "token requests")
         if credentials is not None:
             client_id, client_secret = credentials.username, credentials.password
         if not client_id or not client_secret:

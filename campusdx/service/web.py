@@ -68,11 +68,7 @@ def install(app: FastAPI, service: api.Service) -> None:
         if principal is None:
             return RedirectResponse("/ui/login", status_code=303)
         api.audit_note(request, principal=principal)
-        wait = service.limiter.wait_s(principal.id)
-        if wait:
-            raise api.Refused(
-                429, "too many requests", headers={"Retry-After": str(max(1, round(wait + 0.5)))}
-            )
+        service.limiter.check(principal.id, "requests")
         if principal.role not in roles:
             raise api.Refused(403, f"this page is for {' or '.join(ROLE_NAMES[r] for r in roles)}")
         return principal
@@ -88,8 +84,7 @@ def install(app: FastAPI, service: api.Service) -> None:
         secret: Annotated[str, Form(max_length=256)],
     ) -> RedirectResponse:
         where = request.client.host if request.client else "?"
-        if service.token_limiter.wait_s(f"token:{where}"):
-            raise api.Refused(429, "too many sign-ins", headers={"Retry-After": "5"})
+        service.token_limiter.check(f"token:{where}", "sign-ins")
         principal = service.store.check_secret(principal_id, secret)
         if principal is None or principal.role == "application":
             return RedirectResponse("/ui/login?failed=true", status_code=303)
