@@ -258,12 +258,50 @@ def test_a_rejected_receipt_fails_the_receipt_step_with_the_rule_and_the_next_ru
 
 
 def test_only_the_state_the_next_delta_needs_is_kept(home, profile):
+    full, _ = deliver(home, profile, [org("1000")])
+    middle, _ = deliver(home, profile, [org("1000"), org("1001")])
+    last, status = deliver(home, profile, [org("1001")])
+    assert (full.mode, middle.mode, last.mode, status) == ("FULL", "DELTA", "DELTA", "ACCEPTED")
+    kept = sorted(p.name for p in states.state_dir(home.exchange, "ZZJG").iterdir())
+    # the rows since the FULL (the chain the last state is made from) and the last state itself;
+    # the middle DELTA's own state is derived and goes
+    assert kept == sorted(
+        [
+            f"{full.batch_id}.post.parquet",
+            f"{full.batch_id}.sent.parquet",
+            f"{middle.batch_id}.base",
+            f"{middle.batch_id}.sent.parquet",
+            f"{last.batch_id}.base",
+            f"{last.batch_id}.post.parquet",
+            f"{last.batch_id}.sent.parquet",
+        ]
+    )
+    assert states.derived(states.state_file(home.exchange, "ZZJG", last.batch_id, "post"))
+    assert not states.derived(states.state_file(home.exchange, "ZZJG", full.batch_id, "post"))
+    with open_ledger(home, profile) as ledger:
+        ledger.request_full("ZZJG", "asked for by the operator", "2026-12-03 10:05:00")
+    again, _ = deliver(home, profile, [org("1001")])
+    assert again.mode == "FULL"
+    kept = sorted(p.name for p in states.state_dir(home.exchange, "ZZJG").iterdir())
+    assert kept == [f"{again.batch_id}.post.parquet", f"{again.batch_id}.sent.parquet"]
+
+
+def test_a_lost_delta_state_is_made_again_from_its_chain_and_a_broken_chain_sends_a_full(home, profile):
     deliver(home, profile, [org("1000")])
     deliver(home, profile, [org("1000"), org("1001")])
-    last, status = deliver(home, profile, [org("1001")])
-    assert status == "ACCEPTED"
-    kept = sorted(p.name for p in states.state_dir(home.exchange, "ZZJG").iterdir())
-    assert kept == [f"{last.batch_id}.post.parquet", f"{last.batch_id}.sent.parquet"]
+    last, _ = deliver(home, profile, [org("1001"), org("1002")])
+    post = states.state_file(home.exchange, "ZZJG", last.batch_id, "post")
+    before = post.read_bytes()
+    post.unlink()  # as after a restore: derived states are not in a backup
+    made = states.post_state(profile, home.exchange, "ZZJG", last.batch_id)
+    assert made == post and post.read_bytes() == before
+    nxt, status = deliver(home, profile, [org("1002")])
+    assert (nxt.mode, nxt.rows, status) == ("DELTA", 1, "ACCEPTED")
+    # a link of the chain lost: the state cannot be proven, and the next package is a FULL
+    states.state_file(home.exchange, "ZZJG", nxt.batch_id, "post").unlink()
+    states.state_file(home.exchange, "ZZJG", last.batch_id, "sent").unlink()
+    full, status = deliver(home, profile, [org("1002"), org("1003")])
+    assert (full.mode, full.rows, status) == ("FULL", 2, "ACCEPTED")
 
 
 def _lose_after_a_backup(home, profile, *, keep_inbox: bool, answered: bool = True) -> list[dict]:

@@ -5,7 +5,13 @@ For every package the publisher builds it keeps, under ``<home>/exchange/state/<
 - ``<batch_id>.sent.parquet``: the rows the package carries (to find a receipt's rejected
   rows by file and line);
 - ``<batch_id>.post.parquet``: what the platform holds once it takes the whole package (FULL:
-  the rows; DELTA: the previous state with the changes applied).
+  the rows; DELTA: the previous state with the changes applied);
+- ``<batch_id>.base`` (DELTA only): the name of the state file the DELTA was computed from.
+
+A DELTA's post is derived: its base with the rows sent applied. It is kept as a cache, left out
+of backups, and made again from the chain of bases when it is missing (after a restore), so a
+dataset's state files are the rows sent since its last FULL (or held after a PARTIAL) and a
+day's backup holds only the day's package. :func:`prune` keeps that chain.
 
 A PARTIAL receipt adds ``<batch_id>.held.parquet``: the platform took the package except the
 rejected rows (FULL: those rows are missing; DELTA: those keys keep their previous version).
@@ -25,6 +31,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -36,6 +43,10 @@ import pyarrow.parquet as pq
 
 from campusdx.core import atomic
 from campusdx.core.profile import Dataset, Profile
+
+log = logging.getLogger(__name__)
+
+_STATE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}\.(post|held)\.parquet")
 
 
 class DeltaError(RuntimeError):
@@ -63,24 +74,105 @@ def write_table(path: Path, table: pa.Table) -> None:
     atomic.fsync_dir(path.parent.parent)
 
 
-def delivered_state(exchange: Path, dataset: str, entry: Any | None) -> Path | None:
+def delivered_state(exchange: Path, dataset: str, entry: Any | None, profile: Profile) -> Path | None:
     """The state file of the last delivered package ``entry`` (a ledger entry), or None when
-    there is none on record (nothing delivered yet, or a ledger older than the state files)."""
+    there is none on record (nothing delivered yet, a ledger older than the state files, or a
+    DELTA whose chain of bases is not whole: the next package is a FULL)."""
     if entry is None:
         return None
     if entry.status == "PARTIAL":
         held = state_file(exchange, dataset, entry.batch_id, "held")
         if held.exists():
             return held
-    post = state_file(exchange, dataset, entry.batch_id, "post")
-    return post if post.exists() else None
+    try:
+        return post_state(profile, exchange, dataset, entry.batch_id)
+    except DeltaError as exc:
+        log.warning("%s: the platform's state cannot be made again (%s): a FULL follows", dataset, exc)
+        return None
+
+
+def write_base(exchange: Path, dataset: str, batch_id: str, base: Path) -> None:
+    """Record that the DELTA ``batch_id`` was computed from the state file ``base``."""
+    atomic.write_bytes(base_file(exchange, dataset, batch_id), (base.name + "\n").encode("ascii"))
+
+
+def base_file(exchange: Path, dataset: str, batch_id: str) -> Path:
+    return state_dir(exchange, dataset) / f"{batch_id}.base"
+
+
+def _base_of(exchange: Path, dataset: str, batch_id: str) -> Path | None:
+    """The state file the DELTA ``batch_id`` was computed from (None: not a DELTA)."""
+    recorded = base_file(exchange, dataset, batch_id)
+    try:
+        name = recorded.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeltaError(f"{recorded}: unreadable ({exc})") from None
+    if not _STATE_NAME.fullmatch(name):
+        raise DeltaError(f"{recorded}: names no state file ({name[:80]!r})")
+    return state_dir(exchange, dataset) / name
+
+
+def post_state(profile: Profile, exchange: Path, dataset: str, batch_id: str) -> Path | None:
+    """The post state of the package ``batch_id``; a DELTA's is made again from its base and the
+    rows it sent when it is missing (:class:`DeltaError` when a link of that chain is missing).
+    None: no state on record for it."""
+    post = state_file(exchange, dataset, batch_id, "post")
+    if post.exists():
+        return post
+    base = _base_of(exchange, dataset, batch_id)
+    if base is None:
+        return None
+    sent = state_file(exchange, dataset, batch_id, "sent")
+    if not sent.exists():
+        raise DeltaError(f"{sent.name}: the rows of DELTA {batch_id} are not on disk")
+    if not base.exists():
+        base_batch, kind = base.name.split(".")[:2]
+        if kind != "post" or post_state(profile, exchange, dataset, base_batch) is None:
+            raise DeltaError(f"{base.name}: the base of DELTA {batch_id} is not on disk")
+    write_table(post, apply_delta(profile, profile.dataset(dataset), base, pq.read_table(sent)))
+    log.info("%s: the state after %s made again from %s", dataset, batch_id, base.name)
+    return post
+
+
+def _chain(exchange: Path, dataset: str, batch_id: str) -> set[str]:
+    """The batch ids whose files make the state after ``batch_id``: it and its DELTAs' bases."""
+    found = set()
+    while batch_id not in found:
+        found.add(batch_id)
+        try:
+            base = _base_of(exchange, dataset, batch_id)
+        except DeltaError:
+            break
+        if base is None:
+            break
+        batch_id, kind = base.name.split(".")[:2]
+        if kind == "held":  # the rows held after a PARTIAL: a whole state by themselves
+            found.add(batch_id)
+            break
+    return found
+
+
+def derived(path: Path) -> bool:
+    """A post state that :func:`post_state` makes again from files kept beside it (a DELTA's)."""
+    name = path.name
+    return name.endswith(".post.parquet") and (path.parent / f"{name.split('.', 1)[0]}.base").exists()
 
 
 def prune(exchange: Path, dataset: str, keep: set[str]) -> int:
-    """Remove the state files of the dataset's packages whose batch id is not in ``keep``."""
+    """Remove the state files of the dataset's packages that neither are in ``keep`` nor make
+    the state of one that is (a DELTA's base, back to its FULL or a PARTIAL's held rows)."""
+    needed = set()
+    for batch_id in keep:
+        needed |= _chain(exchange, dataset, batch_id)
     removed = 0
-    for path in state_dir(exchange, dataset).glob("*.parquet"):
-        if path.name.split(".", 1)[0] not in keep:
+    for path in state_dir(exchange, dataset).iterdir():
+        batch_id = path.name.split(".", 1)[0]
+        if path.suffix not in (".parquet", ".base") or batch_id in keep:
+            continue
+        # a link of a chain keeps its rows; its own post is made again if ever needed
+        if batch_id not in needed or derived(path):
             path.unlink()
             removed += 1
     return removed

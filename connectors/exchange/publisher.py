@@ -207,7 +207,9 @@ def publish_feed(
         pending = ledger.pending(dataset_code)
         if pending:
             return _redeliver(run, pending[0])
-        state = states.delivered_state(paths.exchange, dataset_code, ledger.last_delivered(dataset_code))
+        state = states.delivered_state(
+            paths.exchange, dataset_code, ledger.last_delivered(dataset_code), profile
+        )
         last_full = ledger.last_delivered_full(dataset_code)
         requested = ledger.full_requested(dataset_code)
         decision = choose_mode(
@@ -233,7 +235,16 @@ def publish_feed(
                 return unchanged
             fingerprint = content_fingerprint(table)
             post = states.apply_delta(profile, dataset, state, table)
-        result = _build_and_send(run, dataset_code, table, decision.mode, as_of, fingerprint, post=post)
+        result = _build_and_send(
+            run,
+            dataset_code,
+            table,
+            decision.mode,
+            as_of,
+            fingerprint,
+            post=post,
+            base=state if decision.mode == "DELTA" else None,
+        )
         return dataclasses.replace(result, message=decision.reason)
 
 
@@ -328,11 +339,13 @@ def _build_and_send(
     fingerprint: str,
     *,
     post: pa.Table | None = None,
+    base: Path | None = None,
 ) -> PublishResult:
     """Build the next package of the dataset, check it, send it and record each step.
 
     ``post``: what the platform holds once it takes the whole package; kept with the rows sent
-    (:mod:`campusdx.exchange.delta`) so the next DELTA starts from it once delivered."""
+    (:mod:`campusdx.exchange.delta`) so the next DELTA starts from it once delivered. ``base``:
+    the state file a DELTA was computed from (its post is derived from it)."""
     profile = run.profile
     batch_id = str(uuid.uuid4())
     sequence = run.ledger.next_sequence(dataset_code)
@@ -360,6 +373,8 @@ def _build_and_send(
         raise
     if post is not None:  # on disk before the ledger knows the package
         states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "sent"), table)
+        if base is not None:
+            states.write_base(run.paths.exchange, dataset_code, batch_id, base)
         states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "post"), post)
     entry = run.ledger.record_built(package, fingerprint, run.stamp, snapshot=run.snapshot)
     run.gateway.upload(package.path)
@@ -525,7 +540,7 @@ def _adopt_package(
             and (receipt is None or receipt["batch_id"] == manifest["batch_id"])
         )
         last = ledger.last_delivered(dataset_code)
-        previous = states.delivered_state(run.paths.exchange, dataset_code, last)
+        previous = states.delivered_state(run.paths.exchange, dataset_code, last, profile)
         if fits and (mode == "FULL" or previous is not None):
             proven = (insp, previous)
         else:
@@ -553,6 +568,8 @@ def _adopt_package(
     post = sent if mode == "FULL" else states.apply_delta(profile, dataset, previous, sent)
     batch_id = manifest["batch_id"]
     states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "sent"), sent)
+    if mode != "FULL":
+        states.write_base(run.paths.exchange, dataset_code, batch_id, previous)
     states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "post"), post)
     _retire(run.outbox / package_id, run.outbox)
     os.rename(fetched, run.outbox / package_id)
@@ -731,10 +748,15 @@ def _keep_held_state(
     profile = load_profile()
     rejected = states.rejected_rows(profile, receipt, outbox_dir(paths) / entry.package_id)
     sent = states.state_file(paths.exchange, entry.dataset, entry.batch_id, "sent")
-    post = states.state_file(paths.exchange, entry.dataset, entry.batch_id, "post")
-    if not (sent.exists() and post.exists()):
+    try:
+        post = states.post_state(profile, paths.exchange, entry.dataset, entry.batch_id)
+    except states.DeltaError as exc:
+        log.warning("%s: %s", entry.package_id, exc)
+        post = None
+    if post is None or not sent.exists():
         return  # built before state files were kept: the next package is a FULL
-    previous = states.delivered_state(paths.exchange, entry.dataset, ledger.last_delivered(entry.dataset))
+    last = ledger.last_delivered(entry.dataset)
+    previous = states.delivered_state(paths.exchange, entry.dataset, last, profile)
     held = states.held_after_partial(
         profile.dataset(entry.dataset),
         entry.mode,
