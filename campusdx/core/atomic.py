@@ -64,18 +64,25 @@ def _private_tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
-def write_bytes(path: Path | str, data: bytes) -> None:
+def write_bytes(path: Path | str, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` durably: a temporary file of this process, fsync, rename,
-    directory fsync. Two writers of the same path never share a temporary file."""
+    directory fsync. Two writers of the same path never share a temporary file. ``durable=False``:
+    still all or nothing for readers, without the fsyncs (for what means nothing after a crash,
+    like who holds a lock)."""
     path = Path(path)
     new_folder = not path.parent.is_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _private_tmp(path)
     try:
-        write_file(tmp, data)
+        if durable:
+            write_file(tmp, data)
+        else:
+            tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    if not durable:
+        return
     fsync_dir(path.parent)
     if new_folder:  # the folder's own entry, so the file is found after a crash
         fsync_dir(path.parent.parent)

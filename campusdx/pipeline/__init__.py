@@ -17,6 +17,8 @@ import logging
 from dataclasses import asdict
 from datetime import UTC, datetime
 
+import duckdb
+
 from campusdx.core import snapshots
 from campusdx.core.declarations import load_systems
 from campusdx.core.locks import Busy
@@ -24,7 +26,7 @@ from campusdx.core.profile import load_profile
 from campusdx.core.settings import Paths, current, redact
 from campusdx.core.settings import paths as default_paths
 from campusdx.core.warehouse import candidates
-from campusdx.pipeline import reconcile
+from campusdx.pipeline import history, reconcile
 from campusdx.pipeline.feedgen import feed_datasets
 from campusdx.pipeline.reconcile import NotReconciled  # a source table's or a feed's rows do not add up
 
@@ -254,7 +256,12 @@ def publish_snapshot(run_id: str | None = None, *, paths: Paths | None = None) -
     run_id = run_id or "manual__" + datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     published = snapshots.publish(paths, run_id)
     log.info("published warehouse snapshot %s (run %s, %d bytes)", published.id, run_id, published.bytes)
-    return published.as_dict()
+    try:  # what a backup copies of the history; a backup brings it up to date itself if this fails
+        kept = history.export(paths, published.id)
+    except (history.HistoryError, duckdb.Error, OSError, Busy) as exc:
+        log.error("the SCD2 history of %s was not exported (the next backup does it): %s", published.id, exc)
+        kept = {"error": str(exc)}
+    return {**published.as_dict(), "history": kept}
 
 
 def publish(

@@ -69,6 +69,7 @@ import shutil
 import sqlite3
 import struct
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ from campusdx import __version__
 from campusdx.core import atomic, locks, settings, snapshots
 from campusdx.core.profile import load_profile
 from campusdx.core.settings import SCHEMAS, Paths
+from campusdx.exchange import delta as states
 from campusdx.exchange.publisher import open_ledger, publish_lock
+from campusdx.pipeline import history
 from campusdx.quality.files import quality_lock
 
 log = logging.getLogger(__name__)
@@ -104,9 +107,8 @@ APPROVALS = SCHEMAS / "quality" / "approvals.yml"
 APPROVALS_IN_BACKUP = "repository/schemas/quality/approvals.yml"
 DIRECTORIES = ("exchange", "landing", "quality", "sharing")
 KEYS = "secrets"
-HISTORY = "history"
-HISTORY_SCHEMA = "snapshots"
-"""The warehouse schema of dbt's snapshots (the SCD2 history)."""
+HISTORY = history.DIRECTORY
+HISTORY_SCHEMA = history.SCHEMA
 _TABLE = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
 _SKIP = re.compile(r"(\.lock|\.tmp|\.part|-wal|-shm|-journal|\.holder\.json)\Z|(^|/)\.adopting(/|\Z)")
 _SQLITE = b"SQLite format 3\x00"
@@ -351,33 +353,9 @@ def _entries(paths: Paths, keys: bool) -> Iterator[tuple[str, Path]]:
                 continue
             if directory != KEYS and _is_key(path):
                 continue
+            if directory == "exchange" and states.derived(path):
+                continue  # a DELTA's state: made again from its base and its rows after a restore
             yield relative, path
-
-
-def _history(paths: Paths, snapshot: str | None, scratch: Path) -> list[tuple[str, Path]]:
-    """The SCD2 history (every table of schema ``snapshots``) of the snapshot, as Parquet files
-    in ``scratch``: rows in a fixed order, so an unchanged table gives the same bytes (stored
-    once)."""
-    if snapshot is None:
-        return []
-    found = []
-    with snapshots.connect(paths, snapshot) as conn:
-        tables = conn.execute(
-            f"select table_name from information_schema.tables where table_schema = '{HISTORY_SCHEMA}'"
-            " order by 1"
-        ).fetchall()
-        for (table,) in tables:
-            if not _TABLE.match(table):
-                raise BackupError(f"snapshot {snapshot}: a history table named {table!r} cannot be backed up")
-            target = scratch / f"{HISTORY_SCHEMA}.{table}.parquet"
-            if "'" in target.as_posix():
-                raise BackupError(f"{scratch}: a path with a quote cannot be given to DuckDB")
-            conn.execute(
-                f'copy (select * from {HISTORY_SCHEMA}."{table}" order by all) to '
-                f"'{target.as_posix()}' (format parquet)"
-            )
-            found.append((f"{HISTORY}/{target.name}", target))
-    return found
 
 
 def _pinned(paths: Paths) -> list[tuple[str, Path]]:
@@ -421,21 +399,28 @@ def _backup(paths: Paths, repo: _Repository, keys: bool, wait_s: float) -> Backu
     if repo.backups():
         previous = {f["path"]: f for f in repo.manifest(repo.backups()[-1])["files"]}
     backup_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    if repo.manifest_path(backup_id).exists():
-        raise BackupError(f"backup {backup_id} exists already in {repo.root}: one backup per second")
+    while repo.manifest_path(backup_id).exists():
+        time.sleep(1.0 - datetime.now(UTC).microsecond / 1e6)  # ids are seconds: the next one
+        backup_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     taken = _Taken(repo, previous)
     # scratch space for the ledger's copy and the history, inside the home: it holds personal
     # data in clear, so never in a shared temporary directory; owner-only, removed at the end
     (paths.home / "tmp").mkdir(mode=0o700, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="backup-", dir=paths.home / "tmp") as scratch:
         taken.scratch = Path(scratch)
-        snapshot = snapshots.current_id(paths)
+        history.export(paths, wait_s=wait_s)  # done by the warehouse run; here when it lags
         every = list(_entries(paths, keys))
         # landing batches are committed by a rename and never rewritten: taken without locks
         taken.all(entry for entry in every if entry[0].startswith("landing/"))
         with _consistent(paths, wait_s):
             taken.all(entry for entry in every if not entry[0].startswith("landing/"))
-        taken.all([*_history(paths, snapshot, Path(scratch)), *_pinned(paths)])
+        with history.holding(paths, wait_s):
+            index = history.read_index(paths)
+            snapshot = index["snapshot"]
+            if snapshot is not None:
+                taken.all([(f"{HISTORY}/{history.INDEX}", history.root(paths) / history.INDEX)])
+                taken.all(history.files(paths, index))
+        taken.all(_pinned(paths))
         if APPROVALS.is_file():
             taken.all([(APPROVALS_IN_BACKUP, APPROVALS)])
     manifest = {
@@ -448,7 +433,8 @@ def _backup(paths: Paths, repo: _Repository, keys: bool, wait_s: float) -> Backu
         "cipher": "SM4-GCM",
         "files": taken.files,
     }
-    data = json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
+    # compact: json's C encoder (an indented manifest of a few hundred files took 8 ms in Python)
+    data = json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     path = repo.manifest_path(backup_id)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as out:
@@ -476,14 +462,31 @@ class _Taken:
         self.stored = self.reused = 0
         self.scratch = Path()
 
-    def all(self, entries) -> None:
+    def all(self, entries, **described) -> None:
+        """Take each (path in the backup, file); a file ``described`` (history parts: their
+        digest and rows) is known unchanged by its description, never by its size and time."""
         for relative, path in entries:
-            entry, written, was_reused = _take(
-                self.repo, relative, path, self.previous.get(relative), self.scratch
-            )
+            before = None if described else self.previous.get(relative)
+            entry, written, was_reused = _take(self.repo, relative, path, before, self.scratch)
+            if described:
+                entry.update(described, mtime_ns=None)
             self.files.append(entry)
             self.stored += written
             self.reused += was_reused
+
+    def again(self, relative: str, **described) -> bool:
+        """Take the last backup's entry of ``relative`` again when it has the same ``described``
+        fields and its object is still in the repository."""
+        before = self.previous.get(relative)
+        if (
+            before is None
+            or any(before.get(k) != v for k, v in described.items())
+            or not self.repo.object_path(before["object"]).exists()
+        ):
+            return False
+        self.files.append(before)
+        self.reused += 1
+        return True
 
 
 @contextmanager
@@ -659,6 +662,24 @@ def restore(
     }
 
 
+def _history_parts(paths: Paths) -> dict[str, list[Path]]:
+    """The restored history's files per table: the parts its index names (kept: the next export
+    starts from them), or one file per table in backups written before parts."""
+    try:
+        index = history.read_index(paths)
+        found: dict[str, list[Path]] = {}
+        for relative, path in history.files(paths, index):
+            found.setdefault(relative.split("/")[1], []).append(path)
+    except history.HistoryError as exc:
+        raise BackupError(str(exc)) from None
+    for path in sorted(history.root(paths).glob(f"{HISTORY_SCHEMA}.*.parquet")):
+        table = path.name.removeprefix(f"{HISTORY_SCHEMA}.").removesuffix(".parquet")
+        if not _TABLE.match(table):
+            raise BackupError(f"{HISTORY}/{path.name}: not a history table's name")
+        found[table] = [path]
+    return found
+
+
 def _after_restore(paths: Paths, manifest: dict) -> list[str]:
     """Inside the staging directory (``paths``): the gateway checks asked for, the history put
     into a new build database; returns what the operator is told."""
@@ -668,24 +689,20 @@ def _after_restore(paths: Paths, manifest: dict) -> list[str]:
         for code in profile.datasets:
             ledger.request_gateway_check(code, f"restored from backup {manifest['backup_id']}", stamp)
     notes = ["the ledger is compared with the gateway before each dataset's next publish"]
-    history = sorted((paths.home / HISTORY).glob(f"{HISTORY_SCHEMA}.*.parquet"))
-    if history:  # the build starts from the history; the next warehouse run rebuilds the rest
+    parts = _history_parts(paths)
+    if parts:  # the build starts from the history; the next warehouse run rebuilds the rest
         with duckdb.connect(str(paths.warehouse)) as conn:
             conn.execute(f"create schema {HISTORY_SCHEMA}")
-            for path in history:
-                table = path.name.removeprefix(f"{HISTORY_SCHEMA}.").removesuffix(".parquet")
-                if not _TABLE.match(table):
-                    raise BackupError(f"{path.name}: not a history table's name")
+            for table, files in parts.items():
                 try:
                     conn.execute(
                         f'create table {HISTORY_SCHEMA}."{table}" as select * from read_parquet(?)',
-                        [str(path)],
+                        [[str(f) for f in files]],
                     )
                 except duckdb.Error as exc:
-                    raise BackupError(
-                        f"{HISTORY}/{path.name}: cannot be loaded into the build: {exc}"
-                    ) from None
-        shutil.rmtree(paths.home / HISTORY)
+                    raise BackupError(f"{HISTORY}: table {table} cannot go into the build: {exc}") from None
+        for older in history.root(paths).glob(f"{HISTORY_SCHEMA}.*.parquet"):
+            older.unlink()  # loaded; parts take their place at the next export
         notes.append(
             f"the SCD2 history of snapshot {manifest.get('snapshot')} is in the build; the next warehouse "
             "run rebuilds the rest from the landing zone and publishes a snapshot"

@@ -21,7 +21,7 @@ from campusdx.core import snapshots
 from campusdx.core.profile import load_profile
 from campusdx.core.settings import Paths
 from campusdx.exchange.publisher import open_ledger
-from campusdx.pipeline import backup
+from campusdx.pipeline import backup, history
 from tests.warehouse.conftest import campusdx, copy_home, dbt, gate
 from tests.warehouse.test_exchange_cycle import DATASETS, assert_platform_equals_feeds, publish_all
 
@@ -208,4 +208,6 @@ def test_a_restore_brings_back_the_history_and_the_pinned_snapshots(one_backup, 
         for (table,) in tables:
             query = f"select * from snapshots.{table} order by all"
             assert after.execute(query).fetchall() == before.execute(query).fetchall(), table
-    assert not (target.home / "history").exists()
+    # the history's parts stay beside the build: the next export rewrites only what changed
+    assert history.read_index(target)["snapshot"] == pinned.id
+    assert all(path.is_file() for _, path in history.files(target, history.read_index(target)))
