@@ -4,8 +4,10 @@ What a backup holds (paths relative to the home):
 
 ==========================  ========================================================================
 ``exchange/``               the ledger (copied with SQLite's online backup API, never as a file of a
-                            live database), the outbox and the platform's state per dataset; taken
-                            holding every dataset's publish lock, so ledger and files agree
+                            live database), the outbox and the platform's state per dataset (less
+                            a DELTA's state, derived from its base and its rows and made again
+                            after a restore); taken holding every dataset's publish lock, so
+                            ledger and files agree
 ``landing/``                every landed batch (Parquet and manifests): the warehouse's only input
 ``quality/``                verdicts, findings (quarantine state), history, the GX stores and Data
                             Docs; taken holding the gates' lock
@@ -13,8 +15,10 @@ What a backup holds (paths relative to the home):
                             grants, the audit log (SQLite's online backup API); its chain key is
                             in ``secrets/``, so back up with keys or keep that file
 ``history/``                the warehouse's SCD2 history (schema ``snapshots``: dbt's snapshots of
-                            staff and students), as Parquet from the current published snapshot:
-                            the one part of the warehouse the landing zone cannot rebuild
+                            staff and students) in Parquet parts, as :mod:`campusdx.pipeline.history`
+                            keeps it beside the snapshots (brought up to the current snapshot
+                            first if it lags): the one part of the warehouse the landing zone
+                            cannot rebuild; taken holding the history lock
 ``snapshots/<id>/``         every pinned snapshot, whole (immutable: stored once)
 ``secrets/``                only with ``keys=True``: the exchange key, the fingerprint and
                             pseudonym keys; encrypted like everything else, never in clear text
@@ -47,7 +51,9 @@ data, and it is never written into a backup.
 
 Incremental: a file whose size and modification time equal those of the last backup's entry,
 and whose object is in the repository, is not read again (landing batches are never rewritten),
-and equal content is never stored twice.
+and equal content is never stored twice. What changes daily is kept so that a day changes few
+files: the exchange's state as the rows of each package since the last FULL, the history as
+parts of which a day rewrites the few its new and closed versions fall in.
 
 Restore (:func:`restore`) decrypts and checks every file of the backup into a staging directory
 beside the target home and renames it into place only when every file verified: a corrupt,
@@ -403,7 +409,7 @@ def _backup(paths: Paths, repo: _Repository, keys: bool, wait_s: float) -> Backu
         time.sleep(1.0 - datetime.now(UTC).microsecond / 1e6)  # ids are seconds: the next one
         backup_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     taken = _Taken(repo, previous)
-    # scratch space for the ledger's copy and the history, inside the home: it holds personal
+    # scratch space for the copies of live databases, inside the home: it holds personal
     # data in clear, so never in a shared temporary directory; owner-only, removed at the end
     (paths.home / "tmp").mkdir(mode=0o700, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="backup-", dir=paths.home / "tmp") as scratch:
@@ -462,31 +468,14 @@ class _Taken:
         self.stored = self.reused = 0
         self.scratch = Path()
 
-    def all(self, entries, **described) -> None:
-        """Take each (path in the backup, file); a file ``described`` (history parts: their
-        digest and rows) is known unchanged by its description, never by its size and time."""
+    def all(self, entries) -> None:
         for relative, path in entries:
-            before = None if described else self.previous.get(relative)
-            entry, written, was_reused = _take(self.repo, relative, path, before, self.scratch)
-            if described:
-                entry.update(described, mtime_ns=None)
+            entry, written, was_reused = _take(
+                self.repo, relative, path, self.previous.get(relative), self.scratch
+            )
             self.files.append(entry)
             self.stored += written
             self.reused += was_reused
-
-    def again(self, relative: str, **described) -> bool:
-        """Take the last backup's entry of ``relative`` again when it has the same ``described``
-        fields and its object is still in the repository."""
-        before = self.previous.get(relative)
-        if (
-            before is None
-            or any(before.get(k) != v for k, v in described.items())
-            or not self.repo.object_path(before["object"]).exists()
-        ):
-            return False
-        self.files.append(before)
-        self.reused += 1
-        return True
 
 
 @contextmanager

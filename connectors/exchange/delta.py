@@ -163,11 +163,14 @@ def derived(path: Path) -> bool:
 def prune(exchange: Path, dataset: str, keep: set[str]) -> int:
     """Remove the state files of the dataset's packages that neither are in ``keep`` nor make
     the state of one that is (a DELTA's base, back to its FULL or a PARTIAL's held rows)."""
+    directory = state_dir(exchange, dataset)
+    if not directory.is_dir():
+        return 0
     needed = set()
     for batch_id in keep:
         needed |= _chain(exchange, dataset, batch_id)
     removed = 0
-    for path in state_dir(exchange, dataset).iterdir():
+    for path in directory.iterdir():
         batch_id = path.name.split(".", 1)[0]
         if path.suffix not in (".parquet", ".base") or batch_id in keep:
             continue
