@@ -297,11 +297,31 @@ def test_a_lost_delta_state_is_made_again_from_its_chain_and_a_broken_chain_send
     assert made == post and post.read_bytes() == before
     nxt, status = deliver(home, profile, [org("1002")])
     assert (nxt.mode, nxt.rows, status) == ("DELTA", 1, "ACCEPTED")
-    # a link of the chain lost: the state cannot be proven, and the next package is a FULL
-    states.state_file(home.exchange, "ZZJG", nxt.batch_id, "post").unlink()
+    # a link of the chain lost: the state is no cache any more (a backup takes it), and once it
+    # is gone too the state cannot be proven, and the next package is a FULL
+    nxt_post = states.state_file(home.exchange, "ZZJG", nxt.batch_id, "post")
+    assert states.derived(nxt_post)
     states.state_file(home.exchange, "ZZJG", last.batch_id, "sent").unlink()
+    assert not states.derived(nxt_post)
+    nxt_post.unlink()
     full, status = deliver(home, profile, [org("1002"), org("1003")])
     assert (full.mode, full.rows, status) == ("FULL", 2, "ACCEPTED")
+
+
+def test_a_base_that_loops_or_cannot_be_read_sends_a_full_and_prunes_nothing(home, profile):
+    deliver(home, profile, [org("1000")])
+    last, _ = deliver(home, profile, [org("1000"), org("1001")])
+    base = states.base_file(home.exchange, "ZZJG", last.batch_id)
+    base.write_text(f"{last.batch_id}.post.parquet\n", encoding="ascii")  # names itself
+    states.state_file(home.exchange, "ZZJG", last.batch_id, "post").unlink()
+    with pytest.raises(states.DeltaError, match="loops"):
+        states.post_state(profile, home.exchange, "ZZJG", last.batch_id)
+    base.write_bytes(b"\xff\xfe")
+    before = sorted(p.name for p in states.state_dir(home.exchange, "ZZJG").iterdir())
+    assert states.prune(home.exchange, "ZZJG", {last.batch_id}) == 0
+    assert sorted(p.name for p in states.state_dir(home.exchange, "ZZJG").iterdir()) == before
+    full, status = deliver(home, profile, [org("1001")])
+    assert (full.mode, status) == ("FULL", "ACCEPTED")
 
 
 def _lose_after_a_backup(home, profile, *, keep_inbox: bool, answered: bool = True) -> list[dict]:

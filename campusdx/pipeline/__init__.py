@@ -257,8 +257,8 @@ def publish_snapshot(run_id: str | None = None, *, paths: Paths | None = None) -
     published = snapshots.publish(paths, run_id)
     log.info("published warehouse snapshot %s (run %s, %d bytes)", published.id, run_id, published.bytes)
     try:  # what a backup copies of the history; a backup brings it up to date itself if this fails
-        kept = history.export(paths, published.id)
-    except (history.HistoryError, duckdb.Error, OSError, Busy) as exc:
+        kept = history.export(paths)
+    except (history.HistoryError, snapshots.SnapshotError, duckdb.Error, OSError, Busy) as exc:
         log.error("the SCD2 history of %s was not exported (the next backup does it): %s", published.id, exc)
         kept = {"error": str(exc)}
     return {**published.as_dict(), "history": kept}

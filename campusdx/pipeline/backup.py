@@ -346,10 +346,10 @@ class _Repository:
         return json.loads(data)
 
 
-def _entries(paths: Paths, keys: bool) -> Iterator[tuple[str, Path]]:
-    """(path in the backup, file) of everything backed up but the snapshot, in a stable order."""
+def _entries(paths: Paths, directories: tuple[str, ...]) -> Iterator[tuple[str, Path]]:
+    """(path in the backup, file) of every file backed up in ``directories``, in a stable order."""
     home = paths.home
-    for directory in (*DIRECTORIES, *((KEYS,) if keys else ())):
+    for directory in directories:
         top = home / directory
         if not top.is_dir():
             continue
@@ -415,11 +415,12 @@ def _backup(paths: Paths, repo: _Repository, keys: bool, wait_s: float) -> Backu
     with tempfile.TemporaryDirectory(prefix="backup-", dir=paths.home / "tmp") as scratch:
         taken.scratch = Path(scratch)
         history.export(paths, wait_s=wait_s)  # done by the warehouse run; here when it lags
-        every = list(_entries(paths, keys))
-        # landing batches are committed by a rename and never rewritten: taken without locks
-        taken.all(entry for entry in every if entry[0].startswith("landing/"))
+        # landing batches are committed by a rename and never rewritten: taken without locks;
+        # the rest is listed and taken holding the locks of those who write or prune it
+        taken.all(_entries(paths, ("landing",)))
+        rest = (*(d for d in DIRECTORIES if d != "landing"), *((KEYS,) if keys else ()))
         with _consistent(paths, wait_s):
-            taken.all(entry for entry in every if not entry[0].startswith("landing/"))
+            taken.all(list(_entries(paths, rest)))
         with history.holding(paths, wait_s):
             index = history.read_index(paths)
             snapshot = index["snapshot"]
@@ -692,6 +693,9 @@ def _after_restore(paths: Paths, manifest: dict) -> list[str]:
                     raise BackupError(f"{HISTORY}: table {table} cannot go into the build: {exc}") from None
         for older in history.root(paths).glob(f"{HISTORY_SCHEMA}.*.parquet"):
             older.unlink()  # loaded; parts take their place at the next export
+        for directory in (history.root(paths), *history.root(paths).iterdir()):
+            if directory.is_dir():  # names in clear: owner-only, as the export makes them
+                os.chmod(directory, 0o700)
         notes.append(
             f"the SCD2 history of snapshot {manifest.get('snapshot')} is in the build; the next warehouse "
             "run rebuilds the rest from the landing zone and publishes a snapshot"

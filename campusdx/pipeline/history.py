@@ -7,7 +7,8 @@ the landing zone cannot rebuild. After each snapshot publication the pipeline br
 ==============================  ================================================================
 ``history/index.json``          the snapshot it holds, and per table its parts: file, digest, rows
 ``history/<table>/<n>.<d>.parquet``  part ``n`` of the table (versions whose ``dbt_scd_id`` hashes
-                                to ``n`` of :data:`PARTS`); ``d`` is the start of its digest
+                                to ``n`` of :data:`PARTS`); ``d``: 16 hex digits of the SHA-256
+                                of its digest
 ==============================  ================================================================
 
 Each part is described by a digest computed in DuckDB: the table's columns and types; the MD5
@@ -18,9 +19,12 @@ table without dbt's columns is one part, digested by the MD5 of every row as JSO
 digest is unchanged is not written again, so a day's new and closed versions rewrite a few
 parts, and a backup (which copies a file only when it changed) carries those parts alone.
 
-A new part gets a new name; the index is replaced atomically and only then are the files it no
-longer names removed, all under the history lock, which a backup holds while it copies: a
-backup sees one index and every file it names.
+A new part gets a new name and is fsynced before the index names it; the index is replaced
+atomically and only then are the files it no longer names removed, all under the history lock,
+which a backup holds while it copies: a backup sees one index and every file it names. The
+export always brings the history to the snapshot current when it holds the lock, so an export
+that waited never puts back an older one. Parts hold names in clear: owner-only, like the
+build.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -76,8 +81,23 @@ def read_index(paths: Paths) -> dict:
         return {"snapshot": None, "tables": {}}
     except (OSError, ValueError) as exc:
         raise HistoryError(f"{path}: not a history index ({exc})") from None
-    if not isinstance(index, dict) or not isinstance(index.get("tables"), dict):
-        raise HistoryError(f"{path}: not a history index (no tables)")
+    tables = index.get("tables") if isinstance(index, dict) else None
+    if not (
+        isinstance(tables, dict)
+        and isinstance(index.get("snapshot"), str | None)
+        and all(
+            isinstance(t, dict)
+            and isinstance(t.get("parts"), dict)
+            and all(
+                isinstance(part, dict)
+                and isinstance(part.get("file"), str)
+                and isinstance(part.get("digest"), str)
+                for part in t["parts"].values()
+            )
+            for t in tables.values()
+        )
+    ):
+        raise HistoryError(f"{path}: not a history index (tables, parts, files and digests)")
     return index
 
 
@@ -96,19 +116,25 @@ def files(paths: Paths, index: dict) -> list[tuple[str, Path]]:
     return found
 
 
-def export(paths: Paths, snapshot_id: str | None = None, *, wait_s: float | None = None) -> dict:
-    """Bring ``history/`` up to the snapshot ``snapshot_id`` (None: the current one); returns
-    ``{"snapshot", "parts", "written"}``. Nothing to do when it holds that snapshot already."""
-    snapshot_id = snapshot_id or snapshots.current_id(paths)
-    if snapshot_id is None:
-        return {"snapshot": None, "parts": 0, "written": 0}
+def export(paths: Paths, *, wait_s: float | None = None) -> dict:
+    """Bring ``history/`` up to the current snapshot (read once the lock is held); returns
+    ``{"snapshot", "parts", "written"}``. Nothing to do when it holds that snapshot already; an
+    index that cannot be read is started again from the snapshot."""
     with holding(paths, wait_s):
-        before = read_index(paths)
+        snapshot_id = snapshots.current_id(paths)
+        if snapshot_id is None:
+            return {"snapshot": None, "parts": 0, "written": 0}
+        try:
+            before = read_index(paths)
+        except HistoryError as exc:
+            log.warning("%s: every part is exported again", exc)
+            before = {"snapshot": None, "tables": {}}
         if before.get("snapshot") == snapshot_id:
             parts = sum(len(t["parts"]) for t in before["tables"].values())
             return {"snapshot": snapshot_id, "parts": parts, "written": 0}
         base = root(paths)
         base.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(base, 0o700)
         if "'" in base.as_posix():
             raise HistoryError(f"{base}: a path with a quote cannot be given to DuckDB")
         tables, written = {}, 0
@@ -153,7 +179,12 @@ def _table(conn, base: Path, table: str, columns: list, typed: list, old: dict) 
     parts, changed = {}, []
     for number, rows, digest in described:
         kept = old.get(str(number))
-        if kept and kept["digest"] == digest and (base / table / kept["file"]).is_file():
+        if (
+            kept
+            and kept["digest"] == digest
+            and _PART_FILE.match(kept["file"])
+            and (base / table / kept["file"]).is_file()
+        ):
             parts[str(number)] = kept
         else:
             name = f"{number}.{hashlib.sha256(digest.encode()).hexdigest()[:16]}.parquet"
@@ -167,18 +198,20 @@ def _table(conn, base: Path, table: str, columns: list, typed: list, old: dict) 
             f"({', '.join(str(int(n)) for n in changed)})) to '{staging.as_posix()}' "
             "(format parquet, partition_by (part__), filename_pattern 'p')"
         )
-        (base / table).mkdir(exist_ok=True)
+        (base / table).mkdir(mode=0o700, exist_ok=True)
         for number in changed:
             target = base / table / parts[str(number)]["file"]
             written = sorted((staging / f"part__={number}").glob("*.parquet"))
             if len(written) == 1:
-                atomic.fsync_file(written[0])
                 written[0].replace(target)
-                continue
-            # an empty table (no rows, no partition written), or a part DuckDB wrote in pieces
-            pieces = [p.as_posix() for p in written]
-            rows = f"read_parquet({pieces}, hive_partitioning = false)" if written else f"{relation} limit 0"
-            conn.execute(f"copy (select * from {rows}) to '{target.as_posix()}' (format parquet)")
+            elif written:  # a part DuckDB wrote in pieces: one file (no SQL text: paths as values)
+                conn.read_parquet([str(p) for p in written], hive_partitioning=False).write_parquet(
+                    str(target)
+                )
+            else:  # an empty table: no rows, no partition written; one empty part keeps its columns
+                conn.sql(f"select * from {relation} limit 0").write_parquet(str(target))
+            os.chmod(target, 0o600)
+            atomic.fsync_file(target)
         atomic.fsync_dir(base / table)
         _rmtree(staging)
     return parts, len(changed)

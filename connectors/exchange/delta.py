@@ -16,8 +16,9 @@ day's backup holds only the day's package. :func:`prune` keeps that chain.
 A PARTIAL receipt adds ``<batch_id>.held.parquet``: the platform took the package except the
 rejected rows (FULL: those rows are missing; DELTA: those keys keep their previous version).
 Files are written before the ledger records the step they belong to, so the ledger never
-points at a state that is not on disk. The state of a dataset is that of its last delivered
-package (:func:`delivered_state`); with none on record the next package is a FULL.
+points at a state that cannot be had (on disk, or a DELTA's made again from its chain). The
+state of a dataset is that of its last delivered package (:func:`delivered_state`); with none
+on record, or a chain that cannot be made, the next package is a FULL.
 
 A receipt names a rejected row by file and line, and PX-1.0 counts file lines (lines end with
 LF, the header is line 1), while a quoted value may hold CR or LF. :func:`rejected_rows` maps a
@@ -114,37 +115,53 @@ def _base_of(exchange: Path, dataset: str, batch_id: str) -> Path | None:
     return state_dir(exchange, dataset) / name
 
 
+def _links(exchange: Path, dataset: str, batch_id: str) -> tuple[Path | None, list[str]]:
+    """Back from the package ``batch_id`` to the nearest state file on disk: (that file, the
+    DELTAs after it, oldest first). (None, []) when ``batch_id`` has no state on record (no post
+    and not a DELTA). :class:`DeltaError` when a link is missing, unreadable or loops."""
+    chain: list[str] = []
+    while True:
+        post = state_file(exchange, dataset, batch_id, "post")
+        if post.exists():
+            return post, chain[::-1]
+        base = _base_of(exchange, dataset, batch_id)
+        if base is None:
+            if chain:
+                raise DeltaError(f"{post.name}: the base of DELTA {chain[-1]} is not on disk")
+            return None, []
+        if not state_file(exchange, dataset, batch_id, "sent").exists():
+            raise DeltaError(f"{batch_id}.sent.parquet: the rows of DELTA {batch_id} are not on disk")
+        if batch_id in chain:
+            raise DeltaError(f"{base_file(exchange, dataset, batch_id).name}: the chain of bases loops")
+        chain.append(batch_id)
+        batch_id, kind = base.name.split(".")[:2]
+        if kind == "held":
+            if not base.exists():
+                raise DeltaError(f"{base.name}: the base of DELTA {chain[-1]} is not on disk")
+            return base, chain[::-1]
+
+
 def post_state(profile: Profile, exchange: Path, dataset: str, batch_id: str) -> Path | None:
-    """The post state of the package ``batch_id``; a DELTA's is made again from its base and the
-    rows it sent when it is missing (:class:`DeltaError` when a link of that chain is missing).
-    None: no state on record for it."""
-    post = state_file(exchange, dataset, batch_id, "post")
-    if post.exists():
-        return post
-    base = _base_of(exchange, dataset, batch_id)
-    if base is None:
-        return None
-    sent = state_file(exchange, dataset, batch_id, "sent")
-    if not sent.exists():
-        raise DeltaError(f"{sent.name}: the rows of DELTA {batch_id} are not on disk")
-    if not base.exists():
-        base_batch, kind = base.name.split(".")[:2]
-        if kind != "post" or post_state(profile, exchange, dataset, base_batch) is None:
-            raise DeltaError(f"{base.name}: the base of DELTA {batch_id} is not on disk")
-    write_table(post, apply_delta(profile, profile.dataset(dataset), base, pq.read_table(sent)))
-    log.info("%s: the state after %s made again from %s", dataset, batch_id, base.name)
-    return post
+    """The post state of the package ``batch_id``; a DELTA's is made again from the nearest
+    state on disk and the rows each DELTA since sent, when it is missing (:class:`DeltaError`
+    when a link of that chain is missing). None: no state on record for it."""
+    state, deltas = _links(exchange, dataset, batch_id)
+    for delta in deltas:
+        sent = pq.read_table(state_file(exchange, dataset, delta, "sent"))
+        post = state_file(exchange, dataset, delta, "post")
+        write_table(post, apply_delta(profile, profile.dataset(dataset), state, sent))
+        log.info("%s: the state after %s made again from %s", dataset, delta, state.name)
+        state = post
+    return state
 
 
 def _chain(exchange: Path, dataset: str, batch_id: str) -> set[str]:
-    """The batch ids whose files make the state after ``batch_id``: it and its DELTAs' bases."""
+    """The batch ids whose files make the state after ``batch_id``: it and its DELTAs' bases,
+    back to a FULL or a PARTIAL's held rows. :class:`DeltaError` when a base cannot be read."""
     found = set()
     while batch_id not in found:
         found.add(batch_id)
-        try:
-            base = _base_of(exchange, dataset, batch_id)
-        except DeltaError:
-            break
+        base = _base_of(exchange, dataset, batch_id)
         if base is None:
             break
         batch_id, kind = base.name.split(".")[:2]
@@ -155,9 +172,23 @@ def _chain(exchange: Path, dataset: str, batch_id: str) -> set[str]:
 
 
 def derived(path: Path) -> bool:
-    """A post state that :func:`post_state` makes again from files kept beside it (a DELTA's)."""
+    """A post state that :func:`post_state` makes again from the files beside it: a DELTA's,
+    whose whole chain of bases is on disk (a post that cannot be made again is no cache)."""
     name = path.name
-    return name.endswith(".post.parquet") and (path.parent / f"{name.split('.', 1)[0]}.base").exists()
+    if not name.endswith(".post.parquet"):
+        return False
+    batch_id = name.split(".", 1)[0]
+    exchange, dataset = path.parent.parent.parent, path.parent.name
+    if not base_file(exchange, dataset, batch_id).exists():
+        return False
+    try:
+        base = _base_of(exchange, dataset, batch_id)
+        base_batch, kind = base.name.split(".")[:2]
+        nearest, _ = _links(exchange, dataset, base_batch) if kind == "post" else (base, [])
+    except DeltaError:
+        return False
+    sent = state_file(exchange, dataset, batch_id, "sent")
+    return nearest is not None and nearest.exists() and sent.exists()
 
 
 def prune(exchange: Path, dataset: str, keep: set[str]) -> int:
@@ -167,8 +198,12 @@ def prune(exchange: Path, dataset: str, keep: set[str]) -> int:
     if not directory.is_dir():
         return 0
     needed = set()
-    for batch_id in keep:
-        needed |= _chain(exchange, dataset, batch_id)
+    try:
+        for batch_id in keep:
+            needed |= _chain(exchange, dataset, batch_id)
+    except DeltaError as exc:  # in doubt, nothing goes
+        log.warning("%s: state files kept as they are: %s", dataset, exc)
+        return 0
     removed = 0
     for path in directory.iterdir():
         batch_id = path.name.split(".", 1)[0]
