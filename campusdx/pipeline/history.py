@@ -192,7 +192,7 @@ def _table(conn, base: Path, table: str, columns: list, typed: list, old: dict) 
             changed.append(number)
     if changed:
         staging = base / f".{table}.tmp"
-        _rmtree(staging)  # what an export that died left
+        shutil.rmtree(staging, ignore_errors=True)  # what an export that died left
         conn.execute(
             f"copy (select *, {part} as part__ from {relation} where {part} in "
             f"({', '.join(str(int(n)) for n in changed)})) to '{staging.as_posix()}' "
@@ -213,7 +213,7 @@ def _table(conn, base: Path, table: str, columns: list, typed: list, old: dict) 
             os.chmod(target, 0o600)
             atomic.fsync_file(target)
         atomic.fsync_dir(base / table)
-        _rmtree(staging)
+        shutil.rmtree(staging, ignore_errors=True)
     return parts, len(changed)
 
 
@@ -223,12 +223,8 @@ def _remove_unnamed(paths: Paths, index: dict) -> None:
         if not directory.is_dir():
             continue
         if directory.name not in index["tables"]:
-            _rmtree(directory)
+            shutil.rmtree(directory, ignore_errors=True)
             continue
         for path in directory.iterdir():
             if path not in named:
                 path.unlink()
-
-
-def _rmtree(directory: Path) -> None:
-    shutil.rmtree(directory, ignore_errors=True)

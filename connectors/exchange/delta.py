@@ -92,9 +92,15 @@ def delivered_state(exchange: Path, dataset: str, entry: Any | None, profile: Pr
         return None
 
 
-def write_base(exchange: Path, dataset: str, batch_id: str, base: Path) -> None:
-    """Record that the DELTA ``batch_id`` was computed from the state file ``base``."""
-    atomic.write_bytes(base_file(exchange, dataset, batch_id), (base.name + "\n").encode("ascii"))
+def keep(
+    exchange: Path, dataset: str, batch_id: str, sent: pa.Table, post: pa.Table, base: Path | None
+) -> None:
+    """Keep a package's state files: the rows it sent, the state a DELTA was computed from
+    (``base``; None for a FULL) and what the platform holds once it takes the package."""
+    write_table(state_file(exchange, dataset, batch_id, "sent"), sent)
+    if base is not None:
+        atomic.write_bytes(base_file(exchange, dataset, batch_id), (base.name + "\n").encode("ascii"))
+    write_table(state_file(exchange, dataset, batch_id, "post"), post)
 
 
 def base_file(exchange: Path, dataset: str, batch_id: str) -> Path:

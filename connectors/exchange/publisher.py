@@ -372,10 +372,7 @@ def _build_and_send(
         _retire(package.path, run.outbox)
         raise
     if post is not None:  # on disk before the ledger knows the package
-        states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "sent"), table)
-        if base is not None:
-            states.write_base(run.paths.exchange, dataset_code, batch_id, base)
-        states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "post"), post)
+        states.keep(run.paths.exchange, dataset_code, batch_id, table, post, base)
     entry = run.ledger.record_built(package, fingerprint, run.stamp, snapshot=run.snapshot)
     run.gateway.upload(package.path)
     entry = run.ledger.record_sent(entry.batch_id, run.stamp)
@@ -567,10 +564,7 @@ def _adopt_package(
     sent = pa.table({c: pa.array([v[i] or None for v in records], pa.string()) for i, c in enumerate(header)})
     post = sent if mode == "FULL" else states.apply_delta(profile, dataset, previous, sent)
     batch_id = manifest["batch_id"]
-    states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "sent"), sent)
-    if mode != "FULL":
-        states.write_base(run.paths.exchange, dataset_code, batch_id, previous)
-    states.write_table(states.state_file(run.paths.exchange, dataset_code, batch_id, "post"), post)
+    states.keep(run.paths.exchange, dataset_code, batch_id, sent, post, None if mode == "FULL" else previous)
     _retire(run.outbox / package_id, run.outbox)
     os.rename(fetched, run.outbox / package_id)
     digest = hashlib.sha256(insp.manifest_bytes).hexdigest()
