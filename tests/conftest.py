@@ -80,12 +80,22 @@ def profile():
     return load_profile()
 
 
-def in_background(work: Callable[[], object]) -> Future:
+YIELDING = 10
+"""The nice value of the end-to-end runs' thread and of every process it starts (Airflow's
+components, their tasks, dbt): on a 2-core machine the tests in the foreground, one after the
+other, are the longest path, and these runs only need to end before the tests that wait for
+them, which come last. They take the cores the foreground leaves idle instead of slowing it."""
+
+
+def in_background(work: Callable[[], object], nice: int = 0) -> Future:
     """``work()`` in a daemon thread; the future's result() waits for it and raises what it
-    raised. The session's slow set-ups run so while the tests before their first user do."""
+    raised. The session's slow set-ups run so while the tests before their first user do.
+    ``nice``: the thread's nice value (on Linux a thread's own, inherited by what it starts)."""
     future: Future = Future()
 
     def run() -> None:
+        if nice and sys.platform == "linux":  # elsewhere a PID is the whole process, pytest too
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
         if future.set_running_or_notify_cancel():
             try:
                 future.set_result(work())
@@ -168,7 +178,7 @@ def pytest_collection_finish(session):
 
     home = session.config._tmp_path_factory.mktemp("demo")
     env, before = dict(os.environ), schema_files()
-    _DEMO["run"] = in_background(lambda: demo_and_cycles(home, before, env, run_demo))
+    _DEMO["run"] = in_background(lambda: demo_and_cycles(home, before, env, run_demo), YIELDING)
 
 
 def start_celery_cycles(session) -> None:
@@ -183,4 +193,4 @@ def start_celery_cycles(session) -> None:
     broker = os.environ.get("CAMPUSDX_TEST_REDIS_URL") or REDIS_DEFAULT
     home = session.config._tmp_path_factory.mktemp("celery") / "home"
     env = dict(os.environ)
-    BACKGROUND["celery"] = in_background(lambda: celery_cycles(home, env, pg, broker))
+    BACKGROUND["celery"] = in_background(lambda: celery_cycles(home, env, pg, broker), YIELDING)
