@@ -1,6 +1,6 @@
 """What the test suite costs this machine: wall time and CPU seconds, whole and in parts.
 
-    .venv/bin/python benchmarks/suite_bench.py                 # whole, chains, rest (about 25 min)
+    .venv/bin/python benchmarks/suite_bench.py                 # whole, chains, rest, check (about 28 min)
     .venv/bin/python benchmarks/suite_bench.py --parts whole
 
 Each part is one `pytest` run (the README's test command, with a selection), alone on the
@@ -12,7 +12,8 @@ work could reach on this machine; ``cores x 360`` is what a 6-minute run has. Th
 - ``chains``: only the tests of the end-to-end runs started in the background (tests/cycles.py:
   the demo and two scheduled day cycles on the LocalExecutor, FULL and two day cycles on the
   CeleryExecutor profile), which are made in two sequences of their own;
-- ``rest``: every other test (the session's warehouse builds included).
+- ``rest``: every other test (the session's warehouse builds included);
+- ``check``: the fast subset, as `make check` runs it (``-m "not slow"``).
 
 Writes ``results/suite-<YYYYMMDD-HHMMSS>.json`` and ``results/suite-latest.md``.
 """
@@ -44,6 +45,7 @@ PARTS = {
     "whole": [],
     "chains": CHAINS,
     "rest": [arg for path in CHAINS for arg in ("--deselect", path)],
+    "check": ["-m", "not slow"],
 }
 
 
@@ -78,7 +80,7 @@ def run_part(name: str, args: list[str]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", default="whole,chains,rest", help="comma-separated: " + ",".join(PARTS))
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated: " + ",".join(PARTS))
     args = parser.parse_args()
     names = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = sorted(set(names) - set(PARTS))
