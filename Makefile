@@ -51,9 +51,11 @@ pytest: $(STAMP) $(DOCS_STAMP) sshd browser
 	$(BIN)/python -m pytest
 
 # The fast inner loop: every test except the slow ones (marker `slow`: those needing a
-# whole-pipeline build or the demo, which `make test` runs too).
+# whole-pipeline build or the demo, which `make test` runs too), one pytest-xdist worker per
+# core, each taking the next test when it is free. `make test` stays one process: its session
+# builds and end-to-end runs are made once, in the background, for every test that reads them.
 check: $(STAMP) $(DOCS_STAMP) sshd browser
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n logical --dist worksteal
 
 # OpenSSH for the SFTP gateway's tests (installed from Debian's packages where missing)
 sshd:

@@ -13,7 +13,8 @@ work could reach on this machine; ``cores x 360`` is what a 6-minute run has. Th
   the demo and two scheduled day cycles on the LocalExecutor, FULL and two day cycles on the
   CeleryExecutor profile), which are made in two sequences of their own;
 - ``rest``: every other test (the session's warehouse builds included);
-- ``check``: the fast subset, as `make check` runs it (``-m "not slow"``).
+- ``check``: the fast subset, as `make check` runs it (``-m "not slow"``, a pytest-xdist worker
+  per core).
 
 Writes ``results/suite-<YYYYMMDD-HHMMSS>.json`` and ``results/suite-latest.md``.
 """
@@ -45,7 +46,7 @@ PARTS = {
     "whole": [],
     "chains": CHAINS,
     "rest": [arg for path in CHAINS for arg in ("--deselect", path)],
-    "check": ["-m", "not slow"],
+    "check": ["-m", "not slow", "-n", "logical", "--dist", "worksteal"],
 }
 
 
@@ -78,6 +79,16 @@ def run_part(name: str, args: list[str]) -> dict:
     }
 
 
+def latest() -> list[dict]:
+    """The newest measurement of each part (results/suite-*.json), in the order of PARTS."""
+    found: dict[str, dict] = {}
+    for path in sorted(RESULTS.glob("suite-*.json")):  # the stamp sorts by time
+        run = json.loads(path.read_text(encoding="utf-8"))
+        for row in run["parts"]:
+            found[row["part"]] = {**row, "at": run["at"]}
+    return [found[name] for name in PARTS if name in found]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated: " + ",".join(PARTS))
@@ -102,17 +113,18 @@ def main() -> int:
         encoding="utf-8",
     )
     lines = [
-        f"# The test suite on this machine ({stamp})",
+        f"# The test suite on this machine ({machine})",
         "",
-        f"`.venv/bin/python benchmarks/suite_bench.py --parts {','.join(names)}` · {machine}",
+        "`.venv/bin/python benchmarks/suite_bench.py [--parts ...]`: each part's latest run",
         "",
-        "| part | tests | wall (s) | busy CPU-s | idle CPU-s | floor: busy / cores (s) | load before |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| part | measured | tests | wall (s) | busy CPU-s | idle CPU-s | floor: busy / cores (s) "
+        "| load before |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
+    for r in latest():
         lines.append(
-            f"| {r['part']} | {r['summary']} | {r['wall_s']} | {r['busy_cpu_s']} | {r['idle_cpu_s']} "
-            f"| {r['floor_s']} | {r['load_before']} |"
+            f"| {r['part']} | {r['at']} | {r['summary']} | {r['wall_s']} | {r['busy_cpu_s']} "
+            f"| {r['idle_cpu_s']} | {r['floor_s']} | {r['load_before']} |"
         )
     lines += [
         "",

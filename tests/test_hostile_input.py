@@ -397,6 +397,7 @@ def traversal_manifest(package: Path, dataset: str, name: str, target: Path | No
         (str(OUTSIDE / "XSJBXX"), str(OUTSIDE / "XSJBXX.001.csv")),
         ("XSJBXX", str(OUTSIDE / "XSJBXX.001.csv")),
     ],
+    ids=["relative", "absolute", "absolute-file"],  # the same in every process (pytest-xdist)
 )
 def test_traversal_is_refused_the_same_whether_or_not_the_outside_file_exists(
     valid_package, scratch, dataset, name
